@@ -1,0 +1,224 @@
+"""A configuration: an :class:`ase.Atoms` with reference labels, a type and fitting weights.
+
+Units are ASE's: total energy in eV, forces in eV/Å (shape ``(n_atoms, 3)``), stress as a
+Voigt 6-vector ``[xx, yy, zz, yz, xz, xy]`` in eV/Å³, negative under compression; the
+virial is ``-volume * stress`` in eV.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from ase import Atoms
+from scipy.spatial import cKDTree
+
+from ..errors import InputError
+
+__all__ = [
+    "Weights",
+    "DEFAULT_WEIGHTS",
+    "Configuration",
+    "assign_weights",
+    "MIN_DISTANCE",
+    "voigt_from_matrix",
+    "matrix_from_voigt",
+]
+
+#: Atoms closer than this (Å) make a configuration invalid.
+MIN_DISTANCE = 0.1
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Fitting weights of one configuration's energy, force and virial rows.
+
+    The defaults are those of ACEpotentials.jl (E = 30, F = 1, V = 1).
+    """
+
+    energy: float = 30.0
+    forces: float = 1.0
+    virial: float = 1.0
+
+    def __post_init__(self):
+        for name in ("energy", "forces", "virial"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise InputError(
+                    f"weight {name}={value!r} is not allowed; weights must be finite and >= 0"
+                )
+
+
+DEFAULT_WEIGHTS = Weights()
+
+
+def voigt_from_matrix(matrix) -> np.ndarray:
+    """3×3 (or 9-vector, row-major) tensor → Voigt ``[xx, yy, zz, yz, xz, xy]``."""
+    m = np.asarray(matrix, dtype=float).reshape(3, 3)
+    return np.array([m[0, 0], m[1, 1], m[2, 2], m[1, 2], m[0, 2], m[0, 1]])
+
+
+def matrix_from_voigt(voigt) -> np.ndarray:
+    """Voigt ``[xx, yy, zz, yz, xz, xy]`` → symmetric 3×3."""
+    xx, yy, zz, yz, xz, xy = np.asarray(voigt, dtype=float)
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+@dataclass(eq=False)
+class Configuration:
+    """One structure with its reference labels.
+
+    Attributes
+    ----------
+    atoms : ase.Atoms
+        Positions in Å; the cell and ``pbc`` define periodicity.
+    energy : float or None
+        Total energy in eV.
+    forces : ndarray of shape (n_atoms, 3) or None
+        Forces in eV/Å.
+    stress : ndarray of shape (6,) or None
+        Voigt stress in eV/Å³ (ASE sign: negative under compression).
+    config_type : str
+        Free label (``"bulk"``, ``"Vacancy"``, ``"isolated_atom"``, ...).
+    weights : Weights
+        Fitting weights of this configuration's rows.
+    info : dict
+        Any further metadata read from the source (never labels).
+    """
+
+    atoms: Atoms
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    config_type: str = "default"
+    weights: Weights = field(default_factory=Weights)
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.energy is not None:
+            self.energy = float(self.energy)
+        if self.forces is not None:
+            self.forces = np.array(self.forces, dtype=float)
+        if self.stress is not None:
+            s = np.array(self.stress, dtype=float)
+            self.stress = voigt_from_matrix(s) if s.size == 9 else s
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atoms)
+
+    @property
+    def volume(self) -> float:
+        """Cell volume in Å³ (0 for a cell that is not three-dimensional)."""
+        return float(abs(np.linalg.det(self.atoms.cell.array)))
+
+    @property
+    def virial(self) -> np.ndarray | None:
+        """Voigt virial ``-volume * stress`` in eV, or None without a stress label."""
+        if self.stress is None:
+            return None
+        return -self.volume * self.stress
+
+    @property
+    def symbols(self) -> list[str]:
+        return self.atoms.get_chemical_symbols()
+
+    def copy(self) -> Configuration:
+        return replace(
+            self,
+            atoms=self.atoms.copy(),
+            forces=None if self.forces is None else self.forces.copy(),
+            stress=None if self.stress is None else self.stress.copy(),
+            info=dict(self.info),
+        )
+
+    def validate(self, source: str = "<memory>", index: int | None = None) -> Configuration:
+        """Check shapes, finiteness, overlapping atoms and the cell; return ``self``.
+
+        Raises
+        ------
+        InputError
+            Naming ``source`` and ``index`` and what is wrong.
+        """
+        where = f"{source}, configuration {index}" if index is not None else source
+        n = self.n_atoms
+        if n == 0:
+            raise InputError(f"{where}: the configuration has no atoms")
+        pos = self.atoms.positions
+        if not np.all(np.isfinite(pos)):
+            raise InputError(f"{where}: positions contain NaN or inf")
+        _check_label(where, "energy", self.energy, ())
+        _check_label(where, "forces", self.forces, (n, 3))
+        _check_label(where, "stress", self.stress, (6,))
+        if any(self.atoms.pbc):
+            cell = self.atoms.cell.array
+            if not np.all(np.isfinite(cell)):
+                raise InputError(f"{where}: the cell contains NaN or inf")
+            periodic = cell[self.atoms.pbc]
+            if np.linalg.matrix_rank(periodic, tol=1e-8) < periodic.shape[0] or (
+                all(self.atoms.pbc) and self.volume < 1e-8
+            ):
+                raise InputError(
+                    f"{where}: the cell has zero volume along its periodic directions "
+                    f"(cell={cell.tolist()}); give three linearly independent cell vectors"
+                )
+        if self.stress is not None and self.volume < 1e-8:
+            raise InputError(
+                f"{where}: a stress label needs a cell with non-zero volume; "
+                "drop the stress or give the cell"
+            )
+        dmin = min_distance(self.atoms, MIN_DISTANCE)
+        if dmin < MIN_DISTANCE:
+            raise InputError(
+                f"{where}: atoms are {dmin:.3g} Å apart, closer than {MIN_DISTANCE} Å "
+                "(overlapping atoms); fix or remove this configuration"
+            )
+        return self
+
+
+def _check_label(where: str, name: str, value, shape: tuple) -> None:
+    if value is None:
+        return
+    arr = np.asarray(value, dtype=float)
+    if arr.shape != shape:
+        raise InputError(
+            f"{where}: {name} has shape {arr.shape}, expected {shape}; "
+            "check the key names and the file"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{where}: {name} contains NaN or inf; fix or drop this configuration")
+
+
+def min_distance(atoms: Atoms, cutoff: float) -> float:
+    """Smallest interatomic distance below ``cutoff`` (Å); ``inf`` if none is closer.
+
+    Periodic images count, including an atom and its own image in a tiny cell.
+    """
+    if len(atoms) == 0:
+        return np.inf
+    if any(atoms.pbc):
+        from matscipy.neighbours import neighbour_list
+
+        d = neighbour_list("d", atoms, cutoff)
+        return float(d.min()) if d.size else np.inf
+    if len(atoms) == 1:
+        return np.inf
+    tree = cKDTree(atoms.positions)
+    dist, _ = tree.query(atoms.positions, k=2)
+    return float(dist[:, 1].min())
+
+
+def assign_weights(
+    configs: Sequence[Configuration],
+    default: Weights = DEFAULT_WEIGHTS,
+    by_config_type: Mapping[str, Weights] | None = None,
+) -> list[Configuration]:
+    """Set every configuration's weights: ``by_config_type[config_type]`` else ``default``.
+
+    Returns the same configuration objects (modified in place) as a list, for chaining.
+    """
+    table = dict(by_config_type or {})
+    for c in configs:
+        c.weights = table.get(c.config_type, default)
+    return list(configs)

@@ -1,0 +1,107 @@
+"""Isolated-atom reference energies E0 (eV per atom of each species).
+
+A linear model fits the binding energy ``E - Σ_i E0[Z_i]``; E0 comes from isolated-atom
+configurations in the data, is given explicitly, or is fitted by least squares of the total
+energies against the composition.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from .configuration import Configuration
+
+__all__ = ["isolated_atom_energies", "fit_e0", "resolve_e0", "reference_energy"]
+
+ISOLATED_ATOM_TYPES = ("isolated_atom", "IsolatedAtom", "isolated")
+
+
+def isolated_atom_energies(configs: Sequence[Configuration]) -> dict[str, float]:
+    """E0 from single-atom configurations whose ``config_type`` marks an isolated atom.
+
+    Raises
+    ------
+    InputError
+        If two isolated-atom configurations of one species disagree by more than 1 meV.
+    """
+    e0: dict[str, float] = {}
+    for i, c in enumerate(configs):
+        if c.n_atoms != 1 or c.config_type not in ISOLATED_ATOM_TYPES or c.energy is None:
+            continue
+        sym = c.symbols[0]
+        if sym in e0 and abs(e0[sym] - c.energy) > 1e-3:
+            raise InputError(
+                f"configuration {i}: isolated-atom energy of {sym} is {c.energy} eV but an "
+                f"earlier one is {e0[sym]} eV; keep one or give e0 explicitly"
+            )
+        e0[sym] = c.energy
+    return e0
+
+
+def fit_e0(configs: Sequence[Configuration]) -> dict[str, float]:
+    """E0 per species by least squares of total energies on the composition.
+
+    With one species this is the mean energy per atom, which makes the fitted binding
+    energies centred; with several it needs compositions that are not all proportional.
+    """
+    labelled = [c for c in configs if c.energy is not None]
+    if not labelled:
+        raise InputError("fit_e0 needs configurations with energies; none has one")
+    species = sorted({s for c in labelled for s in c.symbols})
+    counts = np.array([[Counter(c.symbols)[s] for s in species] for c in labelled], float)
+    energies = np.array([c.energy for c in labelled])
+    if np.linalg.matrix_rank(counts) < len(species):
+        raise InputError(
+            f"cannot fit E0 for {species}: the compositions are linearly dependent; "
+            "give e0 explicitly or add isolated-atom configurations"
+        )
+    coef, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    return dict(zip(species, (float(x) for x in coef)))
+
+
+def resolve_e0(
+    configs: Sequence[Configuration], e0: str | Mapping[str, float] = "auto"
+) -> dict[str, float]:
+    """E0 per species from a rule.
+
+    Parameters
+    ----------
+    e0 : "auto", "isolated", "fit", "zero" or mapping
+        ``"isolated"`` takes isolated-atom configurations (all species must have one);
+        ``"fit"`` fits; ``"zero"`` uses 0; ``"auto"`` takes isolated atoms where present
+        and fits otherwise; a mapping is used as given (every species must be in it).
+    """
+    species = sorted({s for c in configs for s in c.symbols})
+    if isinstance(e0, Mapping):
+        missing = [s for s in species if s not in e0]
+        if missing:
+            raise InputError(f"e0 has no entry for species {missing}; give one per species")
+        return {s: float(e0[s]) for s in species}
+    if e0 == "zero":
+        return dict.fromkeys(species, 0.0)
+    if e0 == "fit":
+        return fit_e0(configs)
+    if e0 in ("isolated", "auto"):
+        iso = isolated_atom_energies(configs)
+        if all(s in iso for s in species):
+            return {s: iso[s] for s in species}
+        if e0 == "isolated":
+            missing = [s for s in species if s not in iso]
+            raise InputError(
+                f"e0='isolated' but no isolated-atom configuration for {missing}; "
+                "add them, give e0 explicitly, or use e0='fit'"
+            )
+        return fit_e0(configs)
+    raise InputError(f"e0={e0!r} is not allowed; use 'auto', 'isolated', 'fit', 'zero' or a dict")
+
+
+def reference_energy(config: Configuration, e0: Mapping[str, float]) -> float:
+    """Σ_i E0[species_i] of one configuration (eV)."""
+    try:
+        return float(sum(e0[s] for s in config.symbols))
+    except KeyError as err:
+        raise InputError(f"no E0 for species {err.args[0]!r}; known: {sorted(e0)}") from None

@@ -1,0 +1,420 @@
+"""Reading and writing labelled configurations.
+
+Formats: extended XYZ (any label key names), ASE databases (``.db``), sGDML-style ``.npz``
+(``R``, ``z``, ``E``, ``F``; kcal/mol converted to eV) and the mlearn JSON format of Zuo et
+al. 2020 (pymatgen ``Structure`` dicts, parsed without pymatgen).  After reading, everything
+is in eV, Å, eV/Å, eV/Å³ (see :mod:`mlip_plugin.data.units`).
+
+Label keys are explicit (``energy_key=...``); when a key is not given it is detected only
+if exactly one of the usual spellings is present in the file, otherwise an
+:class:`~mlip_plugin.errors.InputError` asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from ..errors import InputError
+from .configuration import Configuration, Weights, voigt_from_matrix
+from .units import KBAR, conversion_factor
+
+__all__ = [
+    "read_configs",
+    "write_extxyz",
+    "ENERGY_KEYS",
+    "FORCES_KEYS",
+    "STRESS_KEYS",
+    "VIRIAL_KEYS",
+    "FORMATS",
+]
+
+ENERGY_KEYS = ("energy", "dft_energy", "REF_energy", "total_energy")
+FORCES_KEYS = ("forces", "force", "dft_force", "dft_forces", "REF_forces")
+STRESS_KEYS = ("stress", "dft_stress", "REF_stress")
+VIRIAL_KEYS = ("virial", "dft_virial", "REF_virial")
+FORMATS = ("extxyz", "db", "npz", "mlearn")
+_LABEL_NAMES = ("energy", "forces", "stress", "virial")
+_WEIGHT_KEYS = ("energy_weight", "forces_weight", "virial_weight")
+
+
+def read_configs(
+    path: str | os.PathLike,
+    *,
+    format: str | None = None,
+    energy_key: str | None = None,
+    forces_key: str | None = None,
+    stress_key: str | None = None,
+    virial_key: str | None = None,
+    config_type_key: str = "config_type",
+    units: Mapping[str, str] | None = None,
+    require: Sequence[str] = ("energy",),
+    weights: Weights | None = None,
+    validate: bool = True,
+) -> list[Configuration]:
+    """Read labelled configurations from ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        File to read.
+    format : {"extxyz", "db", "npz", "mlearn"}, optional
+        Taken from the suffix when not given (``.xyz``/``.extxyz``, ``.db``, ``.npz``,
+        ``.json``).
+    energy_key, forces_key, stress_key, virial_key : str, optional
+        Names of the labels in the file (extxyz and db).  Detected when unambiguous.
+        Give either a stress (eV/Å³, ASE sign) or a virial (eV) key, not both.
+    config_type_key : str
+        Per-configuration key holding the configuration type.
+    units : mapping, optional
+        Units of the file's labels, e.g. ``{"energy": "kcal/mol", "forces":
+        "kcal/mol/Ang"}``; defaults to ASE units (for ``.npz``, the file's ``e_unit`` and
+        ``r_unit`` fields).
+    require : sequence of {"energy", "forces", "stress"}
+        Labels every configuration must carry; a configuration without one is an error.
+    weights : Weights, optional
+        Weights to give every configuration (default: ``Weights()``, or the
+        ``*_weight`` entries a file written by :func:`write_extxyz` carries).
+    validate : bool
+        Check every configuration (:meth:`Configuration.validate`).
+
+    Returns
+    -------
+    list of Configuration
+
+    Raises
+    ------
+    InputError
+        Unreadable or missing file, unknown format or unit, ambiguous or absent label keys,
+        missing required labels, NaN/inf, wrong shapes, overlapping atoms, zero-volume cells.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"cannot read {str(path)!r}: no such file")
+    fmt = format or _format_from_suffix(path)
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r} for {str(path)!r}; allowed: {FORMATS}")
+    keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key,
+            "virial": virial_key}
+    try:
+        if fmt == "npz":
+            configs = _read_npz(path, units)
+        elif fmt == "mlearn":
+            configs = _read_mlearn(path, units)
+        else:
+            images = _read_ase_images(path, fmt)
+            configs = _configs_from_images(images, path, keys, config_type_key, units)
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
+        raise InputError(
+            f"cannot read {str(path)!r} as {fmt}: {type(err).__name__}: {err}"
+        ) from err
+    if not configs:
+        raise InputError(f"{str(path)!r} contains no configurations")
+    for i, c in enumerate(configs):
+        for label in require:
+            if getattr(c, label, None) is None:
+                raise InputError(
+                    f"{path}, configuration {i}: missing required label {label!r}; "
+                    f"name its key (e.g. {label}_key=...) or relax require={tuple(require)}"
+                )
+        if weights is not None:
+            c.weights = weights
+        if validate:
+            c.validate(str(path), i)
+    return configs
+
+
+def _format_from_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    table = {".xyz": "extxyz", ".extxyz": "extxyz", ".db": "db", ".npz": "npz",
+             ".json": "mlearn"}
+    if suffix not in table:
+        raise InputError(
+            f"cannot tell the format of {str(path)!r} from its suffix {suffix!r}; "
+            f"pass format= one of {FORMATS}"
+        )
+    return table[suffix]
+
+
+def _read_ase_images(path: Path, fmt: str) -> list[Atoms]:
+    if fmt == "db":
+        import ase.db
+
+        images = []
+        with ase.db.connect(str(path)) as db:
+            for row in db.select():
+                atoms = row.toatoms(add_additional_information=False)
+                atoms.info.update(row.key_value_pairs)
+                atoms.info.update({k: v for k, v in row.data.items()})
+                images.append(atoms)
+        return images
+    import ase.io
+
+    return list(ase.io.read(str(path), index=":", format="extxyz"))
+
+
+def _labels_of(atoms: Atoms) -> dict:
+    """Every per-configuration and per-atom value an image carries, by key."""
+    out = dict(atoms.info)
+    out.update({k: v for k, v in atoms.arrays.items() if k not in ("numbers", "positions")})
+    if atoms.calc is not None:
+        out.update(getattr(atoms.calc, "results", {}))
+    return out
+
+
+def _resolve_keys(all_keys: set, given: dict, path: Path) -> dict:
+    candidates = {"energy": ENERGY_KEYS, "forces": FORCES_KEYS, "stress": STRESS_KEYS,
+                  "virial": VIRIAL_KEYS}
+    chosen = {}
+    for label in _LABEL_NAMES:
+        key = given[label]
+        if key is not None:
+            if key not in all_keys:
+                raise InputError(
+                    f"{label}_key={key!r} is not in {str(path)!r}; keys present: "
+                    f"{sorted(all_keys)}"
+                )
+            chosen[label] = key
+            continue
+        found = [k for k in candidates[label] if k in all_keys]
+        if len(found) > 1:
+            raise InputError(
+                f"{str(path)!r} has several {label} labels {found}; say which with "
+                f"{label}_key=..."
+            )
+        chosen[label] = found[0] if found else None
+    if chosen["stress"] and chosen["virial"]:
+        named = given["stress"] is not None, given["virial"] is not None
+        if named == (True, False):
+            chosen["virial"] = None
+        elif named == (False, True):
+            chosen["stress"] = None
+        else:
+            raise InputError(
+                f"{str(path)!r} has both a stress ({chosen['stress']!r}) and a virial "
+                f"({chosen['virial']!r}) label; pass only one of stress_key= or virial_key="
+            )
+    return chosen
+
+
+def _unit_factors(units: Mapping[str, str] | None) -> dict:
+    units = dict(units or {})
+    unknown = set(units) - {"energy", "length", "forces", "stress"}
+    if unknown:
+        raise InputError(
+            f"units has unknown entries {sorted(unknown)}; allowed: energy, length, forces, "
+            "stress"
+        )
+    return {q: conversion_factor(q, u) for q, u in units.items()}
+
+
+def _configs_from_images(images, path, given_keys, config_type_key, units):
+    factors = _unit_factors(units)
+    labelled = [_labels_of(a) for a in images]
+    all_keys = set().union(*(lab.keys() for lab in labelled)) if labelled else set()
+    keys = _resolve_keys(all_keys, given_keys, path)
+    used = {k for k in keys.values() if k} | {config_type_key, *_WEIGHT_KEYS}
+    configs = []
+    for i, (atoms, lab) in enumerate(zip(images, labelled)):
+        clean = Atoms(numbers=atoms.numbers, positions=atoms.positions * factors.get(
+            "length", 1.0), cell=atoms.cell.array * factors.get("length", 1.0), pbc=atoms.pbc)
+        energy = _get(lab, keys["energy"])
+        forces = _get(lab, keys["forces"])
+        stress = _get(lab, keys["stress"])
+        virial = _get(lab, keys["virial"])
+        if energy is not None:
+            energy = float(np.asarray(energy).reshape(-1)[0]) if np.size(energy) == 1 else (
+                _bad_shape(path, i, "energy", np.shape(energy)))
+            energy *= factors.get("energy", 1.0)
+        if forces is not None:
+            forces = np.asarray(forces, dtype=float) * factors.get("forces", 1.0)
+        if stress is not None:
+            stress = _as_voigt(stress, path, i, "stress") * factors.get("stress", 1.0)
+        if virial is not None:
+            volume = abs(np.linalg.det(clean.cell.array))
+            if volume < 1e-8:
+                raise InputError(
+                    f"{path}, configuration {i}: a virial needs a cell with non-zero volume"
+                )
+            stress = -_as_voigt(virial, path, i, "virial") * factors.get("energy", 1.0) / volume
+        w = Weights(*(float(lab[k]) for k in _WEIGHT_KEYS)) if all(
+            k in lab for k in _WEIGHT_KEYS) else Weights()
+        info = {k: v for k, v in atoms.info.items() if k not in used and _is_plain(v)}
+        configs.append(Configuration(
+            atoms=clean, energy=energy, forces=forces, stress=stress,
+            config_type=str(lab.get(config_type_key, "default")), weights=w, info=info))
+    return configs
+
+
+def _get(labels: dict, key):
+    return None if key is None else labels.get(key)
+
+
+def _bad_shape(path, i, name, shape):
+    raise InputError(f"{path}, configuration {i}: {name} has shape {shape}, expected a scalar")
+
+
+def _as_voigt(value, path, i, name) -> np.ndarray:
+    arr = np.asarray(value, dtype=float).reshape(-1)
+    if arr.size == 9:
+        return voigt_from_matrix(arr)
+    if arr.size == 6:
+        return arr
+    raise InputError(
+        f"{path}, configuration {i}: {name} has {arr.size} components, expected 6 (Voigt) "
+        "or 9 (3×3)"
+    )
+
+
+def _is_plain(value) -> bool:
+    return isinstance(value, (str, int, float, bool, np.integer, np.floating))
+
+
+def _read_npz(path: Path, units) -> list[Configuration]:
+    with np.load(path, allow_pickle=False) as d:
+        missing = [k for k in ("R", "z") if k not in d.files]
+        if missing:
+            raise InputError(
+                f"{str(path)!r} is not an sGDML-style npz: missing arrays {missing} "
+                f"(has {d.files})"
+            )
+        units = dict(units or {})
+        units.setdefault("energy", str(d["e_unit"]) if "e_unit" in d.files else "eV")
+        units.setdefault("length", str(d["r_unit"]) if "r_unit" in d.files else "Ang")
+        fe = conversion_factor("energy", units["energy"])
+        fl = conversion_factor("length", units["length"])
+        R = np.asarray(d["R"], dtype=float) * fl
+        z = np.asarray(d["z"], dtype=int)
+        n_frames = R.shape[0]
+        if R.ndim != 3 or R.shape[1:] != (len(z), 3):
+            raise InputError(f"{str(path)!r}: R has shape {R.shape}, expected (n, {len(z)}, 3)")
+        E = np.asarray(d["E"], dtype=float).reshape(n_frames, -1)[:, 0] * fe if (
+            "E" in d.files) else None
+        F = np.asarray(d["F"], dtype=float).reshape(R.shape) * (fe / fl) if (
+            "F" in d.files) else None
+        lattice = np.asarray(d["lattice"], dtype=float) * fl if "lattice" in d.files else None
+        name = str(d["name"]) if "name" in d.files else path.stem
+        old = np.asarray(d["old_indices"]) if "old_indices" in d.files else None
+    configs = []
+    for i in range(n_frames):
+        atoms = Atoms(numbers=z, positions=R[i])
+        if lattice is not None:
+            atoms.cell = lattice
+            atoms.pbc = True
+        info = {"source": name}
+        if old is not None:
+            info["frame_index"] = int(old[i])
+        configs.append(Configuration(
+            atoms=atoms, energy=None if E is None else E[i],
+            forces=None if F is None else F[i], config_type=name, info=info))
+    return configs
+
+
+def _read_mlearn(path: Path, units) -> list[Configuration]:
+    with open(path) as fh:
+        try:
+            docs = json.load(fh)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{str(path)!r} is not valid JSON: {err}") from err
+    if isinstance(docs, dict):
+        docs = [docs]
+    if not isinstance(docs, list) or not all(isinstance(d, dict) and "structure" in d
+                                              for d in docs):
+        raise InputError(
+            f"{str(path)!r} is not in the mlearn format (a list of objects with "
+            "'structure' and 'outputs')"
+        )
+    factors = _unit_factors(units)
+    return [_mlearn_config(doc, factors) for doc in docs]
+
+
+def _mlearn_config(doc: dict, factors: dict) -> Configuration:
+    """One mlearn entry.  ``virial_stress`` is in kbar, pressure-positive, ordered
+    ``xx yy zz xy xz yz`` (the order used by the Zuo et al. data in this project)."""
+    s = doc["structure"]
+    cell = np.asarray(s["lattice"]["matrix"], dtype=float)
+    symbols, positions = [], []
+    for site in s["sites"]:
+        species = site["species"]
+        if len(species) != 1:
+            raise InputError("mlearn structure has a partially occupied site; not supported")
+        symbols.append(species[0]["element"])
+        positions.append(site["xyz"] if "xyz" in site else np.dot(site["abc"], cell))
+    atoms = Atoms(symbols=symbols, positions=positions, cell=cell, pbc=True)
+    out = doc.get("outputs", {})
+    energy = out.get("energy")
+    forces = out.get("forces")
+    stress = None
+    if out.get("virial_stress") is not None:
+        xx, yy, zz, xy, xz, yz = np.asarray(out["virial_stress"], dtype=float)
+        stress = -KBAR * np.array([xx, yy, zz, yz, xz, xy])
+    return Configuration(
+        atoms=atoms,
+        energy=None if energy is None else float(energy) * factors.get("energy", 1.0),
+        forces=None if forces is None else np.asarray(forces, float) * factors.get(
+            "forces", 1.0),
+        stress=stress,
+        config_type=str(doc.get("tag", doc.get("group", "default"))),
+    )
+
+
+def write_extxyz(path: str | os.PathLike, configs: Sequence[Configuration]) -> Path:
+    """Write configurations to extended XYZ with full float precision.
+
+    Labels are written under ``energy``, ``forces`` and ``stress`` (3×3, eV/Å³), together with
+    ``config_type``, the weights and plain ``info`` entries, so :func:`read_configs` gives
+    back identical arrays.
+    """
+    path = Path(path)
+    with open(path, "w") as fh:
+        for c in configs:
+            fh.write(_extxyz_frame(c))
+    return path
+
+
+def _fmt(x) -> str:
+    return repr(float(x))
+
+
+def _extxyz_frame(c: Configuration) -> str:
+    a = c.atoms
+    props = "species:S:1:pos:R:3" + (":forces:R:3" if c.forces is not None else "")
+    fields = []
+    if any(a.pbc) or a.cell.rank == 3:
+        fields.append('Lattice="' + " ".join(_fmt(x) for x in a.cell.array.reshape(-1)) + '"')
+    fields.append(f"Properties={props}")
+    if c.energy is not None:
+        fields.append(f"energy={_fmt(c.energy)}")
+    if c.stress is not None:
+        from .configuration import matrix_from_voigt
+
+        m = matrix_from_voigt(c.stress).reshape(-1)
+        fields.append('stress="' + " ".join(_fmt(x) for x in m) + '"')
+    fields.append(f"config_type={_quote(c.config_type)}")
+    for key, val in zip(_WEIGHT_KEYS, (c.weights.energy, c.weights.forces, c.weights.virial)):
+        fields.append(f"{key}={_fmt(val)}")
+    for key, val in c.info.items():
+        if _is_plain(val) and key not in _LABEL_NAMES and not isinstance(val, bool):
+            fields.append(f"{key}={_fmt(val) if isinstance(val, float) else _quote(val)}")
+    fields.append('pbc="' + " ".join("T" if p else "F" for p in a.pbc) + '"')
+    lines = [str(len(a)), " ".join(fields)]
+    for k, (sym, pos) in enumerate(zip(a.get_chemical_symbols(), a.positions)):
+        row = [sym, *(_fmt(x) for x in pos)]
+        if c.forces is not None:
+            row += [_fmt(x) for x in c.forces[k]]
+        lines.append(" ".join(row))
+    return "\n".join(lines) + "\n"
+
+
+def _quote(value) -> str:
+    text = str(value)
+    if isinstance(value, (int, np.integer)):
+        return text
+    return '"' + text.replace('"', "'") + '"'

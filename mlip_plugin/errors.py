@@ -1,0 +1,30 @@
+"""The one error hierarchy of mlip-plugin.
+
+Every message names the parameter (or file, or configuration), the value received, what is
+allowed and what to do.  ``InputError`` subclasses ``ValueError`` so that callers that
+already catch ``ValueError`` keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MLIPError", "InputError", "FitError", "ModelFormatError", "ConvergenceWarning"]
+
+
+class MLIPError(Exception):
+    """Base class of every error raised on purpose by mlip-plugin."""
+
+
+class InputError(MLIPError, ValueError):
+    """Bad input: unreadable file, missing label, NaN, unknown species, bad setting, ..."""
+
+
+class FitError(MLIPError, RuntimeError):
+    """A fit could not produce a model (e.g. a singular system that no fallback could solve)."""
+
+
+class ModelFormatError(InputError):
+    """A model file that cannot be loaded: corrupted, unknown or newer ``format_version``."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative method stopped before its tolerance, or a numerical pivot collapsed."""
