@@ -1,0 +1,1 @@
+"""Atomic Cluster Expansion basis, evaluation, design matrices and smoothness priors."""

@@ -1,0 +1,1 @@
+"""Gradient-domain kernel force fields trained by preconditioned conjugate gradient."""

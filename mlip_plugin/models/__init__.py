@@ -1,0 +1,1 @@
+"""Fitted models (linear ACE, kernel), one versioned file format with provenance."""

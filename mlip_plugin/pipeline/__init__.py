@@ -1,0 +1,1 @@
+"""The engine-free steps: generate structures, collect reference data, fit, validate, report."""

@@ -1,0 +1,1 @@
+"""Property benchmarks on any ASE calculator."""

@@ -1,0 +1,1 @@
+"""Linear least-squares solvers and solution paths (arrays in, arrays out)."""

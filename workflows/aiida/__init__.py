@@ -1,0 +1,1 @@
+"""AiiDA data types, calculations and work chains of mlip-plugin (extra ``aiida``)."""

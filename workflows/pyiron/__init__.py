@@ -1,0 +1,1 @@
+"""pyiron jobs of mlip-plugin (extra ``pyiron``)."""
