@@ -7,6 +7,7 @@ energies against the composition.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
@@ -46,7 +47,9 @@ def fit_e0(configs: Sequence[Configuration]) -> dict[str, float]:
     """E0 per species by least squares of total energies on the composition.
 
     With one species this is the mean energy per atom, which makes the fitted binding
-    energies centred; with several it needs compositions that are not all proportional.
+    energies centred.  With several species whose compositions are all proportional the
+    split between species is not determined: the minimum-norm solution is returned with a
+    warning.
     """
     labelled = [c for c in configs if c.energy is not None]
     if not labelled:
@@ -55,9 +58,11 @@ def fit_e0(configs: Sequence[Configuration]) -> dict[str, float]:
     counts = np.array([[Counter(c.symbols)[s] for s in species] for c in labelled], float)
     energies = np.array([c.energy for c in labelled])
     if np.linalg.matrix_rank(counts) < len(species):
-        raise InputError(
-            f"cannot fit E0 for {species}: the compositions are linearly dependent; "
-            "give e0 explicitly or add isolated-atom configurations"
+        warnings.warn(
+            f"E0 of {species} is not determined by the data (the compositions are linearly "
+            "dependent); using the minimum-norm least-squares values. Give e0 explicitly or "
+            "add isolated-atom configurations for physically meaningful E0.",
+            UserWarning, stacklevel=2,
         )
     coef, *_ = np.linalg.lstsq(counts, energies, rcond=None)
     return dict(zip(species, (float(x) for x in coef)))

@@ -274,6 +274,9 @@ def _as_voigt(value, path, i, name) -> np.ndarray:
 
 
 def _is_plain(value) -> bool:
+    """Scalars, strings and short 1-D numeric arrays: metadata worth keeping in ``info``."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1 and value.size <= 64 and value.dtype.kind in "if"
     return isinstance(value, (str, int, float, bool, np.integer, np.floating))
 
 
@@ -401,7 +404,12 @@ def _extxyz_frame(c: Configuration) -> str:
     for key, val in zip(_WEIGHT_KEYS, (c.weights.energy, c.weights.forces, c.weights.virial)):
         fields.append(f"{key}={_fmt(val)}")
     for key, val in c.info.items():
-        if _is_plain(val) and key not in _LABEL_NAMES and not isinstance(val, bool):
+        if not _is_plain(val) or key in _LABEL_NAMES or isinstance(val, bool):
+            continue
+        if isinstance(val, np.ndarray):
+            text = '"' + " ".join(_fmt(x) if val.dtype.kind == "f" else str(x) for x in val)
+            fields.append(f'{key}={text}"')
+        else:
             fields.append(f"{key}={_fmt(val) if isinstance(val, float) else _quote(val)}")
     fields.append('pbc="' + " ".join("T" if p else "F" for p in a.pbc) + '"')
     lines = [str(len(a)), " ".join(fields)]

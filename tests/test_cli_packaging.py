@@ -1,0 +1,63 @@
+"""The command line and the package layout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import mlip_plugin
+from mlip_plugin.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_is_listed_in_pyproject():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"])
+    roots = {"mlip_plugin": ROOT / "mlip_plugin", "mlip_plugin.calculators":
+             ROOT / "calculators", "mlip_plugin.workflows": ROOT / "workflows"}
+    found = set()
+    for name, folder in roots.items():
+        for init in folder.rglob("__init__.py"):
+            rel = init.parent.relative_to(folder).parts
+            found.add(".".join((name, *rel)))
+    assert found <= listed, f"add to pyproject packages: {sorted(found - listed)}"
+
+
+def test_import_mapped_packages():
+    import mlip_plugin.calculators
+    import mlip_plugin.workflows
+
+    assert Path(mlip_plugin.calculators.__file__).parent.name == "calculators"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert mlip_plugin.__version__ in capsys.readouterr().out
+
+
+def test_data_info_example(capsys):
+    assert main(["data", "info", "--example", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_configs"] == 12 and doc["species"] == {"Cu": 384}
+    assert doc["labels"] == {"energy": 12, "forces": 12, "stress": 12}
+
+
+def test_data_info_shared(shared_data, capsys):
+    assert main(["data", "info", str(shared_data / "zuo2020/Mo_test.extxyz")]) == 0
+    out = capsys.readouterr().out
+    assert "configurations: 23" in out and "Mo" in out and "eV/Å" in out
+
+
+def test_bad_input_exits_2_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mlip_plugin.cli", "data", "info",
+                           str(tmp_path / "missing.xyz")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "no such file" in proc.stderr and "Traceback" not in proc.stderr
