@@ -61,3 +61,19 @@ def test_bad_input_exits_2_without_traceback(tmp_path):
                            str(tmp_path / "missing.xyz")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_wheel_contains_mapped_packages(tmp_path):
+    """A non-editable install gets calculators/, workflows/ and the bundled data."""
+    import zipfile
+
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                           str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = tmp_path.glob("mlip_plugin-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in ("mlip_plugin/calculators/__init__.py", "mlip_plugin/workflows/__init__.py",
+                     "mlip_plugin/workflows/aiida/__init__.py",
+                     "mlip_plugin/data/examples/Cu_EMT_example.extxyz"):
+        assert required in names
