@@ -1,0 +1,208 @@
+"""Reference data: run a reference calculator on structures, cached per structure.
+
+The reference is a calculator spec: ``{"calculator": "ase.calculators.emt.EMT",
+"parameters": {}}`` or any importable ASE calculator class (``"gpaw.GPAW"`` with its
+parameters, ...).  Every finished structure is written to ``cache_dir`` under a key built
+from the structure and the calculator spec, so an interrupted run resumes without
+recomputing; a structure whose calculation fails is recorded with its error and the run
+goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from ..data import Configuration
+from ..errors import InputError
+
+__all__ = ["CalculatorSpec", "CollectionResult", "collect_reference_data", "structure_key"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REFERENCE = {"calculator": "ase.calculators.emt.EMT", "parameters": {}}
+
+
+@dataclass(frozen=True)
+class CalculatorSpec:
+    """An importable ASE calculator class and its keyword parameters."""
+
+    calculator: str = DEFAULT_REFERENCE["calculator"]
+    parameters: Mapping = field(default_factory=dict)
+
+    @classmethod
+    def coerce(cls, spec) -> CalculatorSpec:
+        """Accept a CalculatorSpec, a mapping with ``calculator``/``parameters`` or a class
+        path string."""
+        if isinstance(spec, CalculatorSpec):
+            return spec
+        if isinstance(spec, str):
+            return cls(calculator=spec)
+        if isinstance(spec, Mapping):
+            unknown = set(spec) - {"calculator", "parameters"}
+            if unknown or "calculator" not in spec:
+                raise InputError(
+                    f"a reference calculator spec needs the key 'calculator' (and optional "
+                    f"'parameters'); got keys {sorted(spec)}"
+                )
+            return cls(calculator=str(spec["calculator"]),
+                       parameters=dict(spec.get("parameters") or {}))
+        raise InputError(f"cannot use {spec!r} as a reference calculator spec")
+
+    def to_dict(self) -> dict:
+        return {"calculator": self.calculator, "parameters": dict(self.parameters)}
+
+    def key(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, default=str)
+
+    def build(self):
+        """Import the class and instantiate it with the parameters."""
+        module_name, _, class_name = self.calculator.rpartition(".")
+        if not module_name:
+            raise InputError(
+                f"calculator={self.calculator!r} is not a full class path; write e.g. "
+                "'ase.calculators.emt.EMT'"
+            )
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as err:
+            raise InputError(
+                f"unknown calculator class {self.calculator!r} ({err}); give an importable "
+                "ASE calculator such as 'ase.calculators.emt.EMT' and install its package"
+            ) from err
+        try:
+            return cls(**dict(self.parameters))
+        except TypeError as err:
+            raise InputError(
+                f"calculator {self.calculator!r} rejected its parameters "
+                f"{dict(self.parameters)}: {err}"
+            ) from err
+
+
+def structure_key(atoms: Atoms, spec: CalculatorSpec) -> str:
+    """sha256 of the structure (numbers, positions, cell, pbc) and the calculator spec."""
+    h = hashlib.sha256(spec.key().encode())
+    h.update(np.asarray(atoms.numbers, np.int64).tobytes())
+    h.update(np.round(atoms.positions, 10).tobytes())
+    h.update(np.round(atoms.cell.array, 10).tobytes())
+    h.update(np.asarray(atoms.pbc, np.int8).tobytes())
+    return h.hexdigest()[:32]
+
+
+@dataclass
+class CollectionResult:
+    """Labelled configurations, the structures that failed, and how many came from cache."""
+
+    configs: list[Configuration]
+    failures: list[dict]
+    n_cached: int = 0
+    n_computed: int = 0
+
+    def summary(self) -> dict:
+        reasons = Counter(f["error_type"] for f in self.failures)
+        return {"n_structures": len(self.configs) + len(self.failures),
+                "n_labelled": len(self.configs), "n_failed": len(self.failures),
+                "n_cached": self.n_cached, "n_computed": self.n_computed,
+                "failure_reasons": dict(reasons)}
+
+
+def _label(atoms: Atoms, calc) -> dict:
+    atoms = atoms.copy()
+    atoms.calc = calc
+    out = {"energy": float(atoms.get_potential_energy()),
+           "forces": atoms.get_forces().tolist()}
+    if all(atoms.pbc):
+        out["stress"] = atoms.get_stress(voigt=True).tolist()
+    return out
+
+
+def _write_atomic(path: Path, doc: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)  # a killed run never leaves a half-written cache entry
+
+
+def _to_config(atoms: Atoms, labels: dict) -> Configuration:
+    clean = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    info = {k: v for k, v in atoms.info.items() if k != "config_type"}
+    return Configuration(atoms=clean, energy=labels["energy"],
+                         forces=np.asarray(labels["forces"]),
+                         stress=None if labels.get("stress") is None else
+                         np.asarray(labels["stress"]),
+                         config_type=str(atoms.info.get("config_type", "default")),
+                         info=info)
+
+
+def collect_reference_data(
+    structures: Sequence[Atoms],
+    reference=DEFAULT_REFERENCE,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> CollectionResult:
+    """Label ``structures`` with the reference calculator.
+
+    Parameters
+    ----------
+    structures : sequence of ase.Atoms
+        ``info["config_type"]`` and ``info["structure_id"]`` are carried over.
+    reference : CalculatorSpec, mapping or str
+        The reference calculator (see :class:`CalculatorSpec`).
+    cache_dir : path-like, optional
+        Folder of per-structure results; finished structures found there are not
+        recomputed.  Failures are not cached, so a rerun tries them again.
+    progress : bool
+        Show a progress bar (tqdm).
+
+    Returns
+    -------
+    CollectionResult
+        Configurations in the order of ``structures`` (failures left out) and one record
+        per failure: index, structure_id, error type and message.
+    """
+    spec = CalculatorSpec.coerce(reference)
+    calc = spec.build()
+    cache = Path(cache_dir) if cache_dir is not None else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+    result = CollectionResult(configs=[], failures=[])
+    items = enumerate(structures)
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, total=len(structures), desc="reference", unit="structure")
+    for i, atoms in items:
+        path = cache / f"{structure_key(atoms, spec)}.json" if cache is not None else None
+        if path is not None and path.is_file():
+            labels = json.loads(path.read_text())
+            result.n_cached += 1
+        else:
+            try:
+                labels = _label(atoms, calc)
+                if not np.isfinite(labels["energy"]) or not np.all(
+                        np.isfinite(labels["forces"])):
+                    raise FloatingPointError("the calculator returned NaN or inf")
+            except Exception as err:  # noqa: BLE001 - any calculator failure is recorded
+                result.failures.append({
+                    "index": i, "structure_id": atoms.info.get("structure_id", str(i)),
+                    "error_type": type(err).__name__, "message": str(err)})
+                log.warning("reference calculation %d (%s) failed: %s: %s", i,
+                            atoms.info.get("structure_id", i), type(err).__name__, err)
+                continue
+            result.n_computed += 1
+            if path is not None:
+                _write_atomic(path, labels)
+        result.configs.append(_to_config(atoms, labels))
+    s = result.summary()
+    log.info("reference data: %d labelled (%d from cache), %d failed %s", s["n_labelled"],
+             s["n_cached"], s["n_failed"], s["failure_reasons"] or "")
+    return result

@@ -1,0 +1,31 @@
+"""Importable calculators for the pipeline tests (specs name them by class path)."""
+
+from __future__ import annotations
+
+from ase.calculators.emt import EMT
+
+
+class CountingEMT(EMT):
+    """EMT that counts its calculations in a class attribute."""
+
+    calls = 0
+
+    def calculate(self, *args, **kwargs):
+        type(self).calls += 1
+        super().calculate(*args, **kwargs)
+
+
+class FailOnVacancyEMT(EMT):
+    """EMT that refuses any cell whose atom count is not a multiple of four."""
+
+    def calculate(self, atoms=None, *args, **kwargs):
+        if atoms is not None and len(atoms) % 4:
+            raise RuntimeError(f"simulated SCF failure for {len(atoms)} atoms")
+        super().calculate(atoms, *args, **kwargs)
+
+
+class StrictEMT(EMT):
+    """EMT whose constructor takes no unknown keyword."""
+
+    def __init__(self, fixed_cutoff: bool = True):
+        super().__init__(fixed_cutoff=fixed_cutoff)

@@ -1,0 +1,120 @@
+"""Structure protocols and reference collection with its on-disk cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+
+from mlip_plugin import InputError
+from mlip_plugin.pipeline.reference import (
+    CalculatorSpec,
+    collect_reference_data,
+    structure_key,
+)
+from mlip_plugin.pipeline.structures import StructureSpec, generate_structures, lattice_constant
+
+COUNTING = {"calculator": "pipeline_test_calculators.CountingEMT", "parameters": {}}
+
+
+@pytest.fixture(scope="module")
+def tiny_structures():
+    return generate_structures(StructureSpec.from_preset("tiny"), EMT())
+
+
+def test_tiny_protocol_has_every_kind(tiny_structures):
+    kinds = {a.info["config_type"] for a in tiny_structures}
+    assert kinds == {"ground_state", "volumetric", "elastic", "rattled", "vacancy", "surface",
+                     "md", "md_vacancy"}
+    ids = [a.info["structure_id"] for a in tiny_structures]
+    assert len(ids) == len(set(ids))
+    vol = [a.get_volume() / len(a) for a in tiny_structures if a.info["config_type"] ==
+           "volumetric"]
+    v0 = tiny_structures[0].get_volume() / len(tiny_structures[0])
+    assert min(vol) == pytest.approx(0.9 * v0) and max(vol) == pytest.approx(1.1 * v0)
+    assert all(len(a) == 31 for a in tiny_structures if a.info["config_type"] == "vacancy")
+
+
+def test_protocol_is_seeded():
+    spec = StructureSpec.from_preset("tiny", md_snapshots=0)
+    a, b = generate_structures(spec), generate_structures(spec)
+    assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b))
+    c = generate_structures(StructureSpec.from_preset("tiny", md_snapshots=0, seed=1))
+    assert not all(np.array_equal(x.positions, y.positions) for x, y in zip(a, c))
+
+
+def test_lattice_constant_relaxed_with_reference():
+    a = lattice_constant("Cu", "fcc", EMT())
+    assert a == pytest.approx(3.59, abs=0.01)  # EMT's Cu, not the tabulated 3.61
+    assert lattice_constant("Cu", "fcc") == pytest.approx(3.61)
+
+
+def test_bad_specs():
+    with pytest.raises(InputError, match="element='Xx' is not a chemical symbol"):
+        StructureSpec(element="Xx")
+    with pytest.raises(InputError, match="lattice='hex' is not one of"):
+        StructureSpec(lattice="hex")
+    with pytest.raises(InputError, match="preset='huge' is not one of"):
+        StructureSpec.from_preset("huge")
+    with pytest.raises(InputError, match=r"unknown structure settings \['supercel'\]"):
+        StructureSpec.from_preset("tiny", supercel=3)
+
+
+def test_unknown_calculator():
+    with pytest.raises(InputError, match="unknown calculator class 'ase.calculators.nope.X'"):
+        CalculatorSpec.coerce({"calculator": "ase.calculators.nope.X"}).build()
+    with pytest.raises(InputError, match="not a full class path"):
+        CalculatorSpec.coerce("EMT").build()
+    with pytest.raises(InputError, match="rejected its parameters"):
+        CalculatorSpec.coerce({"calculator": "pipeline_test_calculators.StrictEMT",
+                               "parameters": {"bogus": 1}}).build()
+    with pytest.raises(InputError, match="needs the key 'calculator'"):
+        CalculatorSpec.coerce({"calc": "x"})
+
+
+def test_labels_equal_direct_emt(tiny_structures):
+    result = collect_reference_data(tiny_structures[:5])
+    for atoms, config in zip(tiny_structures[:5], result.configs):
+        ref = atoms.copy()
+        ref.calc = EMT()
+        assert config.energy == pytest.approx(ref.get_potential_energy(), abs=1e-12)
+        np.testing.assert_allclose(config.stress, ref.get_stress(), atol=1e-12)
+        assert config.config_type == atoms.info["config_type"]
+
+
+def test_cache_resumes_without_recomputing(tiny_structures, tmp_path):
+    from pipeline_test_calculators import CountingEMT
+
+    CountingEMT.calls = 0
+    first = collect_reference_data(tiny_structures[:6], COUNTING, cache_dir=tmp_path)
+    assert first.n_computed == 6 and CountingEMT.calls >= 6
+    calls = CountingEMT.calls
+    # an "interrupted" run: only part of the cache exists
+    for path in sorted(tmp_path.glob("*.json"))[:2]:
+        path.unlink()
+    again = collect_reference_data(tiny_structures, COUNTING, cache_dir=tmp_path)
+    assert again.n_cached == 4 and again.n_computed == len(tiny_structures) - 4
+    assert [c.energy for c in again.configs[:6]] == [c.energy for c in first.configs]
+    CountingEMT.calls = 0
+    third = collect_reference_data(tiny_structures, COUNTING, cache_dir=tmp_path)
+    assert third.n_computed == 0 and CountingEMT.calls == 0
+    assert calls > 0
+    # another calculator spec does not reuse these entries
+    other = CalculatorSpec("pipeline_test_calculators.CountingEMT", {"fixed_cutoff": False})
+    assert structure_key(tiny_structures[0], other) != structure_key(
+        tiny_structures[0], CalculatorSpec.coerce(COUNTING))
+
+
+def test_failures_are_recorded_and_the_run_goes_on(tiny_structures, tmp_path):
+    result = collect_reference_data(
+        tiny_structures, "pipeline_test_calculators.FailOnVacancyEMT", cache_dir=tmp_path)
+    failed = {f["structure_id"] for f in result.failures}
+    expected = {a.info["structure_id"] for a in tiny_structures if len(a) % 4}
+    assert failed == expected and len(expected) >= 2
+    assert len(result.configs) + len(result.failures) == len(tiny_structures)
+    assert all(f["error_type"] == "RuntimeError" and "simulated SCF failure" in f["message"]
+               for f in result.failures)
+    summary = result.summary()
+    assert summary["n_failed"] == len(failed) and summary["failure_reasons"] == {
+        "RuntimeError": len(failed)}
+    assert len(list(tmp_path.glob("*.json"))) == len(result.configs)  # failures not cached
