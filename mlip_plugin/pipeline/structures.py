@@ -172,7 +172,7 @@ def _slabs(spec: StructureSpec, a: float, rng) -> list[Atoms]:
 
 def _md_snapshots(base: Atoms, spec: StructureSpec, calculator, rng) -> list[Atoms]:
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.velocitydistribution import thermalize_momenta
 
     out = []
     starts = [("md", base)]
@@ -184,7 +184,7 @@ def _md_snapshots(base: Atoms, spec: StructureSpec, calculator, rng) -> list[Ato
         for temp in spec.md_temperatures:
             atoms = start.copy()
             atoms.calc = calculator
-            MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
+            thermalize_momenta(atoms, temperature_K=temp, rng=rng)
             dyn = Langevin(atoms, spec.md_timestep_fs * units.fs, temperature_K=temp,
                            friction=0.02, fixcm=False, rng=rng)
             for k in range(spec.md_snapshots):
