@@ -12,8 +12,18 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.1.0+unknown"
 
+
+
+def load_model(path):
+    """Load a model file written by any mlip-plugin model (see :mod:`mlip_plugin.models`)."""
+    from .models import load_model as _load
+
+    return _load(path)
+
+
 __all__ = [
     "__version__",
+    "load_model",
     "MLIPError",
     "InputError",
     "FitError",

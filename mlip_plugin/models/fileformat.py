@@ -1,0 +1,115 @@
+"""One file format for every model family: JSON with base64-encoded arrays.
+
+A model file is a single JSON document::
+
+    {"format": "mlip-plugin-model", "format_version": 1, "family": "linear_ace",
+     "params": {...},                       # JSON-safe model parameters (basis spec, E0, ...)
+     "arrays": {"coef": {"dtype": "<f8", "shape": [300], "data": "<base64>"}, ...},
+     "provenance": {...},                   # see mlip_plugin.models.provenance
+     "checksum": "sha256 of everything above"}
+
+Arrays are stored as their raw little-endian bytes, so a round trip is bit-for-bit. Loading
+never unpickles: only numeric dtypes are accepted, and the checksum detects a corrupted or
+edited file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFormatError
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "write_model_document", "read_model_document",
+           "encode_array", "decode_array"]
+
+FORMAT_NAME = "mlip-plugin-model"
+FORMAT_VERSION = 1
+_ALLOWED_KINDS = "biuf"  # bool, signed/unsigned integers, floats: nothing that can hold code
+
+
+def encode_array(array: np.ndarray) -> dict:
+    a = np.asarray(array)
+    if a.dtype.kind not in _ALLOWED_KINDS:
+        raise ModelFormatError(f"cannot store an array of dtype {a.dtype} in a model file")
+    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    return {"dtype": a.dtype.str, "shape": list(a.shape),
+            "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode_array(doc: dict, name: str = "") -> np.ndarray:
+    try:
+        dtype = np.dtype(doc["dtype"])
+        shape = tuple(int(s) for s in doc["shape"])
+        raw = base64.b64decode(doc["data"], validate=True)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFormatError(f"array {name!r} in the model file is malformed: {err}") from err
+    if dtype.kind not in _ALLOWED_KINDS:
+        raise ModelFormatError(f"array {name!r} has the disallowed dtype {dtype}")
+    if len(raw) != dtype.itemsize * int(np.prod(shape, dtype=np.int64)):
+        raise ModelFormatError(f"array {name!r}: {len(raw)} bytes do not fit shape {shape}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def _checksum(doc: dict) -> str:
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def write_model_document(path: str | os.PathLike, family: str, params: dict,
+                         arrays: dict[str, np.ndarray], provenance: dict) -> Path:
+    """Write a model file atomically (a temporary file renamed into place)."""
+    doc = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "family": family,
+           "params": params, "arrays": {k: encode_array(v) for k, v in arrays.items()},
+           "provenance": provenance}
+    doc["checksum"] = _checksum(doc)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def read_model_document(path: str | os.PathLike) -> tuple[str, dict, dict, dict]:
+    """Read and check a model file.
+
+    Returns
+    -------
+    family, params, arrays, provenance
+
+    Raises
+    ------
+    ModelFormatError
+        Missing or unreadable file, not a model file, a newer ``format_version``, or a
+        checksum mismatch (corrupted or edited file).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ModelFormatError(f"cannot read model file {str(path)!r}: {err}") from err
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ModelFormatError(
+            f"{str(path)!r} is not a valid model file (corrupted JSON: {err})") from err
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+        raise ModelFormatError(f"{str(path)!r} is not an mlip-plugin model file")
+    version = doc.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{str(path)!r} has format_version {version!r}, newer than this mlip-plugin "
+            f"understands ({FORMAT_VERSION}); upgrade mlip-plugin to load it"
+        )
+    if doc.get("checksum") != _checksum(doc):
+        raise ModelFormatError(
+            f"{str(path)!r} is corrupted: its checksum does not match its content; refit or "
+            "restore the file"
+        )
+    arrays = {k: decode_array(v, k) for k, v in doc.get("arrays", {}).items()}
+    return doc["family"], doc.get("params", {}), arrays, doc.get("provenance", {})
