@@ -1,0 +1,65 @@
+"""The pipeline submitted to a daemon on a ``core.zeromq`` broker profile (no RabbitMQ)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from aiida.engine import submit
+from aiida.engine.daemon.client import get_daemon_client
+from mlip_plugin.workflows.aiida.reference import ReferenceWorkChain
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def verdi_of_this_interpreter(tmp_path, monkeypatch):
+    """Make the daemon run ``verdi`` with the interpreter of the tests, so that its workers
+    import the same mlip-plugin (a ``verdi`` elsewhere on PATH may belong to another env)."""
+    from aiida.engine.daemon import client
+
+    verdi = tmp_path / "verdi"
+    verdi.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m aiida "$@"\n')
+    verdi.chmod(0o755)
+    monkeypatch.setattr(client, "VERDI_BIN", str(verdi))
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+@pytest.fixture
+def daemon_profile(aiida_config, aiida_profile_factory, run_aiida_broker_service_for_profile,
+                   verdi_of_this_interpreter):
+    """A sqlite_dos profile with a ZeroMQ broker, its broker service and a running daemon."""
+    with aiida_profile_factory(aiida_config, storage_backend="core.sqlite_dos",
+                               broker_backend="core.zeromq") as profile, \
+            run_aiida_broker_service_for_profile(profile):
+        client = get_daemon_client(profile.name)
+        client.start_daemon(number_workers=1)
+        try:
+            yield profile, client
+        finally:
+            client.stop_daemon(wait=True)
+
+
+def await_node(node, client, timeout=120.0):
+    import time
+
+    start = time.monotonic()
+    while not node.is_terminated:
+        if time.monotonic() - start > timeout:
+            log = open(client.daemon_log_file).read()[-3000:]
+            raise TimeoutError(f"process <{node.pk}> did not finish; daemon log:\n{log}")
+        time.sleep(0.2)
+    return node
+
+
+def test_pipeline_runs_on_a_daemon(daemon_profile, tiny_atoms):
+    from mlip_plugin.workflows.aiida.data import TrainingSetData
+
+    profile, client = daemon_profile
+    assert profile.process_control_backend == "core.zeromq"
+    structures = TrainingSetData.from_atoms(tiny_atoms[:3]).store()
+    node = submit(ReferenceWorkChain.get_builder_from_protocol(structures, "fast"))
+    await_node(node, client)
+    assert node.is_finished_ok, node.exit_message
+    assert node.outputs.training_set.numsteps == 3
