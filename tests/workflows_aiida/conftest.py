@@ -9,19 +9,14 @@ pytest.importorskip("aiida")
 from aiida.tools.pytest_fixtures import (  # noqa: E402, F401 - fixtures used by the tests
     aiida_config,
     aiida_config_factory,
-    aiida_config_tmp,
-    aiida_profile_clean,
     aiida_profile_factory,
     entry_points,
     run_aiida_broker_service_for_profile,
 )
 from ase.calculators.emt import EMT  # noqa: E402
+from workflows_aiida_helpers import TINY  # noqa: E402
 
 from mlip_plugin.pipeline.structures import StructureSpec, generate_structures  # noqa: E402
-
-#: Tiny Cu protocol with exactly one 31-atom (vacancy) cell and no MD: 12 structures.
-TINY = {"preset": "tiny", "element": "Cu", "lattice": "fcc", "n_vacancy": 1,
-        "n_rattled": 2, "md_snapshots": 0}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,6 +16,10 @@ from mlip_plugin.models import Model, Prediction, Provenance, register_family
 
 MOCK_ENTRY_POINT = "mlip_test.mock_reference"
 
+#: Tiny Cu protocol with exactly one 31-atom (vacancy) cell and no MD: 12 structures.
+TINY = {"preset": "tiny", "element": "Cu", "lattice": "fcc", "n_vacancy": 1,
+        "n_rattled": 2, "md_snapshots": 0}
+
 
 class FailOn31AtomsEMT(EMT):
     """EMT that fails for 31-atom cells (a simulated SCF failure of the vacancy cell)."""

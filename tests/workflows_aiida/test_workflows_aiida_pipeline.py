@@ -1,0 +1,167 @@
+"""mlip.fit, mlip.validate and mlip.pipeline: runs, provenance queries, caching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from aiida.manage.caching import enable_caching
+from ase.calculators.emt import EMT
+from mlip_plugin.workflows.aiida.data import ModelData
+from mlip_plugin.workflows.aiida.fit import FitWorkChain
+from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
+from mlip_plugin.workflows.aiida.provenance import ancestors, format_trace, trace_model
+from mlip_plugin.workflows.aiida.validate import ValidateWorkChain
+from workflows_aiida_helpers import MOCK_ENTRY_POINT, TINY, MockReferenceWorkChain
+
+from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
+
+EMT_SPEC = {"calculator": "ase.calculators.emt.EMT", "parameters": {}}
+STRUCTURES = {k: v for k, v in TINY.items() if k not in ("element", "lattice")}
+
+
+def pipeline_builder(**kwargs):
+    return PipelineWorkChain.get_builder_from_protocol(
+        "Cu", "fcc", "fast", overrides={"structure_settings": STRUCTURES}, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def first_run(aiida_profile):
+    """The fast Cu/EMT pipeline, run once with caching enabled."""
+    with enable_caching():
+        results, node = run_get_node(pipeline_builder())
+    assert node.is_finished_ok, node.exit_message
+    return results, node
+
+
+def test_pipeline_produces_model_and_property_table(first_run):
+    results, node = first_run
+    assert {"structures", "training_set", "failed_structures", "model", "metrics",
+            "properties"} <= set(results)
+    assert results["failed_structures"].get_list() == []
+    rows = results["properties"].get_dict()["rows"]
+    assert rows and {"name", "unit", "model", "reference", "abs_error",
+                     "error_percent"} <= set(rows[0])
+    model = results["model"]
+    assert model.family == "linear_ace" and model.base.attributes.get("species") == ["Cu"]
+    # the model reproduces its EMT training energies to well under 10 meV/atom
+    configs = results["training_set"].get_configurations()
+    calc = model.get_calculator()
+    errors = []
+    for c in configs:
+        atoms = c.atoms.copy()
+        atoms.calc = calc
+        errors.append(abs(atoms.get_potential_energy() - c.energy) / c.n_atoms)
+    assert np.mean(errors) < 0.01
+    sub = {n.process_label for n in node.called}
+    assert sub == {"generate_structures", "ReferenceWorkChain", "FitWorkChain",
+                   "ValidateWorkChain"}
+
+
+def test_model_traces_back_to_every_structure_and_the_calculator(first_run):
+    results, _ = first_run
+    model = results["model"]
+    trace = trace_model(model)
+    expected = generate_structures(StructureSpec.from_preset(**TINY), EMT())
+    assert [a.info["structure_id"] for a in trace.structures] == [
+        a.info["structure_id"] for a in expected]
+    for got, want in zip(trace.structures, expected, strict=True):
+        np.testing.assert_allclose(got.positions, want.positions, atol=1e-12)
+        np.testing.assert_allclose(got.cell.array, want.cell.array, atol=1e-12)
+    assert trace.reference_parameters == [EMT_SPEC]
+    assert [c.process_label for c in trace.reference_calculations] == ["collect_reference"]
+    assert trace.fit_calculation.process_label == "fit_model"
+    # the same walk as a plain query: the calculator spec and the structure protocol
+    dicts = [d.get_dict() for d in ancestors(model, orm.Dict)]
+    assert EMT_SPEC in dicts
+    assert {**STRUCTURES, "element": "Cu", "lattice": "fcc"} in dicts
+    text = format_trace(model)
+    assert "12 reference structures" in text and "ase.calculators.emt.EMT" in text
+
+
+def test_second_identical_run_reuses_the_fit(first_run):
+    results, _ = first_run
+    first_fit = results["model"].creator
+    with enable_caching():
+        again, node = run_get_node(pipeline_builder())
+    assert node.is_finished_ok
+    fit = again["model"].creator
+    assert fit.base.caching.get_cache_source() == first_fit.uuid
+    executed = orm.QueryBuilder().append(orm.CalcFunctionNode, filters={
+        "attributes.process_label": "fit_model"}).all(flat=True)
+    same = [n for n in executed if n.base.caching.get_hash() == first_fit.base.caching.get_hash()]
+    assert sum(not n.base.caching.is_created_from_cache for n in same) == 1
+    assert again["model"].get_content() == results["model"].get_content()
+
+
+def test_pipeline_with_reference_workflow_and_a_failing_structure(entry_points):
+    entry_points.add(MockReferenceWorkChain, f"aiida.workflows:{MOCK_ENTRY_POINT}")
+    builder = pipeline_builder(
+        reference_workflow=MOCK_ENTRY_POINT,
+        reference_inputs={"parameters": orm.Dict(), "fail_if_n_atoms": orm.Int(31)})
+    builder.run_validation = False
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    [failed] = results["failed_structures"].get_list()
+    assert failed["structure_id"] == "vacancy-0"
+    assert "properties" not in results
+    trace = trace_model(results["model"])
+    assert len(trace.structures) == 12  # the failed structure was a reference structure too
+    assert len(trace.reference_calculations) == 12
+    assert all(isinstance(n, orm.WorkflowNode) for n in trace.reference_calculations)
+    assert trace.reference_parameters[0] == {"parameters": {}, "fail_if_n_atoms": 31}
+    assert results["training_set"].numsteps == 11
+
+
+def test_fit_workchain_with_test_set(first_run):
+    results, _ = first_run
+    training = results["training_set"]
+    builder = FitWorkChain.get_builder_from_protocol(training, "fast")
+    builder.test_set = training
+    out, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert isinstance(out["model"], ModelData)
+    assert out["test_errors"]["n_configs"] == training.numsteps
+    assert out["test_errors"]["force_rmse_eV_per_A"] < 0.5
+
+
+def test_validate_workchain_needs_a_reference(first_run):
+    results, _ = first_run
+    with pytest.raises(ValueError, match="needs the input `calculator`"):
+        run_get_node(ValidateWorkChain, model=results["model"],
+                     settings=orm.Dict({"suite": "fcc"}))
+
+
+@pytest.mark.parametrize(("inputs", "match"), [
+    ({"settings": {"solvr": "omp"}}, "unknown keys \\['solvr'\\]"),
+    ({"settings": {"solver": "magic"}}, "fit.solver='magic' is not one of"),
+])
+def test_fit_rejects_bad_settings(first_run, inputs, match):
+    with pytest.raises(ValueError, match=match):
+        run_get_node(FitWorkChain, training_set=first_run[0]["training_set"], **inputs)
+
+
+def test_pipeline_input_validation(tiny_structures, entry_points):
+    entry_points.add(MockReferenceWorkChain, f"aiida.workflows:{MOCK_ENTRY_POINT}")
+    builder = pipeline_builder()
+    builder.structures = tiny_structures
+    with pytest.raises(ValueError, match="exactly one of `structures` and"):
+        run_get_node(builder)
+    builder = pipeline_builder(reference_workflow=MOCK_ENTRY_POINT,
+                               reference_inputs={"parameters": orm.Dict()})
+    with pytest.raises(ValueError, match="give `validate.calculator`"):
+        run_get_node(builder)
+
+
+def test_protocols_of_every_workchain():
+    for cls in (FitWorkChain, ValidateWorkChain, PipelineWorkChain):
+        assert set(cls.get_available_protocols()) == {"fast", "balanced", "stringent"}
+    sizes = [FitWorkChain.get_protocol_inputs(p)["settings"]["max_active"]
+             for p in ("fast", "balanced", "stringent")]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 3
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        "Al", "fcc", "stringent", overrides={"fit": {"settings": {"max_active": 7}}})
+    assert builder.structure_settings["element"] == "Al"
+    assert builder.fit.settings["max_active"] == 7
+    assert builder.fit.settings["basis"]["total_degree"] == 14
