@@ -8,7 +8,8 @@ import sys
 import pytest
 from aiida.engine import submit
 from aiida.engine.daemon.client import get_daemon_client
-from mlip_plugin.workflows.aiida.reference import ReferenceWorkChain
+from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
+from workflows_aiida_helpers import TINY
 
 pytestmark = pytest.mark.slow
 
@@ -53,13 +54,16 @@ def await_node(node, client, timeout=120.0):
     return node
 
 
-def test_pipeline_runs_on_a_daemon(daemon_profile, tiny_atoms):
-    from mlip_plugin.workflows.aiida.data import TrainingSetData
-
+def test_pipeline_runs_on_a_daemon(daemon_profile):
     profile, client = daemon_profile
     assert profile.process_control_backend == "core.zeromq"
-    structures = TrainingSetData.from_atoms(tiny_atoms[:3]).store()
-    node = submit(ReferenceWorkChain.get_builder_from_protocol(structures, "fast"))
+    settings = {k: v for k, v in TINY.items() if k not in ("element", "lattice")}
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        "Cu", "fcc", "fast", overrides={"structure_settings": settings, "run_validation": False})
+    node = submit(builder)
     await_node(node, client)
     assert node.is_finished_ok, node.exit_message
-    assert node.outputs.training_set.numsteps == 3
+    assert node.outputs.training_set.numsteps == 12
+    assert node.outputs.model.family == "linear_ace"
+    workers = {n.base.attributes.get("process_label") for n in node.called_descendants}
+    assert {"ReferenceWorkChain", "collect_reference", "FitWorkChain", "fit_model"} <= workers

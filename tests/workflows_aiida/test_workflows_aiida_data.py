@@ -98,3 +98,13 @@ def test_model_node_rejects_a_file_that_is_not_a_model(aiida_profile, tmp_path):
     path.write_text("not json")
     with pytest.raises(InputError, match="not an mlip-plugin model file"):
         ModelData(file=str(path))
+
+
+def test_json_safe_replaces_non_finite_numbers():
+    from mlip_plugin.workflows.aiida.data import json_safe
+
+    doc = {"a": np.float64(1.5), "b": [float("nan"), np.inf, 2], "c": {"d": -np.inf},
+           "e": np.int64(3), 4: "x"}
+    assert json_safe(doc) == {"a": 1.5, "b": [None, None, 2], "c": {"d": None}, "e": 3,
+                              "4": "x"}
+    assert type(json_safe(doc)["e"]) is int

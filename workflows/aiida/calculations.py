@@ -15,7 +15,7 @@ from aiida.engine import calcfunction
 
 from mlip_plugin.errors import MLIPError
 
-from .data import ModelData, TrainingSetData
+from .data import ModelData, TrainingSetData, json_safe
 from .exit_codes import exit_code
 
 __all__ = ["generate_structures", "collect_reference", "split_structures", "gather_reference",
@@ -61,7 +61,7 @@ def collect_reference(structures: TrainingSetData, calculator: orm.Dict):
         result = collect_reference_data(atoms, calculator.get_dict())
     except MLIPError as err:
         return exit_code("ERROR_REFERENCE_CALCULATION_FAILED", message=str(err))
-    out = {"failed_structures": orm.List(result.failures)}
+    out = {"failed_structures": orm.List(json_safe(result.failures))}
     if result.configs:
         out["training_set"] = TrainingSetData.from_configurations(result.configs)
     return out
@@ -112,7 +112,8 @@ def fit_model(training_set: TrainingSetData, settings: orm.Dict,
                      validation=None if validation is None else validation.get_configurations())
     except (MLIPError, TypeError) as err:
         return exit_code("ERROR_FIT_FAILED", message=str(err))
-    return {"model": ModelData.from_model(result.model), "metrics": orm.Dict(result.metrics)}
+    return {"model": ModelData.from_model(result.model),
+            "metrics": orm.Dict(json_safe(result.metrics))}
 
 
 @calcfunction
@@ -125,7 +126,7 @@ def evaluate_model(model: ModelData, dataset: TrainingSetData):
         errors = error_metrics(model.get_model(), dataset.get_configurations())
     except MLIPError as err:
         return exit_code("ERROR_EVALUATION_FAILED", message=str(err))
-    return orm.Dict(errors)
+    return orm.Dict(json_safe(errors))
 
 
 @calcfunction
@@ -144,4 +145,4 @@ def validate_model(model: ModelData, settings: orm.Dict, calculator: orm.Dict | 
                           reference=reference)
     except (MLIPError, TypeError) as err:
         return exit_code("ERROR_VALIDATION_FAILED", message=str(err))
-    return orm.Dict(result.to_dict())
+    return orm.Dict(json_safe(result.to_dict()))

@@ -19,7 +19,7 @@ from ase import Atoms
 from mlip_plugin.data import Configuration, Weights
 from mlip_plugin.errors import InputError
 
-__all__ = ["ModelData", "TrainingSetData", "UNITS"]
+__all__ = ["ModelData", "TrainingSetData", "UNITS", "json_safe"]
 
 #: Units of the arrays of a :class:`TrainingSetData`.
 UNITS = {
@@ -29,6 +29,20 @@ UNITS = {
     "forces": "eV/Angstrom",
     "stresses": "eV/Angstrom^3, Voigt [xx, yy, zz, yz, xz, xy], negative under compression",
 }
+
+
+def json_safe(value):
+    """``value`` with NaN and ±inf replaced by None and numpy scalars by Python numbers
+    (AiiDA attributes reject non-finite floats)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 class TrainingSetData(TrajectoryData):
@@ -199,7 +213,7 @@ class ModelData(SinglefileData):
         self.base.attributes.set_many({
             "family": doc.get("family"), "format_version": doc.get("format_version"),
             "species": list(model.species), "cutoff": model.cutoff,
-            "provenance": doc.get("provenance", {})})
+            "provenance": json_safe(doc.get("provenance", {}))})
 
     @property
     def family(self) -> str:
