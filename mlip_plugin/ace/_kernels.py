@@ -144,27 +144,35 @@ def assemble_many_body(A, dphi, rvec, pair_j, pair_start, species, atom_cfg, n_c
 
 
 @nb.njit(cache=True)
-def adjoint_many_body(A, species, grp_center, grp_nu, grp_col_off, grp_cols, grp_term_off,
-                      term_v, term_slot, coef, coef_off, grp_slot_off, slot_v, c):
-    """Site energies ``Σ_k c_k B_k(i)`` and the adjoint ``dE/dA[i, v]`` for coefficients c."""
+def adjoint_many_body(A, species, grp_center, grp_nu, grp_term_off, term_v, ccoef):
+    """Site energies and the adjoint ``dE/dA[i, v]`` for collapsed coefficients.
+
+    ``ccoef[τ] = Σ_k c_k coef[τ, k]`` is the model's coefficient of term τ, so a group costs
+    one pass over its terms whatever its number of functions.
+    """
     n_atoms, nv = A.shape
     e = np.zeros(n_atoms)
     dEdA = np.zeros((n_atoms, nv))
-    for g in range(grp_center.shape[0]):
-        c0, c1 = grp_col_off[g], grp_col_off[g + 1]
-        nfun = c1 - c0
-        s0 = grp_slot_off[g]
-        nslot = grp_slot_off[g + 1] - s0
-        B = np.empty(nfun)
-        G = np.empty((nfun, nslot))
-        for i in range(n_atoms):
+    part = np.empty(8)
+    for i in range(n_atoms):
+        for g in range(grp_center.shape[0]):
             if species[i] != grp_center[g]:
                 continue
-            _group_values(A[i], g, grp_term_off, grp_nu, term_v, term_slot, coef, coef_off,
-                          nfun, nslot, B, G)
-            for k in range(nfun):
-                ck = c[grp_cols[c0 + k]]
-                e[i] += ck * B[k]
-                for s in range(nslot):
-                    dEdA[i, slot_v[s0 + s]] += ck * G[k, s]
+            nu = grp_nu[g]
+            for tau in range(grp_term_off[g], grp_term_off[g + 1]):
+                c = ccoef[tau]
+                if c == 0.0:
+                    continue
+                full = c
+                for t in range(nu):
+                    part[t] = c
+                for t in range(nu):
+                    a = A[i, term_v[tau, t]]
+                    for u in range(nu):
+                        if u != t:
+                            part[u] *= a
+                    full *= a
+                e[i] += full
+                for t in range(nu):
+                    dEdA[i, term_v[tau, t]] += part[t]
     return e, dEdA
