@@ -93,9 +93,7 @@ def energy_forces_virial(basis: ACEBasis, atoms: Atoms, coef) -> ModelResult:
             A, nbr.species, plan.grp_center, plan.grp_nu, plan.grp_term_off, plan.term_v,
             _collapsed(basis, coef))
         site = site + e_mb
-        zj = nbr.species[nbr.j]
-        adj = dEdA.reshape(n_atoms, ns, plan.v1)[nbr.i, zj]          # (n_pairs, V1)
-        g = g + np.einsum("pv,vpx->px", adj, dphi)
+        g = g + _kernels.contract_adjoint(dEdA, dphi, nbr.start, nbr.species[nbr.j], plan.v1)
     dEdx = np.zeros((n_atoms, 3))
     for x in range(3):
         dEdx[:, x] = (np.bincount(nbr.j, g[:, x], minlength=n_atoms)
