@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from ..errors import ConvergenceWarning
-from ._checks import check_nonneg_float, check_positive_int
+from ._checks import check_fraction, check_nonneg_float, check_positive_int
 from ._cholesky import GrowingCholesky
 from ._problem import ScaledGram
 
@@ -110,7 +110,7 @@ def leaving_step(x: np.ndarray, d: np.ndarray, protect: int | None):
 def check_asp_settings(P: ScaledGram, max_active, lambda_min, dependence_tol, max_iter):
     max_active = min(check_positive_int(max_active, "max_active"), P.p)
     lambda_min = check_nonneg_float(lambda_min, "lambda_min")
-    dependence_tol = check_nonneg_float(dependence_tol, "dependence_tol")
+    dependence_tol = check_fraction(dependence_tol, "dependence_tol")
     max_iter = (max(50 * max_active, 1000) if max_iter is None
                 else check_positive_int(max_iter, "max_iter"))
     return max_active, lambda_min, dependence_tol, max_iter

@@ -16,6 +16,7 @@ __all__ = [
     "check_positive_int",
     "check_nonneg_float",
     "check_choice",
+    "check_fraction",
 ]
 
 
@@ -129,6 +130,14 @@ def check_nonneg_float(value, name: str, allow_none: bool = False) -> float | No
         raise InputError(f"{name}={value!r} must be a number >= 0") from err
     if not np.isfinite(out) or out < 0:
         raise InputError(f"{name}={value!r} must be a finite number >= 0")
+    return out
+
+
+def check_fraction(value, name: str) -> float:
+    """A number in [0, 1)."""
+    out = check_nonneg_float(value, name)
+    if not out < 1:
+        raise InputError(f"{name}={value!r} must be below 1 (a relative tolerance)")
     return out
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, InputError
 from ._active_set import ActiveSet, check_asp_settings, entering_step, leaving_step
-from ._checks import check_design, check_nonneg_float, check_positive_int
+from ._checks import check_design, check_fraction, check_nonneg_float, check_positive_int
 from ._problem import ScaledGram, gram_from_design
 from .path import PathRecorder, SolutionPath, SolverInfo
 
@@ -201,7 +201,7 @@ def bpdual_gram(G, b, yy, n_rows, lam, *, prior=None, normalize=True, dependence
     if lam <= 0:
         raise InputError(f"lam={lam!r} must be > 0 (λ = 0 is least squares: use asp_path)")
     max_iter = 10 * P.p + 100 if max_iter is None else check_positive_int(max_iter, "max_iter")
-    return _bpdual_gram(P, lam, check_nonneg_float(dependence_tol, "dependence_tol"), max_iter)
+    return _bpdual_gram(P, lam, check_fraction(dependence_tol, "dependence_tol"), max_iter)
 
 
 def bpdual(A, y, lam, **kwargs) -> SolutionPath:

@@ -27,8 +27,8 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.linalg.lapack import dpstrf
 
-from ..errors import ConvergenceWarning, InputError
-from ._checks import check_design, check_gram, check_nonneg_float, check_prior
+from ..errors import ConvergenceWarning
+from ._checks import check_design, check_fraction, check_gram, check_nonneg_float, check_prior
 from ._problem import blas_guard
 from .path import SolverInfo
 
@@ -119,10 +119,13 @@ def ridge_gram(G, b, alpha: float = 0.0, *, prior=None) -> DenseSolution:
     M[np.diag_indices(p)] += alpha
     notes: list[str] = []
     method = "cholesky"
+    top = max(float(np.diag(M).max()), 1e-300)
     with blas_guard(p):
         try:
-            x = sla.cho_solve(sla.cho_factor(M, lower=True, overwrite_a=True,
-                                             check_finite=False), rhs, check_finite=False)
+            factor = sla.cho_factor(M, lower=True, overwrite_a=True, check_finite=False)
+            if np.diag(factor[0]).min() ** 2 <= p * np.finfo(float).eps * top:
+                raise np.linalg.LinAlgError("numerically singular")
+            x = sla.cho_solve(factor, rhs, check_finite=False)
         except np.linalg.LinAlgError:
             msg = ("ridge_gram: the regularised Gram matrix is not positive definite; using "
                    "the pseudo-inverse (eigen-decomposition); add alpha > 0 to regularise")
@@ -140,11 +143,7 @@ def ridge_gram(G, b, alpha: float = 0.0, *, prior=None) -> DenseSolution:
 
 
 def _check_rtol(rtol) -> float:
-    rtol = check_nonneg_float(rtol, "rtol")
-    if not rtol < 1:
-        raise InputError(f"rtol={rtol!r} must be below 1 (a relative singular-value cut-off, "
-                         "e.g. 1e-10)")
-    return rtol
+    return check_fraction(rtol, "rtol")
 
 
 def rrqr(A, y, rtol: float = 1e-12, *, prior=None) -> DenseSolution:

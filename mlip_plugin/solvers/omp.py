@@ -25,7 +25,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 
 from ..errors import ConvergenceWarning
-from ._checks import check_choice, check_nonneg_float, check_positive_int
+from ._checks import check_choice, check_fraction, check_nonneg_float, check_positive_int
 from ._cholesky import GrowingCholesky
 from ._problem import ScaledGram
 from .path import PathRecorder, SolutionPath, SolverInfo
@@ -100,7 +100,7 @@ def _check_settings(P: ScaledGram, max_active, tol, dependence_tol, on_dependent
         logger.info("max_active=%d > %d columns: capped", max_active, P.p)
         max_active = P.p
     tol = check_nonneg_float(tol, "tol", allow_none=True)
-    dependence_tol = check_nonneg_float(dependence_tol, "dependence_tol")
+    dependence_tol = check_fraction(dependence_tol, "dependence_tol")
     on_dependent = check_choice(on_dependent, "on_dependent", ("stop", "skip"))
     return max_active, tol, dependence_tol, on_dependent
 

@@ -184,11 +184,8 @@ class _BySize(Rule):
 
     def choose(self, path):
         sizes = path.sizes
-        over = np.flatnonzero(sizes > self.n)
-        stop = over[0] if len(over) else len(path)
-        if stop == 0:
-            raise InputError(f"by_size({self.n}): the path starts with {sizes[0]} functions")
-        return int(stop - 1), None
+        over = np.flatnonzero(sizes > self.n)  # paths start with 0 (ASP) or 1 (OMP) functions
+        return int((over[0] if len(over) else len(path)) - 1), None
 
 
 @dataclass(frozen=True)

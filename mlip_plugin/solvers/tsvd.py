@@ -69,9 +69,10 @@ def _support(support, p: int) -> np.ndarray:
 
 
 def _pick(scores: np.ndarray, sigma: np.ndarray, rtol: float) -> tuple[np.ndarray, int]:
-    scores = np.where(sigma > rtol * sigma[0], scores, np.inf) if sigma[0] > 0 else scores
-    if not np.isfinite(scores).any():
-        raise InputError("every column of the support is zero; nothing to de-bias")
+    if not sigma[0] > 0:
+        raise InputError("every column of the support is zero; nothing to de-bias: select "
+                         "a support with non-zero columns")
+    scores = np.where(sigma > rtol * sigma[0], scores, np.inf)
     return scores, int(np.argmin(scores)) + 1
 
 
