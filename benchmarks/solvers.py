@@ -135,10 +135,12 @@ def time_homotopy(G, b, yy, n, k, t_omp, res: Result) -> None:
     res.figures.update({
         "homotopy_ours_s": t_ours.seconds, "homotopy_lars_s": t_sk.seconds,
         "homotopy_breakpoints": len(path) - 1, "homotopy_removals": path.info.n_removed,
+        "homotopy_skipped": path.info.n_skipped, "homotopy_final_lambda": lam_end,
         "lars_breakpoints": len(alphas) - 1, "lars_final_active": n_sk,
     })
     print(f"homotopy to {k}: ours {t_ours.seconds:7.2f} s ({len(path) - 1} breakpoints, "
-          f"{path.info.n_removed} removals), lars_path {t_sk.seconds:7.2f} s "
+          f"{path.info.n_removed} removals, {path.info.n_skipped} dependent skipped), "
+          f"lars_path {t_sk.seconds:7.2f} s "
           f"({len(alphas) - 1} breakpoints, {n_sk} active at the end); ratio {ratio:.2f}")
     res.target(f"homotopy {k}: ours / lars_path time", ratio, "<= 1", ratio <= 1)
     res.target(f"homotopy {k}: ours / our OMP {k} time", t_ours.seconds / t_omp, "<= 3",
@@ -148,7 +150,9 @@ def time_homotopy(G, b, yy, n, k, t_omp, res: Result) -> None:
 def main(argv=None) -> None:
     parser = base_parser("solvers", __doc__.splitlines()[0])
     parser.add_argument("--design", help="npz with arrays A (n, p) and y (n,)")
-    parser.add_argument("--threads", type=int, default=2, help="BLAS threads for both sides")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads for both sides (default 1: these solvers are "
+                             "memory-bound matrix-vector products)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from mlip_plugin.solvers import ridge_gram

@@ -22,7 +22,11 @@ SLOPE_TOL = 1e-10
 
 
 class ActiveSet:
-    """Support S, signs s, Ĝ[:, S] (p, k) and the Cholesky factor of Ĝ_SS."""
+    """Support S (in factor order), signs s, the columns Ĝ[:, S] and the Cholesky factor of Ĝ_SS.
+
+    Columns live in slots of a (p, capacity) buffer; a removal frees its slot for the next
+    addition, so nothing of size p × k is ever shifted.
+    """
 
     def __init__(self, P: ScaledGram, capacity: int, dependence_tol: float):
         self.P = P
@@ -30,6 +34,9 @@ class ActiveSet:
         self.chol = GrowingCholesky(capacity)
         self.index: list[int] = []
         self.signs: list[float] = []
+        self.slot_of: list[int] = []  # buffer slot of each position of S
+        self.free: list[int] = []
+        self.n_slots = 0
         self.dependence_tol = dependence_tol
         self.notes: list[str] = []
 
@@ -51,16 +58,20 @@ class ActiveSet:
             self.notes.append(msg)
             warnings.warn(msg, ConvergenceWarning, stacklevel=4)
             return False
-        self.cols[:, len(self)] = col
+        if self.free:
+            slot = self.free.pop()
+        else:
+            slot, self.n_slots = self.n_slots, self.n_slots + 1
+        self.cols[:, slot] = col
+        self.slot_of.append(slot)
         self.index.append(j)
         self.signs.append(sign)
         return True
 
     def remove(self, i: int) -> int:
         """Remove the column at position ``i`` of S; returns its index."""
-        k = len(self)
         self.chol.delete(i)
-        self.cols[:, i : k - 1] = self.cols[:, i + 1 : k].copy()
+        self.free.append(self.slot_of.pop(i))
         self.signs.pop(i)
         return self.index.pop(i)
 
@@ -72,8 +83,10 @@ class ActiveSet:
         return sol[:, 0], sol[:, 1]
 
     def times(self, v: np.ndarray) -> np.ndarray:
-        """``Ĝ[:, S] v`` for v (k,) or (k, m)."""
-        return self.cols[:, : len(self)] @ v
+        """``Ĝ[:, S] v`` for v (k,): one matrix-vector product over the used slots."""
+        w = np.zeros(self.n_slots)
+        w[self.slot_of] = v
+        return self.cols[:, : self.n_slots] @ w
 
 
 def entering_step(c: np.ndarray, a: np.ndarray, lam: float, open_: np.ndarray):

@@ -37,6 +37,10 @@ __all__ = ["asp_path", "asp_path_gram", "bpdual_gram", "bpdual", "ActiveSetPursu
 
 logger = logging.getLogger(__name__)
 
+#: The homotopy carries c = Âᵀ(y - Â x) along the path (c ← c - γ a, one product Ĝ[:, S] d
+#: per breakpoint) and recomputes it from x every REFRESH breakpoints against drift.
+REFRESH = 16
+
 
 def _start(P: ScaledGram) -> tuple[float, int, float]:
     """λ₀ = max |b̂_j| over usable columns, its column and sign."""
@@ -64,12 +68,14 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
     elif act.add(j, sign):
         open_[j], protect = False, 0
     n_added = len(act)
+    c = np.where(P.usable, P.b, 0.0)  # correlations Âᵀ(y - Â x), x = 0
     while lam > lambda_min and reason == "lambda_min":
         n_iter += 1
         x, d = act.solve(lam)
         S = act.S
-        both = act.times(np.column_stack([x, d]))
-        c, a = P.b - both[:, 0], both[:, 1]
+        if n_iter % REFRESH == 0:  # c is carried along the segments; recompute it now and then
+            c = P.b - act.times(x)
+        a = act.times(d)
         g_in, j, sign = entering_step(c, a, lam, open_)
         g_out, i = leaving_step(x, d, protect)
         g_end = lam - lambda_min
