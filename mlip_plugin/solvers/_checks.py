@@ -86,12 +86,7 @@ def check_gram(G, b, yy, n_rows, prefix: str = "") -> tuple[np.ndarray, np.ndarr
             f"{prefix}G has a negative diagonal entry ({np.diag(G).min():.3g}); a Gram matrix "
             "AᵀA has a non-negative diagonal"
         )
-    try:
-        yy = float(yy)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"{prefix}yy must be a number (yᵀy), got {yy!r}") from err
-    if not np.isfinite(yy) or yy < 0:
-        raise InputError(f"{prefix}yy={yy!r} must be finite and >= 0 (it is yᵀy)")
+    yy = check_nonneg_float(yy, prefix + "yy")
     n_rows = check_positive_int(n_rows, prefix + "n_rows")
     return G, b, yy, n_rows
 

@@ -60,9 +60,9 @@ def test_bad_gram(small):
     neg = G - 2 * np.diag(np.diag(G))
     with pytest.raises(InputError, match="negative diagonal"):
         omp_path_gram(neg, b, yy, 20, 2)
-    with pytest.raises(InputError, match="yy=-1.0 must be finite and >= 0"):
+    with pytest.raises(InputError, match="yy=-1.0 must be a finite number >= 0"):
         omp_path_gram(G, b, -1.0, 20, 2)
-    with pytest.raises(InputError, match="yy must be a number"):
+    with pytest.raises(InputError, match="yy='x' must be a number >= 0"):
         omp_path_gram(G, b, "x", 20, 2)
     with pytest.raises(InputError, match="n_rows=0 must be a positive integer"):
         omp_path_gram(G, b, yy, 0, 2)

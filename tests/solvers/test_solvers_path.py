@@ -113,3 +113,19 @@ def test_tsvd_truncation_regularises_a_near_singular_support():
     assert res.rank == 5
     assert np.abs(res.values).max() < 5  # least squares blows up along the tiny direction
     assert np.abs(np.linalg.lstsq(A[:80], y[:80], rcond=None)[0]).max() > 100
+
+
+def test_zero_target_gives_empty_models(split_problem):
+    from mlip_plugin.errors import InputError
+    from mlip_plugin.solvers import ActiveSetPursuit, OrthogonalMatchingPursuit
+
+    A = split_problem[0]
+    y = np.zeros(len(A))
+    omp = OrthogonalMatchingPursuit(max_active=5).fit(A, y)
+    assert len(omp.path_) == 0 and omp.path_.info.stop_reason == "orthogonal"
+    assert np.all(omp.coef_ == 0) and len(omp.active_) == 0
+    with pytest.raises(InputError, match="the path is empty"):
+        omp.path_.select(final())
+    asp = ActiveSetPursuit(max_active=5).fit(A, y)
+    assert asp.path_.info.stop_reason == "zero_correlation" and len(asp.path_) == 1
+    assert np.all(asp.coef_ == 0) and asp.lambda_ == 0.0
