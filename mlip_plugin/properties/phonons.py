@@ -15,6 +15,7 @@ import numpy as np
 from ase import Atoms
 from phonopy import Phonopy
 from phonopy.structure.atoms import PhonopyAtoms
+from phonopy.structure.cells import guess_primitive_matrix
 
 from mlip_plugin.errors import InputError
 
@@ -136,7 +137,7 @@ def phonons(calculator, structure: Atoms, settings: PhononSettings | None = None
     unitcell = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell),
                             scaled_positions=atoms.get_scaled_positions())
     phonon = Phonopy(unitcell, supercell_matrix=np.diag(settings.supercell),
-                     primitive_matrix="auto")
+                     primitive_matrix=guess_primitive_matrix(unitcell, symprec=1e-5))
     phonon.generate_displacements(distance=settings.displacement)
     forces = []
     for displaced in phonon.supercells_with_displacements:
