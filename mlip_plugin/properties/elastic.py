@@ -20,7 +20,14 @@ from matscipy.elasticity import fit_elastic_constants, generate_strained_configs
 
 from mlip_plugin.errors import InputError
 
-from ._common import check_calculator, check_positive, freeze, relax_positions, relaxed_bulk
+from ._common import (
+    check_calculator,
+    check_positive,
+    check_structure,
+    freeze,
+    relax_positions,
+    relaxed_bulk,
+)
 
 __all__ = ["ElasticSettings", "ElasticResult", "elastic_constants"]
 
@@ -124,6 +131,7 @@ def elastic_constants(calculator, structure: Atoms,
         If the calculator does not compute stress.
     """
     settings = settings or ElasticSettings()
+    structure = check_structure(structure)
     check_calculator(calculator, need_stress=True, what="elastic constants", probe=structure)
     atoms = relaxed_bulk(calculator, structure, relax=settings.relax_bulk, fmax=settings.fmax,
                          steps=settings.steps)

@@ -121,8 +121,8 @@ class MDSettings:
 
     @classmethod
     def fast(cls, temperature: float = 300.0) -> MDSettings:
-        return cls(temperature=temperature, steps=600, equilibration_steps=100,
-                   sample_interval=5, n_blocks=4)
+        return cls(temperature=temperature, steps=1000, equilibration_steps=200,
+                   sample_interval=5, n_blocks=3, fit_start=0.3)
 
 
 @dataclass

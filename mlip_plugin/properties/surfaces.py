@@ -118,6 +118,8 @@ class SurfaceResult:
         Thickness of the slab (Å); ``n_planes`` its number of atomic planes.
     chemical_potential : float
         Bulk energy per atom (eV).
+    lattice_constant : float
+        Cubic lattice constant of the bulk the slab was cut from (Å).
     structure : Atoms
         The relaxed slab (no calculator).
     """
@@ -130,6 +132,7 @@ class SurfaceResult:
     thickness: float
     n_planes: int
     chemical_potential: float
+    lattice_constant: float
     structure: Atoms
     settings: SurfaceSettings
     units: str = "J/m^2"
@@ -177,7 +180,8 @@ def surface_energy(calculator, structure: Atoms,
     return SurfaceResult(miller=settings.miller, surface_energy=gamma,
                          unrelaxed_surface_energy=gamma0, convergence_error=error,
                          area=_area(slab), thickness=_thickness(slab), n_planes=n_planes,
-                         chemical_potential=float(mu), structure=freeze(slab),
+                         chemical_potential=float(mu),
+                         lattice_constant=float(cell.cell.lengths()[0]), structure=freeze(slab),
                          settings=settings)
 
 
