@@ -59,112 +59,224 @@ def _group_values(Ai, g, grp_term_off, grp_nu, term_v, term_slot, coef, coef_off
                 G[k, term_slot[tau, t]] += c * part[t]
 
 
+@nb.njit(parallel=True, cache=True)
+def one_particle_kernel(R, dR, Y, dY, u, vn, vlm, pair_start):
+    """φ[p, v] = R[p, vn[v]] Y[p, vlm[v]] and dφ/dr_p in the per-atom flat layout.
+
+    The derivative block of atom i is contiguous: ``dphi[3 V1 P0 + (v nb_i + q) 3 + x]`` for
+    its pair q (p = P0 + q) of ``nb_i`` pairs, so one atom's data stays in cache.
+    """
+    n_pairs = R.shape[0]
+    v1 = vn.shape[0]
+    n_atoms = pair_start.shape[0]
+    last = pair_start.shape[1] - 1
+    phi = np.empty((n_pairs, v1))
+    dphi = np.empty(n_pairs * v1 * 3)
+    for i in nb.prange(n_atoms):
+        P0 = pair_start[i, 0]
+        nbi = pair_start[i, last] - P0
+        base = 3 * v1 * P0
+        for q in range(nbi):
+            p = P0 + q
+            for v in range(v1):
+                n = vn[v]
+                lm = vlm[v]
+                r_ = R[p, n]
+                y_ = Y[p, lm]
+                phi[p, v] = r_ * y_
+                dr = dR[p, n] * y_
+                o = base + (v * nbi + q) * 3
+                dphi[o] = dr * u[p, 0] + r_ * dY[p, lm, 0]
+                dphi[o + 1] = dr * u[p, 1] + r_ * dY[p, lm, 1]
+                dphi[o + 2] = dr * u[p, 2] + r_ * dY[p, lm, 2]
+    return phi, dphi
+
+
 @nb.njit(cache=True)
-def _scatter_group(i, cfg, cols, nfun, nslot, G, slot_v, s0, v1, pair_start, pair_j, rvec,
-                   dphi, D, F, W):
-    """Contract G with dφ over the pairs of atom i; add to forces F and virials W."""
+def _pair_derivs(i, nfun, nslot, G, slot_v, s0, v1, pair_start, dphi, D, kk0):
+    """∂B_k(i)/∂r_p = Σ_s G[k, s] dφ_s(r_p) for the group's functions: D[kk0 + k, 3 q + x]."""
+    last = pair_start.shape[1] - 1
     P0 = pair_start[i, 0]
-    npi = pair_start[i, pair_start.shape[1] - 1] - P0
+    nbi = pair_start[i, last] - P0
+    base = 3 * v1 * P0
     for k in range(nfun):
-        for q in range(npi):
-            D[k, q, 0] = 0.0
-            D[k, q, 1] = 0.0
-            D[k, q, 2] = 0.0
-    for s in range(nslot):
-        v = slot_v[s0 + s]
-        z = v // v1
-        vl = v - z * v1
-        p0, p1 = pair_start[i, z], pair_start[i, z + 1]
-        for k in range(nfun):
+        Dk = D[kk0 + k]
+        for a in range(3 * nbi):
+            Dk[a] = 0.0
+        for s in range(nslot):
             gk = G[k, s]
             if gk == 0.0:
                 continue
-            for p in range(p0, p1):
-                q = p - P0
-                D[k, q, 0] += gk * dphi[vl, p, 0]
-                D[k, q, 1] += gk * dphi[vl, p, 1]
-                D[k, q, 2] += gk * dphi[vl, p, 2]
-    for k in range(nfun):
-        col = cols[k]
-        for q in range(npi):
+            v = slot_v[s0 + s]
+            z = v // v1
+            o = base + (v - z * v1) * nbi * 3
+            for a in range(3 * (pair_start[i, z] - P0), 3 * (pair_start[i, z + 1] - P0)):
+                Dk[a] += gk * dphi[o + a]
+
+
+@nb.njit(cache=True)
+def _scatter_block(i, cfg, col0, ncol, pair_start, pair_j, rvec, D, F, W):
+    """Add the block's ∂E/∂r_p (D[c, 3 q + x]) to the F rows of i and its neighbours and to W."""
+    last = pair_start.shape[1] - 1
+    P0 = pair_start[i, 0]
+    nbi = pair_start[i, last] - P0
+    for c in range(ncol):
+        Dc = D[c]
+        col = col0 + c
+        sx = sy = sz = 0.0
+        w0 = w1 = w2 = w3 = w4 = w5 = 0.0
+        for q in range(nbi):
             p = P0 + q
             j = pair_j[p]
-            for x in range(3):
-                F[col, j, x] += D[k, q, x]
-                F[col, i, x] -= D[k, q, x]
-            W[col, cfg, 0] -= D[k, q, 0] * rvec[p, 0]
-            W[col, cfg, 1] -= D[k, q, 1] * rvec[p, 1]
-            W[col, cfg, 2] -= D[k, q, 2] * rvec[p, 2]
-            W[col, cfg, 3] -= D[k, q, 1] * rvec[p, 2]
-            W[col, cfg, 4] -= D[k, q, 0] * rvec[p, 2]
-            W[col, cfg, 5] -= D[k, q, 0] * rvec[p, 1]
+            dx, dy, dz = Dc[3 * q], Dc[3 * q + 1], Dc[3 * q + 2]
+            F[j, 0, col] += dx
+            F[j, 1, col] += dy
+            F[j, 2, col] += dz
+            sx += dx
+            sy += dy
+            sz += dz
+            rx, ry, rz = rvec[p, 0], rvec[p, 1], rvec[p, 2]
+            w0 += dx * rx
+            w1 += dy * ry
+            w2 += dz * rz
+            w3 += dy * rz
+            w4 += dx * rz
+            w5 += dx * ry
+        F[i, 0, col] -= sx
+        F[i, 1, col] -= sy
+        F[i, 2, col] -= sz
+        W[cfg, 0, col] -= w0
+        W[cfg, 1, col] -= w1
+        W[cfg, 2, col] -= w2
+        W[cfg, 3, col] -= w3
+        W[cfg, 4, col] -= w4
+        W[cfg, 5, col] -= w5
+
+
+#: Columns gathered before one scatter into the force rows (cache blocking).
+BLOCK = 64
 
 
 @nb.njit(parallel=True, cache=True)
 def assemble_many_body(A, dphi, rvec, pair_j, pair_start, species, atom_cfg, n_cfg, n_cols,
                        grp_center, grp_nu, grp_col_off, grp_cols, grp_term_off, term_v,
-                       term_slot, coef, coef_off, grp_slot_off, slot_v, v1, with_forces):
-    """Site values, ∂E/∂x (eV/Å per unit coefficient) and virials of all many-body columns.
+                       term_slot, coef, coef_off, grp_slot_off, slot_v, chunk_off, v1,
+                       with_forces, site, F, W):
+    """Add site values, ∂E/∂x and virials of all many-body columns to site, F and W.
 
-    Returns
-    -------
-    site : (n_cols, n_atoms) basis values per atom
-    F : (n_cols, n_atoms, 3) ∂(Σ_i B_k(i))/∂x_j
-    W : (n_cols, n_cfg, 6) virial −Σ_p ∂E/∂r_p ⊗ r_p (Voigt)
+    The coupling groups are split into chunks of similar cost (``chunk_off``) that run in
+    parallel (coarse-grained: robust on a busy machine) and write disjoint columns; within
+    a chunk, atoms run one after another, and the columns of consecutive groups (their
+    columns are consecutive) are gathered in blocks of about ``BLOCK`` before they are
+    scattered into the force rows, so that the writes are contiguous.
+
+    site : (n_atoms, n_cols);  F : (n_atoms, 3, n_cols) ∂(Σ_i B_k(i))/∂x_j;
+    W : (n_cfg, 6, n_cols) virial −Σ_p ∂E/∂r_p ⊗ r_p (Voigt).
     """
     n_atoms = A.shape[0]
-    n_groups = grp_center.shape[0]
-    site = np.zeros((n_cols, n_atoms))
-    nf = n_atoms if with_forces else 0
-    F = np.zeros((n_cols, nf, 3))
-    W = np.zeros((n_cols, n_cfg if with_forces else 0, 6))
-    max_nb = 0
+    n_chunks = chunk_off.shape[0] - 1
+    last = pair_start.shape[1] - 1
+    max_fun = 1
+    max_slot = 1
+    for g in range(grp_center.shape[0]):
+        max_fun = max(max_fun, grp_col_off[g + 1] - grp_col_off[g])
+        max_slot = max(max_slot, grp_slot_off[g + 1] - grp_slot_off[g])
+    max_nb = 1
     for i in range(n_atoms):
-        max_nb = max(max_nb, pair_start[i, pair_start.shape[1] - 1] - pair_start[i, 0])
-    for g in nb.prange(n_groups):
-        c0, c1 = grp_col_off[g], grp_col_off[g + 1]
-        nfun = c1 - c0
-        s0 = grp_slot_off[g]
-        nslot = grp_slot_off[g + 1] - s0
-        cols = grp_cols[c0:c1]
-        B = np.empty(nfun)
-        G = np.empty((nfun, nslot))
-        D = np.empty((nfun, max_nb, 3))
+        max_nb = max(max_nb, pair_start[i, last] - pair_start[i, 0])
+    for c in nb.prange(n_chunks):
+        B = np.empty(max_fun)
+        G = np.empty((max_fun, max_slot))
+        D = np.empty((BLOCK + max_fun, 3 * max_nb))
         for i in range(n_atoms):
-            if species[i] != grp_center[g]:
-                continue
-            _group_values(A[i], g, grp_term_off, grp_nu, term_v, term_slot, coef, coef_off,
-                          nfun, nslot, B, G)
-            for k in range(nfun):
-                site[cols[k], i] += B[k]
-            if with_forces:
-                _scatter_group(i, atom_cfg[i], cols, nfun, nslot, G, slot_v, s0, v1,
-                               pair_start, pair_j, rvec, dphi, D, F, W)
-    return site, F, W
+            g = chunk_off[c]
+            while g < chunk_off[c + 1]:
+                # a block of groups of the centre species with consecutive columns
+                col0 = -1
+                ncol = 0
+                while g < chunk_off[c + 1] and ncol < BLOCK:
+                    if species[i] != grp_center[g]:
+                        g += 1
+                        if ncol:
+                            break
+                        continue
+                    c0, c1 = grp_col_off[g], grp_col_off[g + 1]
+                    nfun = c1 - c0
+                    if col0 < 0:
+                        col0 = grp_cols[c0]
+                    elif grp_cols[c0] != col0 + ncol:
+                        break
+                    s0 = grp_slot_off[g]
+                    nslot = grp_slot_off[g + 1] - s0
+                    _group_values(A[i], g, grp_term_off, grp_nu, term_v, term_slot, coef,
+                                  coef_off, nfun, nslot, B, G)
+                    for k in range(nfun):
+                        site[i, grp_cols[c0 + k]] += B[k]
+                    if with_forces:
+                        _pair_derivs(i, nfun, nslot, G, slot_v, s0, v1, pair_start, dphi, D,
+                                     ncol)
+                    ncol += nfun
+                    g += 1
+                if with_forces and ncol:
+                    _scatter_block(i, atom_cfg[i], col0, ncol, pair_start, pair_j, rvec, D, F, W)
+
+
+@nb.njit(parallel=True, cache=True)
+def contract_adjoint(dEdA, dphi, pair_start, pair_z, v1):
+    """``g[p] = Σ_v dE/dA[i_p, z_p V1 + v] dφ_v/dr_p``, shape (n_pairs, 3)."""
+    n_atoms = pair_start.shape[0]
+    last = pair_start.shape[1] - 1
+    g = np.zeros((pair_start[n_atoms - 1, last] if n_atoms else 0, 3))
+    for i in nb.prange(n_atoms):
+        P0 = pair_start[i, 0]
+        nbi = pair_start[i, last] - P0
+        base = 3 * v1 * P0
+        for q in range(nbi):
+            p = P0 + q
+            off = pair_z[p] * v1
+            gx = gy = gz = 0.0
+            for v in range(v1):
+                a = dEdA[i, off + v]
+                o = base + (v * nbi + q) * 3
+                gx += a * dphi[o]
+                gy += a * dphi[o + 1]
+                gz += a * dphi[o + 2]
+            g[p, 0] = gx
+            g[p, 1] = gy
+            g[p, 2] = gz
+    return g
 
 
 @nb.njit(cache=True)
-def adjoint_many_body(A, species, grp_center, grp_nu, grp_col_off, grp_cols, grp_term_off,
-                      term_v, term_slot, coef, coef_off, grp_slot_off, slot_v, c):
-    """Site energies ``Σ_k c_k B_k(i)`` and the adjoint ``dE/dA[i, v]`` for coefficients c."""
+def adjoint_many_body(A, species, grp_center, grp_nu, grp_term_off, term_v, ccoef):
+    """Site energies and the adjoint ``dE/dA[i, v]`` for collapsed coefficients.
+
+    ``ccoef[τ] = Σ_k c_k coef[τ, k]`` is the model's coefficient of term τ, so a group costs
+    one pass over its terms whatever its number of functions.
+    """
     n_atoms, nv = A.shape
     e = np.zeros(n_atoms)
     dEdA = np.zeros((n_atoms, nv))
-    for g in range(grp_center.shape[0]):
-        c0, c1 = grp_col_off[g], grp_col_off[g + 1]
-        nfun = c1 - c0
-        s0 = grp_slot_off[g]
-        nslot = grp_slot_off[g + 1] - s0
-        B = np.empty(nfun)
-        G = np.empty((nfun, nslot))
-        for i in range(n_atoms):
+    part = np.empty(8)
+    for i in range(n_atoms):
+        for g in range(grp_center.shape[0]):
             if species[i] != grp_center[g]:
                 continue
-            _group_values(A[i], g, grp_term_off, grp_nu, term_v, term_slot, coef, coef_off,
-                          nfun, nslot, B, G)
-            for k in range(nfun):
-                ck = c[grp_cols[c0 + k]]
-                e[i] += ck * B[k]
-                for s in range(nslot):
-                    dEdA[i, slot_v[s0 + s]] += ck * G[k, s]
+            nu = grp_nu[g]
+            for tau in range(grp_term_off[g], grp_term_off[g + 1]):
+                c = ccoef[tau]
+                if c == 0.0:
+                    continue
+                full = c
+                for t in range(nu):
+                    part[t] = c
+                for t in range(nu):
+                    a = A[i, term_v[tau, t]]
+                    for u in range(nu):
+                        if u != t:
+                            part[u] *= a
+                    full *= a
+                e[i] += full
+                for t in range(nu):
+                    dEdA[i, term_v[tau, t]] += part[t]
     return e, dEdA

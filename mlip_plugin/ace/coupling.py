@@ -5,8 +5,8 @@ For a tuple of degrees ``(l_1, …, l_N)`` the O(3)-invariant linear combination
 Clebsch–Gordan coefficients (``l_1 ⊗ l_2 → L_1``, ``L_1 ⊗ l_3 → L_2``, …, ``L_{N-2} ⊗ l_N →
 0``), for every admissible path of intermediate ``L``.  Factors that carry the same one-particle
 label (species, n, l) are interchangeable, so each path is symmetrised over the permutations
-of such factors; an Gram–Schmidt pass keeps an orthonormal, linearly independent set (the "RPI" basis
-of ACE1.jl).  With ``Σ l_t`` even the invariants are also invariant under reflections.
+of such factors; a Gram–Schmidt pass keeps an orthonormal, linearly independent set (the "RPI"
+basis of ACE1.jl).  With ``Σ l_t`` even the invariants are also invariant under reflections.
 
 The Clebsch–Gordan coefficients are computed exactly (rational arithmetic, Racah's formula)
 and rounded once, so the couplings are accurate to machine precision at large l.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from math import factorial, sqrt
 
 import numpy as np
@@ -29,7 +29,7 @@ __all__ = ["clebsch_gordan", "cg_block", "coupling_paths", "invariant_couplings"
 RANK_TOL = 1e-8
 
 
-@lru_cache(maxsize=None)
+@cache
 def clebsch_gordan(j1: int, m1: int, j2: int, m2: int, J: int, M: int) -> float:
     """⟨j1 m1 j2 m2 | J M⟩ (Condon–Shortley), exact up to one final rounding."""
     if m1 + m2 != M or not (abs(j1 - j2) <= J <= j1 + j2):
@@ -55,7 +55,7 @@ def clebsch_gordan(j1: int, m1: int, j2: int, m2: int, J: int, M: int) -> float:
     return sign * sqrt(float(total * total * pre))
 
 
-@lru_cache(maxsize=None)
+@cache
 def cg_block(j1: int, j2: int, J: int) -> np.ndarray:
     """Dense ``C[m1 + j1, m2 + j2, M + J] = ⟨j1 m1 j2 m2 | J M⟩``."""
     out = np.zeros((2 * j1 + 1, 2 * j2 + 1, 2 * J + 1))
@@ -132,7 +132,7 @@ def _symmetrise(tensor: np.ndarray, labels: tuple) -> np.ndarray:
     return total / count
 
 
-@lru_cache(maxsize=None)
+@cache
 def invariant_couplings(ls: tuple[int, ...], pattern: tuple[int, ...]) -> np.ndarray:
     """Orthonormal, linearly independent invariant couplings of real harmonics.
 

@@ -51,11 +51,25 @@ class Plan:
     coef_off: np.ndarray
     grp_slot_off: np.ndarray
     slot_v: np.ndarray
+    chunk_off: np.ndarray   # group ranges of similar cost, run in parallel
 
     def kernel_args(self) -> tuple:
         return (self.grp_center, self.grp_nu, self.grp_col_off, self.grp_cols,
                 self.grp_term_off, self.term_v, self.term_slot, self.coef, self.coef_off,
-                self.grp_slot_off, self.slot_v)
+                self.grp_slot_off, self.slot_v, self.chunk_off)
+
+
+#: Chunks of coupling groups per atom that the kernel runs in parallel.
+N_CHUNKS = 32
+
+
+def _chunks(nfun: np.ndarray, nslot: np.ndarray, nterm: np.ndarray) -> np.ndarray:
+    """Split groups into ≤ N_CHUNKS contiguous ranges of about equal estimated cost."""
+    cost = nfun * (30.0 * nslot + nterm)
+    if cost.size == 0:
+        return np.zeros(1, dtype=np.int64)
+    edges = np.searchsorted(np.cumsum(cost), np.linspace(0, cost.sum(), N_CHUNKS + 1)[1:-1])
+    return np.unique(np.r_[0, edges, cost.size]).astype(np.int64)
 
 
 def plan_for(basis: ACEBasis) -> Plan:
@@ -107,6 +121,7 @@ def _build_plan(basis: ACEBasis) -> Plan:
         return np.zeros((0,) if width is None else (0, width), dtype=dtype)
 
     i64 = np.int64
+    nfun, nslot, nterm = (np.diff(offs[k]) for k in ("col", "slot", "term"))
     return Plan(
         v1=v1, vn=np.array(vn, dtype=i64), vlm=np.array(vlm, dtype=i64),
         nmax=max((n for n, _ in nls), default=1), lmax=max((l for _, l in nls), default=0),
@@ -115,7 +130,8 @@ def _build_plan(basis: ACEBasis) -> Plan:
         grp_term_off=np.array(offs["term"], i64), term_v=cat("tv", i64, 8),
         term_slot=cat("ts", i64, 8), coef=cat("coef", float),
         coef_off=np.array(offs["coef"][:-1] or [0], i64),
-        grp_slot_off=np.array(offs["slot"], i64), slot_v=cat("slot", i64))
+        grp_slot_off=np.array(offs["slot"], i64), slot_v=cat("slot", i64),
+        chunk_off=_chunks(nfun, nslot, nterm))
 
 
 @dataclass(frozen=True)
@@ -211,7 +227,10 @@ class BasisValues:
 
 
 def one_particle(basis: ACEBasis, plan: Plan, nbr: Neighbours, gradient: bool = True):
-    """φ_v(r_p) of every pair, shape (n_pairs, V1), and dφ_v/dr_p, shape (V1, n_pairs, 3)."""
+    """φ_v(r_p) of every pair, shape (n_pairs, V1), and dφ_v/dr_p (flat, per-atom blocks).
+
+    See :func:`_kernels.one_particle_kernel` for the layout of the derivative.
+    """
     n_pairs = len(nbr.r)
     ns = len(basis.elements)
     R = np.empty((n_pairs, plan.nmax))
@@ -226,18 +245,15 @@ def one_particle(basis: ACEBasis, plan: Plan, nbr: Neighbours, gradient: bool = 
         Y = real_sph_harm(nbr.rvec, plan.lmax, gradient=False)
         return R[:, plan.vn] * Y[:, plan.vlm], None
     Y, dY = real_sph_harm(nbr.rvec, plan.lmax)
-    Rv, Yv = R[:, plan.vn], Y[:, plan.vlm]
-    phi = Rv * Yv
     u = nbr.rvec / nbr.r[:, None]
-    dphi = np.empty((plan.v1, n_pairs, 3))
-    radial_part = (dR[:, plan.vn] * Yv).T
-    for x in range(3):
-        dphi[:, :, x] = radial_part * u[:, x] + Rv.T * dY[:, plan.vlm, x].T
-    return phi, dphi
+    return _kernels.one_particle_kernel(R, dR, Y, dY, u, plan.vn, plan.vlm, nbr.start)
 
 
 def _pair_part(basis: ACEBasis, nbr: Neighbours, site, F, W, with_forces: bool) -> None:
-    """Add the pair functions' site values, ∂E/∂x and virials (in place, K-major arrays)."""
+    """Add the pair functions' site values, ∂E/∂x and virials (in place).
+
+    site (n_atoms, K), F (n_atoms, 3, K), W (n_cfg, 6, K).
+    """
     if basis.pair_columns.size == 0:
         return
     si, sj = nbr.species[nbr.i], nbr.species[nbr.j]
@@ -257,20 +273,20 @@ def _pair_part(basis: ACEBasis, nbr: Neighbours, site, F, W, with_forces: bool) 
         V, dV = 0.5 * V[:, ks], 0.5 * dV[:, ks]
         i, j = nbr.i[mask], nbr.j[mask]
         for c, col in enumerate(cols):
-            site[col] += np.bincount(i, V[:, c], minlength=site.shape[1])
+            site[:, col] += np.bincount(i, V[:, c], minlength=site.shape[0])
         if not with_forces:
             continue
         rv = nbr.rvec[mask]
         u = rv / nbr.r[mask, None]
         cfg = nbr.atom_cfg[i]
-        n_atoms = F.shape[1]
+        n_atoms = F.shape[0]
         for c, col in enumerate(cols):
             D = dV[:, c, None] * u
             for x in range(3):
-                F[col, :, x] += np.bincount(j, D[:, x], minlength=n_atoms)
-                F[col, :, x] -= np.bincount(i, D[:, x], minlength=n_atoms)
+                F[:, x, col] += np.bincount(j, D[:, x], minlength=n_atoms)
+                F[:, x, col] -= np.bincount(i, D[:, x], minlength=n_atoms)
             for v, (x, y) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
-                W[col, :, v] -= np.bincount(cfg, D[:, x] * rv[:, y], minlength=nbr.n_cfg)
+                W[:, v, col] -= np.bincount(cfg, D[:, x] * rv[:, y], minlength=nbr.n_cfg)
 
 
 def evaluate_basis(basis: ACEBasis, atoms_list: Sequence[Atoms] | Atoms,
@@ -298,25 +314,21 @@ def evaluate_basis(basis: ACEBasis, atoms_list: Sequence[Atoms] | Atoms,
     phi, dphi = one_particle(basis, plan, nbr, gradient=forces)
     ns = len(basis.elements)
     A = _kernels.atomic_base(phi, nbr.i, nbr.species[nbr.j], n_atoms, ns)
-    if dphi is None:
-        dphi = np.zeros((plan.v1, 0, 3))
-    site, F, W = _kernels.assemble_many_body(
-        A, dphi, nbr.rvec, nbr.j, nbr.start, nbr.species, nbr.atom_cfg, nbr.n_cfg,
-        basis.size, *plan.kernel_args()[:-1], plan.slot_v, plan.v1, forces) \
-        if len(plan.grp_center) else _empty(basis.size, n_atoms, nbr.n_cfg, forces)
+    K = basis.size
+    site = np.zeros((n_atoms, K))
+    F = np.zeros((n_atoms if forces else 0, 3, K))
+    W = np.zeros((nbr.n_cfg if forces else 0, 6, K))
+    if len(plan.grp_center):
+        _kernels.assemble_many_body(
+            A, np.zeros(0) if dphi is None else dphi, nbr.rvec, nbr.j, nbr.start, nbr.species,
+            nbr.atom_cfg, nbr.n_cfg, K, *plan.kernel_args(), plan.v1, forces, site, F, W)
     _pair_part(basis, nbr, site, F, W, forces)
-    energy = np.zeros((nbr.n_cfg, basis.size))
-    np.add.at(energy, nbr.atom_cfg, site.T)
-    return BasisValues(
-        site=site.T, energy=energy,
-        forces=-F.transpose(1, 2, 0) if forces else None,
-        virial=W.transpose(1, 2, 0) if forces else None, atom_cfg=nbr.atom_cfg)
-
-
-def _empty(n_cols, n_atoms, n_cfg, forces):
-    nf = n_atoms if forces else 0
-    return (np.zeros((n_cols, n_atoms)), np.zeros((n_cols, nf, 3)),
-            np.zeros((n_cols, n_cfg if forces else 0, 6)))
+    first_atom = np.searchsorted(nbr.atom_cfg, np.arange(nbr.n_cfg))
+    energy = np.add.reduceat(site, first_atom, axis=0)  # every configuration has atoms
+    if forces:
+        np.negative(F, out=F)
+    return BasisValues(site=site, energy=energy, forces=F if forces else None,
+                       virial=W if forces else None, atom_cfg=nbr.atom_cfg)
 
 
 def site_values(basis: ACEBasis, atoms: Atoms) -> np.ndarray:

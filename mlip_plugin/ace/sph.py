@@ -15,7 +15,7 @@ never drift apart.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from math import factorial, pi, sqrt
 
 import numpy as np
@@ -107,7 +107,7 @@ def real_sph_harm(vectors: np.ndarray, lmax: int, gradient: bool = True):
     return Y, dY
 
 
-@lru_cache(maxsize=None)
+@cache
 def real_to_complex(l: int) -> np.ndarray:
     """Matrix V with ``Y^complex_{l m} = Σ_μ V[m + l, μ + l] Y^real_{l μ}``.
 

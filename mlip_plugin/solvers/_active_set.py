@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from ..errors import ConvergenceWarning
-from ._checks import check_nonneg_float, check_positive_int
+from ._checks import check_fraction, check_nonneg_float, check_positive_int
 from ._cholesky import GrowingCholesky
 from ._problem import ScaledGram
 
@@ -22,7 +22,11 @@ SLOPE_TOL = 1e-10
 
 
 class ActiveSet:
-    """Support S, signs s, Ĝ[:, S] (p, k) and the Cholesky factor of Ĝ_SS."""
+    """Support S (in factor order), signs s, the columns Ĝ[:, S] and the Cholesky factor of Ĝ_SS.
+
+    Columns live in slots of a (p, capacity) buffer; a removal frees its slot for the next
+    addition, so nothing of size p × k is ever shifted.
+    """
 
     def __init__(self, P: ScaledGram, capacity: int, dependence_tol: float):
         self.P = P
@@ -30,6 +34,9 @@ class ActiveSet:
         self.chol = GrowingCholesky(capacity)
         self.index: list[int] = []
         self.signs: list[float] = []
+        self.slot_of: list[int] = []  # buffer slot of each position of S
+        self.free: list[int] = []
+        self.n_slots = 0
         self.dependence_tol = dependence_tol
         self.notes: list[str] = []
 
@@ -51,16 +58,20 @@ class ActiveSet:
             self.notes.append(msg)
             warnings.warn(msg, ConvergenceWarning, stacklevel=4)
             return False
-        self.cols[:, len(self)] = col
+        if self.free:
+            slot = self.free.pop()
+        else:
+            slot, self.n_slots = self.n_slots, self.n_slots + 1
+        self.cols[:, slot] = col
+        self.slot_of.append(slot)
         self.index.append(j)
         self.signs.append(sign)
         return True
 
     def remove(self, i: int) -> int:
         """Remove the column at position ``i`` of S; returns its index."""
-        k = len(self)
         self.chol.delete(i)
-        self.cols[:, i : k - 1] = self.cols[:, i + 1 : k].copy()
+        self.free.append(self.slot_of.pop(i))
         self.signs.pop(i)
         return self.index.pop(i)
 
@@ -72,8 +83,10 @@ class ActiveSet:
         return sol[:, 0], sol[:, 1]
 
     def times(self, v: np.ndarray) -> np.ndarray:
-        """``Ĝ[:, S] v`` for v (k,) or (k, m)."""
-        return self.cols[:, : len(self)] @ v
+        """``Ĝ[:, S] v`` for v (k,): one matrix-vector product over the used slots."""
+        w = np.zeros(self.n_slots)
+        w[self.slot_of] = v
+        return self.cols[:, : self.n_slots] @ w
 
 
 def entering_step(c: np.ndarray, a: np.ndarray, lam: float, open_: np.ndarray):
@@ -110,7 +123,7 @@ def leaving_step(x: np.ndarray, d: np.ndarray, protect: int | None):
 def check_asp_settings(P: ScaledGram, max_active, lambda_min, dependence_tol, max_iter):
     max_active = min(check_positive_int(max_active, "max_active"), P.p)
     lambda_min = check_nonneg_float(lambda_min, "lambda_min")
-    dependence_tol = check_nonneg_float(dependence_tol, "dependence_tol")
+    dependence_tol = check_fraction(dependence_tol, "dependence_tol")
     max_iter = (max(50 * max_active, 1000) if max_iter is None
                 else check_positive_int(max_iter, "max_iter"))
     return max_active, lambda_min, dependence_tol, max_iter

@@ -16,6 +16,7 @@ __all__ = [
     "check_positive_int",
     "check_nonneg_float",
     "check_choice",
+    "check_fraction",
 ]
 
 
@@ -85,12 +86,7 @@ def check_gram(G, b, yy, n_rows, prefix: str = "") -> tuple[np.ndarray, np.ndarr
             f"{prefix}G has a negative diagonal entry ({np.diag(G).min():.3g}); a Gram matrix "
             "AᵀA has a non-negative diagonal"
         )
-    try:
-        yy = float(yy)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"{prefix}yy must be a number (yᵀy), got {yy!r}") from err
-    if not np.isfinite(yy) or yy < 0:
-        raise InputError(f"{prefix}yy={yy!r} must be finite and >= 0 (it is yᵀy)")
+    yy = check_nonneg_float(yy, prefix + "yy")
     n_rows = check_positive_int(n_rows, prefix + "n_rows")
     return G, b, yy, n_rows
 
@@ -129,6 +125,14 @@ def check_nonneg_float(value, name: str, allow_none: bool = False) -> float | No
         raise InputError(f"{name}={value!r} must be a number >= 0") from err
     if not np.isfinite(out) or out < 0:
         raise InputError(f"{name}={value!r} must be a finite number >= 0")
+    return out
+
+
+def check_fraction(value, name: str) -> float:
+    """A number in [0, 1)."""
+    out = check_nonneg_float(value, name)
+    if not out < 1:
+        raise InputError(f"{name}={value!r} must be below 1 (a relative tolerance)")
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from scipy.linalg.blas import drot
 from scipy.linalg.lapack import dpotrs
 
 __all__ = ["GrowingCholesky"]
@@ -82,11 +83,9 @@ class GrowingCholesky:
             h = np.hypot(a, b)
             if h == 0.0:
                 continue
-            c, s = a / h, b / h
-            col_r = L[r : k - 1, r].copy()
-            col_n = L[r : k - 1, r + 1]
-            L[r : k - 1, r] = c * col_r + s * col_n
-            L[r : k - 1, r + 1] = -s * col_r + c * col_n
+            # rotate columns r and r+1 (rows r..k-2) in place so that L[r, r+1] becomes 0
+            drot(L[r : k - 1, r], L[r : k - 1, r + 1], a / h, b / h, overwrite_x=1,
+                 overwrite_y=1)
             L[r, r + 1] = 0.0
         L[k - 1, :k] = 0.0
         L[:k, k - 1] = 0.0

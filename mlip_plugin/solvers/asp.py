@@ -29,13 +29,17 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, InputError
 from ._active_set import ActiveSet, check_asp_settings, entering_step, leaving_step
-from ._checks import check_design, check_nonneg_float, check_positive_int
+from ._checks import check_design, check_fraction, check_nonneg_float, check_positive_int
 from ._problem import ScaledGram, gram_from_design
-from .path import PathRecorder, SolutionPath, SolverInfo
+from .path import PathEstimator, PathRecorder, SolutionPath, SolverInfo
 
 __all__ = ["asp_path", "asp_path_gram", "bpdual_gram", "bpdual", "ActiveSetPursuit"]
 
 logger = logging.getLogger(__name__)
+
+#: The homotopy carries c = Âᵀ(y - Â x) along the path (c ← c - γ a, one product Ĝ[:, S] d
+#: per breakpoint) and recomputes it from x every REFRESH breakpoints against drift.
+REFRESH = 16
 
 
 def _start(P: ScaledGram) -> tuple[float, int, float]:
@@ -64,30 +68,29 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
     elif act.add(j, sign):
         open_[j], protect = False, 0
     n_added = len(act)
+    c = np.where(P.usable, P.b, 0.0)  # correlations Âᵀ(y - Â x), x = 0
     while lam > lambda_min and reason == "lambda_min":
         n_iter += 1
         x, d = act.solve(lam)
         S = act.S
-        both = act.times(np.column_stack([x, d]))
-        c, a = P.b - both[:, 0], both[:, 1]
+        if n_iter % REFRESH == 0:  # c is carried along the segments; recompute it now and then
+            c = P.b - act.times(x)
+        a = act.times(d)
         g_in, j, sign = entering_step(c, a, lam, open_)
         g_out, i = leaving_step(x, d, protect)
         g_end = lam - lambda_min
         gamma = min(g_in, g_out, g_end)
         lam, x, c = lam - gamma, x + gamma * d, c - gamma * a
+        keep = np.arange(len(S)) != (i if g_out <= g_in and gamma < g_end else -1)
+        rec.add(S[keep], x[keep], _rss(P, S[keep], x[keep], c[S[keep]]), lam)
         if gamma == g_end:
-            rec.add(S, x, _rss(P, S, x, c[S]), lam)
             break
-        if g_out <= g_in:  # a coefficient reaches zero: it leaves
-            keep = np.arange(len(S)) != i
-            rec.add(S[keep], x[keep], _rss(P, S[keep], x[keep], c[S[keep]]), lam)
+        if not keep.all():  # a coefficient reached zero: its function leaves
             open_[act.remove(i)] = True
             n_removed, protect = n_removed + 1, None
         elif len(S) == max_active:
-            rec.add(S, x, _rss(P, S, x, c[S]), lam)
             reason = "max_active"
-        else:
-            rec.add(S, x, _rss(P, S, x, c[S]), lam)
+        else:  # a correlation reached λ: its function joins
             open_[j] = False
             if act.add(j, sign):
                 protect, n_added = len(act) - 1, n_added + 1
@@ -95,17 +98,16 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
                 protect, n_skipped = (protect if gamma == 0 else None), n_skipped + 1
         if n_iter >= max_iter:
             reason = "max_iter"
-            msg = f"homotopy stopped after max_iter={max_iter} breakpoints at λ={lam:.3g}"
-            act.notes.append(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+            act.notes.append(f"homotopy stopped after max_iter={max_iter} breakpoints at "
+                             f"λ={lam:.3g}")
+            warnings.warn(act.notes[-1], ConvergenceWarning, stacklevel=3)
     logger.info("ASP homotopy: %d points, %d active, %d removals, stop: %s", len(rec),
                 len(act), n_removed, reason)
-    info = SolverInfo(solver="asp_homotopy", n_iter=n_iter, stop_reason=reason,
-                      warnings=tuple(act.notes), n_added=n_added,
-                      n_removed=n_removed, n_skipped=n_skipped,
-                      settings=(("max_active", max_active), ("lambda_min", lambda_min),
-                                ("dependence_tol", dependence_tol), ("max_iter", max_iter)))
-    return rec.finish(info)
+    settings = (("max_active", max_active), ("lambda_min", lambda_min),
+                ("dependence_tol", dependence_tol), ("max_iter", max_iter))
+    return rec.finish(SolverInfo(solver="asp_homotopy", n_iter=n_iter, stop_reason=reason,
+                                 warnings=tuple(act.notes), n_added=n_added,
+                                 n_removed=n_removed, n_skipped=n_skipped, settings=settings))
 
 
 def _bpdual_gram(P: ScaledGram, lam: float, dependence_tol: float, max_iter: int):
@@ -201,7 +203,7 @@ def bpdual_gram(G, b, yy, n_rows, lam, *, prior=None, normalize=True, dependence
     if lam <= 0:
         raise InputError(f"lam={lam!r} must be > 0 (λ = 0 is least squares: use asp_path)")
     max_iter = 10 * P.p + 100 if max_iter is None else check_positive_int(max_iter, "max_iter")
-    return _bpdual_gram(P, lam, check_nonneg_float(dependence_tol, "dependence_tol"), max_iter)
+    return _bpdual_gram(P, lam, check_fraction(dependence_tol, "dependence_tol"), max_iter)
 
 
 def bpdual(A, y, lam, **kwargs) -> SolutionPath:
@@ -210,12 +212,12 @@ def bpdual(A, y, lam, **kwargs) -> SolutionPath:
     return bpdual_gram(*gram_from_design(A, y), A.shape[0], lam, **kwargs)
 
 
-class ActiveSetPursuit:
-    """Estimator wrapper of :func:`asp_path` / :func:`asp_path_gram`.
+class ActiveSetPursuit(PathEstimator):
+    """Estimator wrapper of :func:`asp_path` / :func:`asp_path_gram` (see PathEstimator)."""
 
-    After ``fit`` (or ``fit_gram``): ``path_`` (SolutionPath), ``coef_`` (p,) and
-    ``active_`` of the last point, ``lambda_`` (its λ), ``n_iter_``.
-    """
+    _params = ("lambda_min", "prior", "normalize", "dependence_tol", "max_iter")
+    _path = staticmethod(asp_path)
+    _path_gram = staticmethod(asp_path_gram)
 
     def __init__(self, *, max_active=100, lambda_min=0.0, prior=None, normalize=True,
                  dependence_tol=1e-12, max_iter=None):
@@ -225,24 +227,3 @@ class ActiveSetPursuit:
         self.normalize = normalize
         self.dependence_tol = dependence_tol
         self.max_iter = max_iter
-
-    def _kwargs(self) -> dict:
-        return dict(lambda_min=self.lambda_min, prior=self.prior, normalize=self.normalize,
-                    dependence_tol=self.dependence_tol, max_iter=self.max_iter)
-
-    def _set(self, path: SolutionPath) -> ActiveSetPursuit:
-        self.path_ = path
-        self.coef_ = path.coef(-1)
-        self.active_ = path.support(-1).copy()
-        self.lambda_ = float(path.lambdas[-1])
-        self.n_iter_ = path.info.n_iter
-        return self
-
-    def fit(self, A, y) -> ActiveSetPursuit:
-        return self._set(asp_path(A, y, self.max_active, **self._kwargs()))
-
-    def fit_gram(self, G, b, yy, n_rows) -> ActiveSetPursuit:
-        return self._set(asp_path_gram(G, b, yy, n_rows, self.max_active, **self._kwargs()))
-
-    def predict(self, A) -> np.ndarray:
-        return np.asarray(A, dtype=float) @ self.coef_

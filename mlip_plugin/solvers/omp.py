@@ -25,14 +25,22 @@ import numpy as np
 from scipy.linalg import solve_triangular
 
 from ..errors import ConvergenceWarning
-from ._checks import check_choice, check_nonneg_float, check_positive_int
+from ._checks import check_choice, check_fraction, check_nonneg_float, check_positive_int
 from ._cholesky import GrowingCholesky
 from ._problem import ScaledGram
-from .path import PathRecorder, SolutionPath, SolverInfo
+from .path import PathEstimator, PathRecorder, SolutionPath, SolverInfo
 
 __all__ = ["omp_path", "omp_path_gram", "OrthogonalMatchingPursuit"]
 
 logger = logging.getLogger(__name__)
+
+
+def _warn_dependent(j: int, k: int, rel: float, tol: float, on_dependent: str) -> str:
+    msg = (f"basis function {j} is numerically dependent on the {k} selected ones (relative "
+           f"pivot {rel:.2e} <= dependence_tol={tol:.1e}); "
+           + ("stopping" if on_dependent == "stop" else "skipping it"))
+    warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+    return msg
 
 
 def _omp_gram(P: ScaledGram, max_active: int, tol: float | None, dependence_tol: float,
@@ -60,11 +68,7 @@ def _omp_gram(P: ScaledGram, max_active: int, tol: float | None, dependence_tol:
         col = P.column(j)
         added, rel = chol.append(col[order], col[j], dependence_tol)
         if not added:
-            msg = (f"basis function {j} is numerically dependent on the {k} selected ones "
-                   f"(relative pivot {rel:.2e} <= dependence_tol={dependence_tol:.1e}); "
-                   + ("stopping" if on_dependent == "stop" else "skipping it"))
-            notes.append(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+            notes.append(_warn_dependent(j, k, rel, dependence_tol, on_dependent))
             if on_dependent == "stop":
                 reason = "dependent"
                 break
@@ -86,12 +90,11 @@ def _omp_gram(P: ScaledGram, max_active: int, tol: float | None, dependence_tol:
     if reason == "max_active" and len(order) < max_active:
         reason = "exhausted"
     logger.info("OMP: %d functions, stop: %s, rss %.4g", len(order), reason, rss)
-    info = SolverInfo(solver="omp", n_iter=n_iter, stop_reason=reason, warnings=tuple(notes),
-                      n_added=len(order), n_skipped=n_skipped,
-                      settings=(("max_active", max_active), ("tol", tol),
-                                ("dependence_tol", dependence_tol),
-                                ("on_dependent", on_dependent)))
-    return rec.finish(info)
+    settings = (("max_active", max_active), ("tol", tol), ("dependence_tol", dependence_tol),
+                ("on_dependent", on_dependent))
+    return rec.finish(SolverInfo(solver="omp", n_iter=n_iter, stop_reason=reason,
+                                 warnings=tuple(notes), n_added=len(order),
+                                 n_skipped=n_skipped, settings=settings))
 
 
 def _check_settings(P: ScaledGram, max_active, tol, dependence_tol, on_dependent):
@@ -100,7 +103,7 @@ def _check_settings(P: ScaledGram, max_active, tol, dependence_tol, on_dependent
         logger.info("max_active=%d > %d columns: capped", max_active, P.p)
         max_active = P.p
     tol = check_nonneg_float(tol, "tol", allow_none=True)
-    dependence_tol = check_nonneg_float(dependence_tol, "dependence_tol")
+    dependence_tol = check_fraction(dependence_tol, "dependence_tol")
     on_dependent = check_choice(on_dependent, "on_dependent", ("stop", "skip"))
     return max_active, tol, dependence_tol, on_dependent
 
@@ -152,12 +155,12 @@ def omp_path(A, y, max_active, *, tol=None, prior=None, normalize=True, dependen
     return _omp_gram(P, *_check_settings(P, max_active, tol, dependence_tol, on_dependent))
 
 
-class OrthogonalMatchingPursuit:
-    """Estimator wrapper of :func:`omp_path` / :func:`omp_path_gram`.
+class OrthogonalMatchingPursuit(PathEstimator):
+    """Estimator wrapper of :func:`omp_path` / :func:`omp_path_gram` (see PathEstimator)."""
 
-    After ``fit`` (or ``fit_gram``): ``path_`` (SolutionPath), ``coef_`` (p,) of the last
-    point, ``active_`` (its support), ``n_iter_``.
-    """
+    _params = ("tol", "prior", "normalize", "dependence_tol", "on_dependent")
+    _path = staticmethod(omp_path)
+    _path_gram = staticmethod(omp_path_gram)
 
     def __init__(self, *, max_active=100, tol=None, prior=None, normalize=True,
                  dependence_tol=1e-12, on_dependent="stop"):
@@ -167,23 +170,3 @@ class OrthogonalMatchingPursuit:
         self.normalize = normalize
         self.dependence_tol = dependence_tol
         self.on_dependent = on_dependent
-
-    def _kwargs(self) -> dict:
-        return dict(tol=self.tol, prior=self.prior, normalize=self.normalize,
-                    dependence_tol=self.dependence_tol, on_dependent=self.on_dependent)
-
-    def _set(self, path: SolutionPath) -> OrthogonalMatchingPursuit:
-        self.path_ = path
-        self.coef_ = path.coef(-1) if len(path) else np.zeros(path.n_features)
-        self.active_ = path.support(-1).copy() if len(path) else np.zeros(0, dtype=int)
-        self.n_iter_ = path.info.n_iter
-        return self
-
-    def fit(self, A, y) -> OrthogonalMatchingPursuit:
-        return self._set(omp_path(A, y, self.max_active, **self._kwargs()))
-
-    def fit_gram(self, G, b, yy, n_rows) -> OrthogonalMatchingPursuit:
-        return self._set(omp_path_gram(G, b, yy, n_rows, self.max_active, **self._kwargs()))
-
-    def predict(self, A) -> np.ndarray:
-        return np.asarray(A, dtype=float) @ self.coef_

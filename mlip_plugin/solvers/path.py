@@ -184,11 +184,8 @@ class _BySize(Rule):
 
     def choose(self, path):
         sizes = path.sizes
-        over = np.flatnonzero(sizes > self.n)
-        stop = over[0] if len(over) else len(path)
-        if stop == 0:
-            raise InputError(f"by_size({self.n}): the path starts with {sizes[0]} functions")
-        return int(stop - 1), None
+        over = np.flatnonzero(sizes > self.n)  # paths start with 0 (ASP) or 1 (OMP) functions
+        return int((over[0] if len(over) else len(path)) - 1), None
 
 
 @dataclass(frozen=True)
@@ -315,3 +312,42 @@ class PathRecorder:
             values=_cat(self._values, float), rss=np.array(self._rss),
             lambdas=np.array(self._lambdas) if self._lambdas else None, info=info,
         )
+
+
+class PathEstimator:
+    """Estimator plumbing shared by the path solvers (scikit-learn style).
+
+    Subclasses store their parameters in ``__init__``, list the keyword ones in ``_params``
+    and set ``_path`` / ``_path_gram`` to the public functions.  After ``fit`` (or
+    ``fit_gram``): ``path_`` (SolutionPath), ``coef_`` (p,) and ``active_`` of the last
+    point, ``n_iter_``, and ``lambda_`` (its λ) for the homotopy.
+    """
+
+    _params: tuple[str, ...] = ()
+    max_active: int
+
+    def _kwargs(self) -> dict:
+        return {name: getattr(self, name) for name in self._params}
+
+    def _set(self, path: SolutionPath):
+        self.path_ = path
+        empty = len(path) == 0
+        self.coef_ = np.zeros(path.n_features) if empty else path.coef(-1)
+        self.active_ = np.zeros(0, dtype=np.intp) if empty else path.support(-1).copy()
+        self.n_iter_ = path.info.n_iter
+        if path.lambdas is not None:
+            self.lambda_ = float(path.lambdas[-1])
+        return self
+
+    def fit(self, A, y):
+        """Fit on a design matrix A (n, p) and target y (n,); returns self."""
+        return self._set(type(self)._path(A, y, self.max_active, **self._kwargs()))
+
+    def fit_gram(self, G, b, yy, n_rows):
+        """Fit on ``G = AᵀA`` (p, p), ``b = Aᵀy`` (p,), ``yy = yᵀy`` and n_rows; returns self."""
+        return self._set(type(self)._path_gram(G, b, yy, n_rows, self.max_active,
+                                               **self._kwargs()))
+
+    def predict(self, A) -> np.ndarray:
+        """``A @ coef_`` for A (n, p)."""
+        return np.asarray(A, dtype=float) @ self.coef_
