@@ -85,10 +85,11 @@ DEMO_CONFIG = {
     "output": "mlip-demo",
     "structures": {"preset": "demo", "element": "Cu", "lattice": "fcc"},
     "reference": {"calculator": "ase.calculators.emt.EMT", "parameters": {}},
-    "fit": {"solver": "omp", "max_active": 250,
+    "fit": {"solver": "omp", "max_active": 200,
             "basis": {"correlation_order": 3, "total_degree": 12, "r_cut": 5.0}},
     "validate": {"suite": "fcc", "preset": "fast", "reference": "calculator",
-                 "along_path": [25, 50, 100, 250]},
+                 "properties": ["elastic", "vacancy", "surfaces", "phonons", "md"],
+                 "along_path": [10, 25, 50, 100, 200]},
 }
 
 

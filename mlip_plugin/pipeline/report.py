@@ -98,9 +98,10 @@ def plot_parity(pred: Predictions, out: Path, title: str = "") -> Path | None:
     return out
 
 
-def plot_property_errors(rows: Sequence[dict], out: Path) -> Path | None:
-    """Bar chart of the % error of every property."""
-    rows = [r for r in rows if r.get("error_percent") is not None]
+def plot_property_errors(rows: Sequence[dict], out: Path,
+                         skip: Sequence[str] = ()) -> Path | None:
+    """Bar chart of the % error of every property (rows named in ``skip`` left out)."""
+    rows = [r for r in rows if r.get("error_percent") is not None and r["name"] not in skip]
     if not rows:
         return None
     plt = _figure()
@@ -173,7 +174,9 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, plots: dict[str, Pat
         md = metrics["md"]
         sections.append(("MD stability", f"{md.get('summary', '')}", None, None))
     for name, caption in (("learning_curve", "Learning curve"), ("parity", "Parity"),
-                          ("property_errors", "Property errors"), ("phonons", "Phonons")):
+                          ("property_errors", "Property errors"), ("phonons", "Phonons"),
+                          ("msd", "Mean-square displacement"),
+                          ("rdf", "Radial distribution function")):
         p = plots.get(name)
         if p is not None:
             sections.append((caption, "", None, Path(p).name))
