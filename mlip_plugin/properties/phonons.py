@@ -19,7 +19,7 @@ from phonopy.structure.cells import guess_primitive_matrix
 
 from mlip_plugin.errors import InputError
 
-from ._common import check_calculator, check_positive, freeze, relaxed_bulk
+from ._common import check_calculator, check_positive, check_relaxation, freeze, relaxed_bulk
 
 __all__ = ["PhononSettings", "PhononResult", "phonons"]
 
@@ -66,8 +66,7 @@ class PhononSettings:
         check_positive("npoints", self.npoints, integer=True)
         check_positive("dos_mesh", self.dos_mesh)
         check_positive("imaginary_tolerance", self.imaginary_tolerance, allow_zero=True)
-        check_positive("fmax", self.fmax)
-        check_positive("steps", self.steps, integer=True)
+        check_relaxation(self.fmax, self.steps)
 
     @classmethod
     def fast(cls) -> PhononSettings:
