@@ -71,6 +71,9 @@ class SuiteSettings:
         "interstitials", "surfaces", "phonons", "md"); None: the suite's default.
     clamped_ion : bool
         Also report clamped-ion elastic constants (rows ``*_clamped_ion``).
+    interstitial_sites, miller_indices : tuple or None
+        Override the suite's interstitial sites (e.g. ``("dumbbell",)``) and surfaces
+        (e.g. ``((1, 1, 1),)``); None: the suite's list.
     eos, elastic, defects, surfaces, phonons, md
         Settings of each property (the defect site and Miller index are set per row).
     """
@@ -79,6 +82,8 @@ class SuiteSettings:
     lattice_constant: float | None = None
     groups: tuple | None = None
     clamped_ion: bool = True
+    interstitial_sites: tuple | None = None
+    miller_indices: tuple | None = None
     eos: EOSSettings = field(default_factory=EOSSettings)
     elastic: ElasticSettings = field(default_factory=ElasticSettings)
     defects: DefectSettings = field(default_factory=DefectSettings)
@@ -162,6 +167,8 @@ def run_suite(calculator, suite: str, settings: SuiteSettings | None = None) -> 
         raise InputError(f"suite {suite!r} is not known; allowed: {', '.join(SUITES)}.")
     settings = settings or SuiteSettings()
     lattice, default_symbol, default_groups, sites, millers = SUITES[suite]
+    sites = settings.interstitial_sites or sites
+    millers = settings.miller_indices or millers
     symbol = settings.symbol or default_symbol
     if symbol is None:
         raise InputError(f"suite {suite!r} needs an element: pass "

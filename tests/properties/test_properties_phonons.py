@@ -69,3 +69,12 @@ def test_bcc_copper_is_dynamically_unstable(emt):
 def test_phonon_settings_are_checked(kwargs, match):
     with pytest.raises(InputError, match=match):
         PhononSettings(**kwargs)
+
+
+def test_cu_emt_phonons_converged_in_supercell_size(emt):
+    prim = bulk("Cu", "fcc", a=3.6)
+    small = phonons(emt, prim, PhononSettings(supercell=(3, 3, 3), npoints=11))
+    large = phonons(emt, prim, PhononSettings(supercell=(4, 4, 4), npoints=11))
+    assert small.max_frequency == pytest.approx(large.max_frequency, rel=0.01)
+    assert np.concatenate(small.frequencies).ravel() == pytest.approx(
+        np.concatenate(large.frequencies).ravel(), abs=0.1)

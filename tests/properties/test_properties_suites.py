@@ -102,6 +102,20 @@ def test_bcc_suite_subset_shows_the_instability_of_bcc_copper(emt):
     assert result.value("c11") < result.value("c12")  # C' < 0: Bain-unstable
 
 
+def test_suite_subset_for_a_demo(emt):
+    settings = SuiteSettings.fast("Cu", groups=("interstitials", "surfaces"),
+                                  interstitial_sites=("dumbbell",), miller_indices=((1, 1, 1),))
+    result = run_suite(emt, "fcc", settings)
+    assert [r["name"] for r in result.rows] == ["interstitial_dumbbell", "surface_111"]
+
+
+def test_wrong_interstitial_site_for_the_suite_lattice(emt):
+    settings = SuiteSettings.fast("Cu", groups=("interstitials",),
+                                  interstitial_sites=("hexagonal",))
+    with pytest.raises(InputError, match="hexagonal interstitial needs an elemental diamond"):
+        run_suite(emt, "fcc", settings)
+
+
 def test_run_property_by_name(emt):
     result = run_property("elastic", emt, bulk("Cu", cubic=True), ElasticSettings.fast())
     assert isinstance(result, ElasticResult)
