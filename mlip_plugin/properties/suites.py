@@ -2,9 +2,10 @@
 
 ``run_suite(calculator, "silicon")`` computes every property of Table 5 of the sparse-ACE
 paper (a0, B, C11/C12/C44, vacancy, tetrahedral/hexagonal/dumbbell interstitials,
-(111)/(110)/(100) surfaces) and returns one table whose row names are those of
-``si_gap18_reference/properties.json``, so that ``compare(table, json.load(f))`` works on
-that file directly.  Rows are JSON-ready dicts ``{"name", "unit", "value", "uncertainty"}``.
+(111)/(110)/(100) surfaces), plus clamped-ion constants and phonons, and returns one
+table whose row names are those of ``si_gap18_reference/properties.json``, so that
+``compare(table, json.load(f))`` works on that file directly.  Rows are JSON-ready dicts
+``{"name", "unit", "value", "uncertainty"}``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ PROPERTIES = {
 
 #: Suites: lattice, default element, default groups, interstitial sites, surfaces.
 SUITES = {
-    "silicon": ("diamond", "Si", ("eos", "elastic", "vacancy", "interstitials", "surfaces"),
+    "silicon": ("diamond", "Si", ("eos", "elastic", "vacancy", "interstitials", "surfaces",
+                                  "phonons"),
                 ("tetrahedral", "hexagonal", "dumbbell"), ((1, 1, 1), (1, 1, 0), (1, 0, 0))),
     "fcc": ("fcc", None, ("eos", "elastic", "vacancy", "interstitials", "surfaces",
                           "phonons", "md"),

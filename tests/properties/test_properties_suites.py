@@ -53,6 +53,8 @@ def test_silicon_suite_runs_end_to_end(si_suite):
     assert si_suite.value("a0_diamond") == pytest.approx(4 * 2 ** (1 / 6) * 2.0951 / 3 ** 0.5,
                                                          abs=1e-4)
     assert si_suite.value("c44_clamped_ion") > si_suite.value("c44") + 30.0
+    assert si_suite.value("phonon_imaginary_modes") == 0.0
+    assert si_suite.value("phonon_min_frequency") > -1e-3
     assert si_suite.value("bulk_modulus") == pytest.approx(
         (si_suite.value("c11") + 2 * si_suite.value("c12")) / 3, rel=0.01)
     assert all(np.isfinite(row["value"]) for row in si_suite.rows)
