@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 
 from mlip_plugin.errors import InputError
@@ -103,3 +104,31 @@ def test_rdf_of_an_ideal_gas_is_one(rng):
 def test_md_settings_are_checked(kwargs, match):
     with pytest.raises(InputError, match=match):
         MDSettings(**kwargs)
+
+
+class _NaNAfter(EMT):
+    """EMT that returns NaN energies and forces after a number of calls."""
+
+    def __init__(self, good_calls):
+        super().__init__()
+        self.good_calls = good_calls
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        self.good_calls -= 1
+        if self.good_calls < 0:
+            self.results["energy"] = np.nan
+            self.results["forces"] = np.full_like(self.results["forces"], np.nan)
+
+
+def test_non_finite_energies_fail_the_gate(cu_crystal):
+    result = nvt_md(_NaNAfter(55), cu_crystal, MDSettings(steps=400, equilibration_steps=0))
+    assert not result.stable and "non-finite" in result.failure
+    assert result.time_reached == pytest.approx(0.1)  # 5 samples of 10 steps of 2 fs
+
+
+def test_stillinger_weber_md_is_stable(sw):
+    si = bulk("Si", "diamond", a=5.431, cubic=True) * (2, 2, 2)
+    result = nvt_md(sw, si, MDSettings(temperature=1000.0, timestep=1.0, steps=300,
+                                       equilibration_steps=100, n_blocks=2))
+    assert result.stable, result.failure
