@@ -127,8 +127,10 @@ def test_non_finite_energies_fail_the_gate(cu_crystal):
     assert result.time_reached == pytest.approx(0.1)  # 5 samples of 10 steps of 2 fs
 
 
+@pytest.mark.slow
 def test_stillinger_weber_md_is_stable(sw):
     si = bulk("Si", "diamond", a=5.431, cubic=True) * (2, 2, 2)
-    result = nvt_md(sw, si, MDSettings(temperature=1000.0, timestep=1.0, steps=300,
-                                       equilibration_steps=100, n_blocks=2))
+    result = nvt_md(sw, si, MDSettings(temperature=1000.0, timestep=1.0, steps=200,
+                                       equilibration_steps=50, sample_interval=5,
+                                       n_blocks=2))
     assert result.stable, result.failure
