@@ -71,8 +71,8 @@ def plot_msd(results, path=None, labels=None):
         label = labels[k] if labels else f"{res.settings.temperature:g} K"
         ax.plot(res.msd_times, res.msd, label=f"{label}: D={res.diffusivity:.3g}"
                 f"±{res.diffusivity_error:.2g} Å²/ps")
-        ax.plot(res.msd_times, 6 * res.diffusivity * res.msd_times + res.msd[1:].min(),
-                color="0.5", ls=":", lw=0.8)
+        line = 6 * res.diffusivity * res.msd_times  # slope 6D through the last point
+        ax.plot(res.msd_times, line + res.msd[-1] - line[-1], color="0.5", ls=":", lw=0.8)
     ax.set_xlabel("lag time (ps)")
     ax.set_ylabel("MSD (Å²)")
     ax.legend()
