@@ -38,7 +38,8 @@ __all__ = ["asp_path", "asp_path_gram", "bpdual_gram", "bpdual", "ActiveSetPursu
 logger = logging.getLogger(__name__)
 
 #: The homotopy carries c = Âᵀ(y - Â x) along the path (c ← c - γ a, one product Ĝ[:, S] d
-#: per breakpoint) and recomputes it from x every REFRESH breakpoints against drift.
+#: per breakpoint) and L⁻¹[b̂_S, s] through the factor updates; both are recomputed every
+#: REFRESH breakpoints against drift.
 REFRESH = 16
 
 
@@ -71,7 +72,7 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
     c = np.where(P.usable, P.b, 0.0)  # correlations Âᵀ(y - Â x), x = 0
     while lam > lambda_min and reason == "lambda_min":
         n_iter += 1
-        x, d = act.solve(lam)
+        x, d = act.solve(lam, refresh=n_iter % REFRESH == 0)
         S = act.S
         if n_iter % REFRESH == 0:  # c is carried along the segments; recompute it now and then
             c = P.b - act.times(x)
@@ -112,7 +113,7 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
 
 def _bpdual_gram(P: ScaledGram, lam: float, dependence_tol: float, max_iter: int):
     """BPdual kernel: active-set method on the dual, tracked through ``z = Âᵀy``."""
-    act = ActiveSet(P, P.p, dependence_tol)
+    act = ActiveSet(P, min(P.p, 64), dependence_tol)  # the column buffer grows when needed
     z = np.zeros(P.p)  # dual iterate y = 0 is feasible
     open_ = P.usable.copy()
     x = np.zeros(0)

@@ -162,3 +162,40 @@ def test_estimator_and_lambda_min(fx):
     est2 = ActiveSetPursuit(max_active=40, lambda_min=lam_min).fit_gram(*fx.gram(A, y))
     np.testing.assert_allclose(est2.coef_, est.coef_, rtol=1e-9)
     np.testing.assert_allclose(est.predict(A), A @ est.coef_)
+
+
+def test_bpdual_grows_its_storage_beyond_64_active(fx):
+    A = fx.design(200, 100, seed=17)
+    y = np.random.default_rng(18).standard_normal(200)
+    G, b, yy, n = fx.gram(A, y)
+    path = asp_path_gram(G, b, yy, n, 100)
+    lam = 0.5 * (path.lambdas[-2] + path.lambdas[-1])  # near least squares: ~all active
+    sol = bpdual_gram(G, b, yy, n, lam)
+    assert len(sol.support(0)) > 64 and sol.info.stop_reason == "optimal"
+    t = (path.lambdas[-2] - lam) / (path.lambdas[-2] - path.lambdas[-1])
+    expected = (1 - t) * path.coef(-2) + t * path.coef(-1)
+    assert np.abs(sol.coef(0) - expected).max() <= 1e-8 * np.abs(expected).max()
+
+
+def test_cholesky_updates_match_a_fresh_factorisation():
+    from mlip_plugin.solvers._cholesky import GrowingCholesky
+
+    rng = np.random.default_rng(19)
+    X = rng.standard_normal((40, 12))
+    M = X.T @ X
+    chol = GrowingCholesky()
+    for j in range(12):
+        assert chol.append(M[:j, j], M[j, j], 1e-12)[0]
+    np.testing.assert_allclose(chol.factor, np.linalg.cholesky(M), rtol=1e-10)
+    keep = list(range(12))
+    B = rng.standard_normal((12, 2))
+    F = chol.forward(B)
+    for i in (4, 0, 8):
+        F = chol.delete(i, F)
+        keep.pop(i)
+        B = np.delete(B, i, axis=0)
+        np.testing.assert_allclose(chol.factor, np.linalg.cholesky(M[np.ix_(keep, keep)]),
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(F, chol.forward(B), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(chol.solve(np.ones(9)), np.linalg.solve(M[np.ix_(keep, keep)],
+                                                                       np.ones(9)), rtol=1e-9)
