@@ -45,11 +45,22 @@ def test_kkt_holds_at_every_breakpoint_and_matches_lars(fx, seed):
     path = asp_path_gram(G, b, yy, n, 60)
     assert kkt_error(G, b, path) < 1e-8
     assert np.all(np.diff(path.lambdas) < 0)
+    _assert_matches_lars(G, b, path)
+
+
+def _assert_matches_lars(G, b, path):
+    """Same breakpoints (λ) and coefficients as scikit-learn's lars_path(method="lasso").
+
+    lars_path stops at alpha <= alpha_min + 1.2e-7 (absolute), so the problem is scaled
+    (λ scales with it, coefficients do not) to keep that far below the last λ.
+    """
     Gn, bn, nrm = _normalised(G, b)
-    alphas, _, coefs = lars_path_gram(bn, Gn, n_samples=n, method="lasso",
-                                      alpha_min=path.lambdas[-1] / n, max_iter=10_000)
+    scale = 1e3 / path.lambdas[-1]
+    alphas, _, coefs = lars_path_gram(bn * scale, Gn * scale, n_samples=1, method="lasso",
+                                      alpha_min=path.lambdas[-1] * scale, max_iter=10_000)
     assert len(alphas) == len(path)
-    np.testing.assert_allclose(alphas * n, path.lambdas, rtol=1e-8, atol=1e-10 * path.lambdas[0])
+    np.testing.assert_allclose(alphas / scale, path.lambdas, rtol=1e-8,
+                               atol=1e-10 * path.lambdas[0])
     ours = path.to_sparse().toarray() * nrm[:, None]
     assert np.abs(coefs - ours).max() <= 1e-8 * np.abs(ours).max()
 
@@ -62,16 +73,18 @@ def test_removals_are_handled(fx):
     path = asp_path_gram(G, b, yy, n, 60)
     assert path.info.n_removed > 0
     assert kkt_error(G, b, path) < 1e-8
+    _assert_matches_lars(G, b, path)
     supports = [set(path.support(i)) for i in range(len(path))]
     assert any(not a <= b for a, b in zip(supports, supports[1:]))  # a function left
 
 
-def test_kkt_on_a_real_design(diabetes_poly):
+def test_kkt_and_lars_on_a_real_design(diabetes_poly):
     A, y = diabetes_poly
     G, b = A.T @ A, A.T @ y
     path = asp_path_gram(G, b, y @ y, len(y), 40)
     assert kkt_error(G, b, path) < 1e-8
     assert path.sizes.max() == 40
+    _assert_matches_lars(G, b, path)
 
 
 def test_recovers_a_planted_sparse_signal(fx):
