@@ -55,7 +55,7 @@ def _assert_matches_lars(G, b, path):
     (λ scales with it, coefficients do not) to keep that far below the last λ.
     """
     Gn, bn, nrm = _normalised(G, b)
-    scale = 1e3 / path.lambdas[-1]
+    scale = 1e3 / path.lambdas[path.lambdas > 0].min()
     alphas, _, coefs = lars_path_gram(bn * scale, Gn * scale, n_samples=1, method="lasso",
                                       alpha_min=path.lambdas[-1] * scale, max_iter=10_000)
     assert len(alphas) == len(path)
