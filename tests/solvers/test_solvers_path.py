@@ -86,6 +86,7 @@ def test_tsvd_full_rank_is_least_squares_on_the_support(split_problem):
     assert rank_k.rank == len(S)
     np.testing.assert_allclose(rank_k.values, ls, rtol=1e-9)
     assert res.scores[res.rank - 1] == res.scores.min()
+    assert res.info.solver == "tsvd" and res.info.n_iter == len(S)
     assert res.coef.shape == (50,) and np.all(res.coef[np.setdiff1d(np.arange(50), S)] == 0)
 
 
