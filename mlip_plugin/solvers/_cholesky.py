@@ -86,22 +86,26 @@ class GrowingCholesky:
         ``vectors`` (k, m), if given, holds ``F = L⁻¹ B``; the updated ``L'⁻¹ B'`` (B without
         row i), (k - 1, m), is returned.
         """
-        k = self.k
-        L = self.L
-        L[i : k - 1, :] = L[i + 1 : k, :]
+        k, L = self.k, self.L
+        N = np.empty((k - 1, k - 1), order="F")  # L without row i and without its last column
+        N[:i] = L[:i, : k - 1]
+        N[i:] = L[i + 1 :, : k - 1]
+        last = np.zeros(k - 1)  # that last column: only its bottom entry is non-zero
+        last[-1] = L[k - 1, k - 1]
         # columns of L⁻¹ B as Python lists: the rotations touch two entries each
         F = [] if vectors is None else [list(v) for v in np.asarray(vectors, dtype=float).T]
-        col = [L[:, j] for j in range(k)]  # contiguous column views
+        col = [N[:, j] for j in range(i, k - 1)] + [last]  # col[r - i]: column r
         for r in range(i, k - 1):
-            a, b = float(col[r][r]), float(col[r + 1][r])
+            x, y = col[r - i], col[r + 1 - i]
+            a, b = float(x[r]), float(y[r])
             h = math.hypot(a, b)
             if h == 0.0:
                 continue
             c, s = a / h, b / h
-            # rotate columns r and r+1 (rows r..k-2) in place so that L[r, r+1] becomes 0
-            drot(col[r][r : k - 1], col[r + 1][r : k - 1], c, s, overwrite_x=1, overwrite_y=1)
-            col[r + 1][r] = 0.0
+            # rotate columns r and r+1 (rows r..k-2) in place so that entry (r, r+1) becomes 0
+            drot(x[r:], y[r:], c, s, overwrite_x=1, overwrite_y=1)
+            y[r] = 0.0
             for f in F:  # the same rotation on the components r, r+1 of L⁻¹ B
                 f[r], f[r + 1] = c * f[r] + s * f[r + 1], c * f[r + 1] - s * f[r]
-        self.L = np.asfortranarray(L[: k - 1, : k - 1])
+        self.L = N
         return None if vectors is None else np.array(F).T[: k - 1].reshape(k - 1, -1)
