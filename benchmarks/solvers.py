@@ -122,13 +122,18 @@ def _lars(G, b, n, lam_end, k):
     from sklearn.linear_model import lars_path_gram
 
     nrm = np.sqrt(np.diag(G))
+    # lars_path stops once alpha <= alpha_min + 1.2e-7 (an absolute tolerance): scale the
+    # problem (which scales λ and leaves the coefficients alone) so that this is far below
+    # lam_end, and use n_samples=1 so that alpha is λ itself
+    scale = 1e3 / lam_end
     Gn = G / np.outer(nrm, nrm)
+    Gn *= scale
     with warnings.catch_warnings(record=True) as caught, timed() as t_sk:
         warnings.simplefilter("always")
-        alphas, _, coefs = lars_path_gram(b / nrm, Gn, n_samples=n, method="lasso",
-                                          alpha_min=lam_end / n, max_iter=100 * k,
+        alphas, _, coefs = lars_path_gram(scale * b / nrm, Gn, n_samples=1, method="lasso",
+                                          alpha_min=lam_end * scale, max_iter=100 * k,
                                           copy_Gram=False)
-    return t_sk.seconds, alphas * n, int(np.count_nonzero(coefs[:, -1])), len(caught)
+    return t_sk.seconds, alphas / scale, int(np.count_nonzero(coefs[:, -1])), len(caught)
 
 
 def time_homotopy(G, b, yy, n, k, t_omp, res: Result) -> None:

@@ -103,54 +103,71 @@ def _pair_derivs(i, nfun, nslot, G, slot_v, s0, v1, pair_start, dphi, D, kk0):
         Dk = D[kk0 + k]
         for a in range(3 * nbi):
             Dk[a] = 0.0
-        for s in range(nslot):
-            gk = G[k, s]
-            if gk == 0.0:
-                continue
+        s = 0
+        while s < nslot:
             v = slot_v[s0 + s]
             z = v // v1
+            a0 = 3 * (pair_start[i, z] - P0)
+            a1 = 3 * (pair_start[i, z + 1] - P0)
             o = base + (v - z * v1) * nbi * 3
-            for a in range(3 * (pair_start[i, z] - P0), 3 * (pair_start[i, z + 1] - P0)):
-                Dk[a] += gk * dphi[o + a]
+            # slots are sorted by v, hence by species: four of one species share the pairs
+            if s + 3 < nslot and slot_v[s0 + s + 3] < (z + 1) * v1:
+                g1, g2, g3, g4 = G[k, s], G[k, s + 1], G[k, s + 2], G[k, s + 3]
+                o2 = base + (slot_v[s0 + s + 1] - z * v1) * nbi * 3
+                o3 = base + (slot_v[s0 + s + 2] - z * v1) * nbi * 3
+                o4 = base + (slot_v[s0 + s + 3] - z * v1) * nbi * 3
+                for a in range(a0, a1):
+                    Dk[a] += (g1 * dphi[o + a] + g2 * dphi[o2 + a]
+                              + g3 * dphi[o3 + a] + g4 * dphi[o4 + a])
+                s += 4
+            else:
+                gk = G[k, s]
+                for a in range(a0, a1):
+                    Dk[a] += gk * dphi[o + a]
+                s += 1
 
 
 @nb.njit(cache=True)
-def _scatter_block(i, cfg, col0, ncol, pair_start, pair_j, rvec, D, F, W):
-    """Add the block's ∂E/∂r_p (D[c, 3 q + x]) to the F rows of i and its neighbours and to W."""
+def _scatter_block(i, cfg, col0, ncol, pair_start, pair_j, rvec, D, DT, acc, F, W):
+    """Add the block's ∂E/∂r_p (D[c, 3 q + x]) to the F rows of i and its neighbours and to W.
+
+    D is transposed into DT[3 q + x, c] first (it is small and in cache) so that every
+    write into F and W is a contiguous run of ``ncol`` columns; each inner loop touches two
+    arrays only, so that it vectorises.  ``acc`` (9, ≥ ncol) is scratch.
+    """
     last = pair_start.shape[1] - 1
     P0 = pair_start[i, 0]
     nbi = pair_start[i, last] - P0
     for c in range(ncol):
-        Dc = D[c]
-        col = col0 + c
-        sx = sy = sz = 0.0
-        w0 = w1 = w2 = w3 = w4 = w5 = 0.0
-        for q in range(nbi):
-            p = P0 + q
-            j = pair_j[p]
-            dx, dy, dz = Dc[3 * q], Dc[3 * q + 1], Dc[3 * q + 2]
-            F[j, 0, col] += dx
-            F[j, 1, col] += dy
-            F[j, 2, col] += dz
-            sx += dx
-            sy += dy
-            sz += dz
-            rx, ry, rz = rvec[p, 0], rvec[p, 1], rvec[p, 2]
-            w0 += dx * rx
-            w1 += dy * ry
-            w2 += dz * rz
-            w3 += dy * rz
-            w4 += dx * rz
-            w5 += dx * ry
-        F[i, 0, col] -= sx
-        F[i, 1, col] -= sy
-        F[i, 2, col] -= sz
-        W[cfg, 0, col] -= w0
-        W[cfg, 1, col] -= w1
-        W[cfg, 2, col] -= w2
-        W[cfg, 3, col] -= w3
-        W[cfg, 4, col] -= w4
-        W[cfg, 5, col] -= w5
+        for a in range(3 * nbi):
+            DT[a, c] = D[c, a]
+    for v in range(9):
+        for c in range(ncol):
+            acc[v, c] = 0.0
+    for q in range(nbi):
+        p = P0 + q
+        j = pair_j[p]
+        for x in range(3):
+            row = DT[3 * q + x]
+            Fjx = F[j, x, col0:col0 + ncol]
+            sx = acc[x]
+            for c in range(ncol):
+                Fjx[c] += row[c]
+            for c in range(ncol):
+                sx[c] += row[c]
+        # virial: acc[3 + v] += D_a r_b for v = xx, yy, zz, yz, xz, xy
+        for v, a, b in ((0, 0, 0), (1, 1, 1), (2, 2, 2), (3, 1, 2), (4, 0, 2), (5, 0, 1)):
+            row = DT[3 * q + a]
+            rb = rvec[p, b]
+            wv = acc[3 + v]
+            for c in range(ncol):
+                wv[c] += row[c] * rb
+    for x in range(3):
+        for c in range(ncol):
+            F[i, x, col0 + c] -= acc[x, c]
+    for v in range(6):
+        for c in range(ncol):
+            W[cfg, v, col0 + c] -= acc[3 + v, c]
 
 
 #: Columns gathered before one scatter into the force rows (cache blocking).
@@ -188,6 +205,8 @@ def assemble_many_body(A, dphi, rvec, pair_j, pair_start, species, atom_cfg, n_c
         B = np.empty(max_fun)
         G = np.empty((max_fun, max_slot))
         D = np.empty((BLOCK + max_fun, 3 * max_nb))
+        DT = np.empty((3 * max_nb, BLOCK + max_fun))
+        acc = np.empty((9, BLOCK + max_fun))
         for i in range(n_atoms):
             g = chunk_off[c]
             while g < chunk_off[c + 1]:
@@ -218,7 +237,8 @@ def assemble_many_body(A, dphi, rvec, pair_j, pair_start, species, atom_cfg, n_c
                     ncol += nfun
                     g += 1
                 if with_forces and ncol:
-                    _scatter_block(i, atom_cfg[i], col0, ncol, pair_start, pair_j, rvec, D, F, W)
+                    _scatter_block(i, atom_cfg[i], col0, ncol, pair_start, pair_j, rvec, D, DT,
+                                   acc, F, W)
 
 
 @nb.njit(parallel=True, cache=True)

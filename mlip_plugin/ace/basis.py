@@ -200,7 +200,7 @@ class ACEBasis:
         return (f"ACEBasis(elements={self.elements}, correlation_order={self.correlation_order}"
                 f", total_degree={self.total_degree}, r_cut={self.r_cut}, size={self.size})")
 
-    def transform(self, a: int, b: int, pair: bool = False) -> AgnesiTransform:
+    def transform(self, a: int, b: int) -> AgnesiTransform:
         """Distance transform for a centre of species index a and a neighbour of b."""
         return AgnesiTransform(self.r0[(self.elements[a], self.elements[b])], self.r_cut,
                                *self.transform_pq)

@@ -17,7 +17,6 @@ is accumulated over chunks of configurations and can be computed by any
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -36,9 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Row kinds: energy, force, virial.
 ROW_KINDS = ("E", "F", "V")
-
-# numba's default threading layer must not be entered by two threads at once
-_KERNEL_LOCK = threading.Lock()
 
 #: Default number of atoms evaluated together (bounds the memory of one pass).
 ATOMS_PER_PASS = 256
@@ -178,8 +174,7 @@ def design_matrix(basis: ACEBasis, configs: Sequence[Configuration],
     A = np.empty((len(y), basis.size))
     starts = np.searchsorted(index, np.arange(len(configs) + 1))
     for chunk in _passes(configs, atoms_per_pass):
-        with _KERNEL_LOCK:
-            vals = evaluate_basis(basis, [configs[c].atoms for c in chunk])
+        vals = evaluate_basis(basis, [configs[c].atoms for c in chunk])
         atom0 = 0
         for local, c in enumerate(chunk):
             cfg, row = configs[c], starts[c]

@@ -13,6 +13,7 @@ products, couplings and the contraction with dφ in numba (parallel over couplin
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,12 @@ from .sph import real_sph_harm
 
 __all__ = ["BasisValues", "evaluate_basis", "site_values", "Plan", "plan_for", "Neighbours",
            "neighbours"]
+
+
+#: numba's "workqueue" threading layer must not be entered by two threads at once (the
+#: "omp" and "tbb" layers may); parallel kernels run under this lock, so evaluation can be
+#: called from a thread pool on any machine.
+KERNEL_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -311,17 +318,18 @@ def evaluate_basis(basis: ACEBasis, atoms_list: Sequence[Atoms] | Atoms,
     plan = plan_for(basis)
     nbr = neighbours(basis, atoms_list)
     n_atoms = len(nbr.species)
-    phi, dphi = one_particle(basis, plan, nbr, gradient=forces)
-    ns = len(basis.elements)
-    A = _kernels.atomic_base(phi, nbr.i, nbr.species[nbr.j], n_atoms, ns)
     K = basis.size
     site = np.zeros((n_atoms, K))
     F = np.zeros((n_atoms if forces else 0, 3, K))
     W = np.zeros((nbr.n_cfg if forces else 0, 6, K))
-    if len(plan.grp_center):
-        _kernels.assemble_many_body(
-            A, np.zeros(0) if dphi is None else dphi, nbr.rvec, nbr.j, nbr.start, nbr.species,
-            nbr.atom_cfg, nbr.n_cfg, K, *plan.kernel_args(), plan.v1, forces, site, F, W)
+    with KERNEL_LOCK:
+        phi, dphi = one_particle(basis, plan, nbr, gradient=forces)
+        A = _kernels.atomic_base(phi, nbr.i, nbr.species[nbr.j], n_atoms, len(basis.elements))
+        if len(plan.grp_center):
+            _kernels.assemble_many_body(
+                A, np.zeros(0) if dphi is None else dphi, nbr.rvec, nbr.j, nbr.start,
+                nbr.species, nbr.atom_cfg, nbr.n_cfg, K, *plan.kernel_args(), plan.v1, forces,
+                site, F, W)
     _pair_part(basis, nbr, site, F, W, forces)
     first_atom = np.searchsorted(nbr.atom_cfg, np.arange(nbr.n_cfg))
     energy = np.add.reduceat(site, first_atom, axis=0)  # every configuration has atoms

@@ -17,7 +17,7 @@ from ase import Atoms
 from ..errors import InputError
 from . import _kernels
 from .basis import ACEBasis
-from .evaluate import Neighbours, neighbours, one_particle, plan_for
+from .evaluate import KERNEL_LOCK, Neighbours, neighbours, one_particle, plan_for
 from .radial import pair_basis
 
 __all__ = ["ModelResult", "energy_forces_virial"]
@@ -86,14 +86,16 @@ def energy_forces_virial(basis: ACEBasis, atoms: Atoms, coef) -> ModelResult:
     n_atoms = len(atoms)
     site, g = _pair_energy(basis, nbr, coef)
     if len(plan.grp_center):
-        phi, dphi = one_particle(basis, plan, nbr)
         ns = len(basis.elements)
-        A = _kernels.atomic_base(phi, nbr.i, nbr.species[nbr.j], n_atoms, ns)
-        e_mb, dEdA = _kernels.adjoint_many_body(
-            A, nbr.species, plan.grp_center, plan.grp_nu, plan.grp_term_off, plan.term_v,
-            _collapsed(basis, coef))
+        with KERNEL_LOCK:
+            phi, dphi = one_particle(basis, plan, nbr)
+            A = _kernels.atomic_base(phi, nbr.i, nbr.species[nbr.j], n_atoms, ns)
+            e_mb, dEdA = _kernels.adjoint_many_body(
+                A, nbr.species, plan.grp_center, plan.grp_nu, plan.grp_term_off, plan.term_v,
+                _collapsed(basis, coef))
+            g = g + _kernels.contract_adjoint(dEdA, dphi, nbr.start, nbr.species[nbr.j],
+                                              plan.v1)
         site = site + e_mb
-        g = g + _kernels.contract_adjoint(dEdA, dphi, nbr.start, nbr.species[nbr.j], plan.v1)
     dEdx = np.zeros((n_atoms, 3))
     for x in range(3):
         dEdx[:, x] = (np.bincount(nbr.j, g[:, x], minlength=n_atoms)

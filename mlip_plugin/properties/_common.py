@@ -45,6 +45,12 @@ def check_positive(name: str, value: float, *, integer: bool = False,
                          f"{bound}; pass a value in that range.")
 
 
+def check_relaxation(fmax: float, steps: int) -> None:
+    """Check the force tolerance (eV/Å) and step limit shared by all relaxation settings."""
+    check_positive("fmax", fmax)
+    check_positive("steps", steps, integer=True)
+
+
 def check_choice(name: str, value: str, allowed) -> None:
     """Raise `InputError` unless ``value`` is one of ``allowed``."""
     if value not in allowed:

@@ -33,11 +33,12 @@ from ._common import (
     check_calculator,
     check_choice,
     check_positive,
+    check_relaxation,
     check_structure,
     freeze,
     identify_lattice,
-    relax_cell,
     relax_positions,
+    relaxed_bulk,
     require_lattice,
 )
 
@@ -94,8 +95,7 @@ class DefectSettings:
     def __post_init__(self):
         check_choice("defect", self.defect, DEFECTS)
         check_positive("supercell", self.supercell, integer=True)
-        check_positive("fmax", self.fmax)
-        check_positive("steps", self.steps, integer=True)
+        check_relaxation(self.fmax, self.steps)
         if self.rattle is not None:
             check_positive("rattle", self.rattle, allow_zero=True)
 
@@ -173,14 +173,10 @@ def point_defect(calculator, structure: Atoms,
         allowed = [name for name, sites in INTERSTITIAL_SITES.items()
                    if settings.defect in sites]
         lattice = require_lattice(atoms, allowed, f"the {settings.defect} interstitial")
-    if settings.relax_bulk:
-        check_calculator(calculator, need_stress=True, what="the bulk relaxation "
-                         "(relax_bulk=True)", probe=atoms)
-        atoms.calc = calculator
-        relax_cell(atoms, fmax=settings.fmax, steps=settings.steps, label="the bulk crystal")
-        atoms.calc = None
-        if lattice is not None:
-            lattice = replace(lattice, a=identify_lattice(atoms).a)
+    atoms = relaxed_bulk(calculator, atoms, relax=settings.relax_bulk, fmax=settings.fmax,
+                         steps=settings.steps)
+    if lattice is not None:
+        lattice = replace(lattice, a=identify_lattice(atoms).a)
     n = settings.supercell
     perfect = lattice.conventional(n) if lattice is not None else atoms * (n, n, n)
     perfect.calc = calculator

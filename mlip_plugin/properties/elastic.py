@@ -23,6 +23,7 @@ from mlip_plugin.errors import InputError
 from ._common import (
     check_calculator,
     check_positive,
+    check_relaxation,
     check_structure,
     freeze,
     relax_positions,
@@ -65,8 +66,7 @@ class ElasticSettings:
         if self.n_steps < 3:
             raise InputError(f"setting n_steps={self.n_steps} gives no error estimate: use "
                              "n_steps >= 3 strain amplitudes per component.")
-        check_positive("fmax", self.fmax)
-        check_positive("steps", self.steps, integer=True)
+        check_relaxation(self.fmax, self.steps)
 
     @classmethod
     def fast(cls) -> ElasticSettings:

@@ -21,6 +21,7 @@ from ._common import (
     LATTICES,
     check_calculator,
     check_positive,
+    check_relaxation,
     check_structure,
     freeze,
     identify_lattice,
@@ -64,8 +65,7 @@ class EOSSettings:
         if self.n_points < 5:
             raise InputError(f"setting n_points={self.n_points} is too small: a 4-parameter "
                              "Birch-Murnaghan fit needs at least 5 volumes; use 7 or more.")
-        check_positive("fmax", self.fmax)
-        check_positive("steps", self.steps, integer=True)
+        check_relaxation(self.fmax, self.steps)
 
     @classmethod
     def fast(cls) -> EOSSettings:

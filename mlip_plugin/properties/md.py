@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms, units
 from ase.constraints import FixCom
+from ase.md import velocitydistribution
 from ase.md.bussi import Bussi
 from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import NoseHooverChainNVT
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from matscipy.neighbours import neighbour_list
 
 from mlip_plugin.errors import InputError
@@ -192,17 +192,16 @@ def nvt_md(calculator, structure: Atoms, settings: MDSettings | None = None) -> 
     atoms = check_structure(structure) * (n, n, n)
     atoms.calc = calculator
     rng = np.random.default_rng(settings.seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature, rng=rng)
-    Stationary(atoms)
+    _thermalize(atoms, settings.temperature, rng)
+    velocitydistribution.Stationary(atoms)
     dyn = _integrator(atoms, settings, rng)
     nn0 = float(neighbour_list("d", atoms, _cutoff(atoms)).min())
     gate = _Gate(settings, nn0)
     frames, times, temps, epots = [], [], [], []
     failure = None
     for k in range(settings.steps // settings.sample_interval):
-        try:
-            with np.errstate(all="raise"):
-                dyn.run(settings.sample_interval)
+        try:  # overflow inside a calculator shows up as non-finite numbers, checked below
+            dyn.run(settings.sample_interval)
             epot = atoms.get_potential_energy() / len(atoms)
         except (ValueError, RuntimeError, FloatingPointError, ArithmeticError,
                 MemoryError, IndexError) as err:
@@ -240,6 +239,15 @@ def _result(settings, failure, gate, frames, times, temps, epots, atoms) -> MDRe
                     diffusivity=d, diffusivity_error=d_err, rdf_r=r, rdf=g,
                     min_pair_distance=gate.closest, structure=freeze(atoms),
                     settings=settings)
+
+
+def _thermalize(atoms: Atoms, temperature: float, rng) -> None:
+    """Maxwell-Boltzmann momenta (``thermalize_momenta`` from ASE 3.29, older name before)."""
+    if hasattr(velocitydistribution, "thermalize_momenta"):
+        velocitydistribution.thermalize_momenta(atoms, temperature, rng=rng)
+    else:  # ASE < 3.29
+        velocitydistribution.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature,
+                                                          rng=rng)
 
 
 def _integrator(atoms: Atoms, settings: MDSettings, rng):

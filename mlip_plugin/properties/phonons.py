@@ -19,7 +19,7 @@ from phonopy.structure.cells import guess_primitive_matrix
 
 from mlip_plugin.errors import InputError
 
-from ._common import check_calculator, check_positive, freeze, relaxed_bulk
+from ._common import check_calculator, check_positive, check_relaxation, freeze, relaxed_bulk
 
 __all__ = ["PhononSettings", "PhononResult", "phonons"]
 
@@ -66,8 +66,7 @@ class PhononSettings:
         check_positive("npoints", self.npoints, integer=True)
         check_positive("dos_mesh", self.dos_mesh)
         check_positive("imaginary_tolerance", self.imaginary_tolerance, allow_zero=True)
-        check_positive("fmax", self.fmax)
-        check_positive("steps", self.steps, integer=True)
+        check_relaxation(self.fmax, self.steps)
 
     @classmethod
     def fast(cls) -> PhononSettings:
@@ -86,8 +85,8 @@ class PhononResult:
         Path coordinate of each band segment (1/Å).
     frequencies : list of ndarray, shape (n_q, n_bands)
         Frequencies (THz) along each segment.
-    labels : list of str
-        High-symmetry point labels along the path (seekpath's).
+    labels : list of (str, str)
+        Labels of the start and end point of each segment (seekpath's, LaTeX).
     dos_frequencies, dos : ndarray, shape (n_dos,)
         Total DOS (states/THz) and its frequency grid (THz).
     gamma_frequencies : ndarray, shape (n_bands,)
@@ -148,26 +147,31 @@ def phonons(calculator, structure: Atoms, settings: PhononSettings | None = None
     phonon.forces = np.array(forces)
     phonon.produce_force_constants()
     phonon.auto_band_structure(npoints=settings.npoints)
-    bands = phonon.get_band_structure_dict()
+    bands = phonon.band_structure
     phonon.auto_total_dos(mesh=settings.dos_mesh)
-    dos = phonon.get_total_dos_dict()
     phonon.run_qpoints([[0.0, 0.0, 0.0]])
-    gamma = np.asarray(phonon.get_qpoints_dict()["frequencies"][0])
-    all_freq = np.concatenate([np.ravel(f) for f in bands["frequencies"]])
-    labels = _path_labels(phonon)
+    gamma = np.asarray(phonon.qpoints.frequencies[0])
+    all_freq = np.concatenate([np.ravel(f) for f in bands.frequencies])
     return PhononResult(
         force_constants=np.asarray(phonon.force_constants),
-        distances=[np.asarray(d) for d in bands["distances"]],
-        frequencies=[np.asarray(f) for f in bands["frequencies"]],
-        labels=labels, dos_frequencies=np.asarray(dos["frequency_points"]),
-        dos=np.asarray(dos["total_dos"]), gamma_frequencies=gamma,
+        distances=[np.asarray(d) for d in bands.distances],
+        frequencies=[np.asarray(f) for f in bands.frequencies],
+        labels=_segment_labels(bands),
+        dos_frequencies=np.asarray(phonon.total_dos.frequency_points),
+        dos=np.asarray(phonon.total_dos.dos), gamma_frequencies=gamma,
         min_frequency=float(all_freq.min()), max_frequency=float(all_freq.max()),
         has_imaginary=bool(all_freq.min() < -settings.imaginary_tolerance),
         structure=freeze(atoms), settings=settings)
 
 
-def _path_labels(phonon: Phonopy) -> list:
-    """Labels of the band path's high-symmetry points, as phonopy's seekpath path gives."""
-    band = phonon.band_structure
-    labels = getattr(band, "labels", None)
-    return list(labels) if labels is not None else []
+def _segment_labels(bands) -> list:
+    """(start, end) label of each band segment, from phonopy's labels and path connections."""
+    labels = list(bands.labels or [])
+    connections = list(bands.path_connections)
+    if not labels:
+        return [("", "")] * len(connections)
+    out, k = [], 0
+    for connected in connections:
+        out.append((labels[k], labels[k + 1]))
+        k += 1 if connected else 2
+    return out

@@ -49,10 +49,13 @@ def plot_phonon_bands(result, reference=None, path=None, labels=("model", "refer
         for k, (d, f) in enumerate(zip(res.distances, res.frequencies)):
             ax.plot(d, f, color=color, ls=style, lw=1, label=label if k == 0 else None)
     ticks = [d[0] for d in result.distances] + [result.distances[-1][-1]]
+    names = [start for start, _ in result.labels] + [result.labels[-1][1]]
+    for k in range(1, len(result.labels)):  # a path break shows as "end|start"
+        if result.labels[k - 1][1] != result.labels[k][0]:
+            names[k] = f"{result.labels[k - 1][1]}|{result.labels[k][0]}"
     for x in ticks:
         ax.axvline(x, color="0.7", lw=0.5)
-    if len(result.labels) == len(ticks):
-        ax.set_xticks(ticks, result.labels)
+    ax.set_xticks(ticks, names)
     ax.axhline(0.0, color="0.5", lw=0.5)
     ax.set_xlim(ticks[0], ticks[-1])
     ax.set_ylabel("frequency (THz)")
@@ -68,8 +71,8 @@ def plot_msd(results, path=None, labels=None):
         label = labels[k] if labels else f"{res.settings.temperature:g} K"
         ax.plot(res.msd_times, res.msd, label=f"{label}: D={res.diffusivity:.3g}"
                 f"±{res.diffusivity_error:.2g} Å²/ps")
-        ax.plot(res.msd_times, 6 * res.diffusivity * res.msd_times + res.msd[1:].min(),
-                color="0.5", ls=":", lw=0.8)
+        line = 6 * res.diffusivity * res.msd_times  # slope 6D through the last point
+        ax.plot(res.msd_times, line + res.msd[-1] - line[-1], color="0.5", ls=":", lw=0.8)
     ax.set_xlabel("lag time (ps)")
     ax.set_ylabel("MSD (Å²)")
     ax.legend()

@@ -2,9 +2,10 @@
 
 ``run_suite(calculator, "silicon")`` computes every property of Table 5 of the sparse-ACE
 paper (a0, B, C11/C12/C44, vacancy, tetrahedral/hexagonal/dumbbell interstitials,
-(111)/(110)/(100) surfaces) and returns one table whose row names are those of
-``si_gap18_reference/properties.json``, so that ``compare(table, json.load(f))`` works on
-that file directly.  Rows are JSON-ready dicts ``{"name", "unit", "value", "uncertainty"}``.
+(111)/(110)/(100) surfaces), plus clamped-ion constants and phonons, and returns one
+table whose row names are those of ``si_gap18_reference/properties.json``, so that
+``compare(table, json.load(f))`` works on that file directly.  Rows are JSON-ready dicts
+``{"name", "unit", "value", "uncertainty"}``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ PROPERTIES = {
 
 #: Suites: lattice, default element, default groups, interstitial sites, surfaces.
 SUITES = {
-    "silicon": ("diamond", "Si", ("eos", "elastic", "vacancy", "interstitials", "surfaces"),
+    "silicon": ("diamond", "Si", ("eos", "elastic", "vacancy", "interstitials", "surfaces",
+                                  "phonons"),
                 ("tetrahedral", "hexagonal", "dumbbell"), ((1, 1, 1), (1, 1, 0), (1, 0, 0))),
     "fcc": ("fcc", None, ("eos", "elastic", "vacancy", "interstitials", "surfaces",
                           "phonons", "md"),
@@ -71,6 +73,9 @@ class SuiteSettings:
         "interstitials", "surfaces", "phonons", "md"); None: the suite's default.
     clamped_ion : bool
         Also report clamped-ion elastic constants (rows ``*_clamped_ion``).
+    interstitial_sites, miller_indices : tuple or None
+        Override the suite's interstitial sites (e.g. ``("dumbbell",)``) and surfaces
+        (e.g. ``((1, 1, 1),)``); None: the suite's list.
     eos, elastic, defects, surfaces, phonons, md
         Settings of each property (the defect site and Miller index are set per row).
     """
@@ -79,6 +84,8 @@ class SuiteSettings:
     lattice_constant: float | None = None
     groups: tuple | None = None
     clamped_ion: bool = True
+    interstitial_sites: tuple | None = None
+    miller_indices: tuple | None = None
     eos: EOSSettings = field(default_factory=EOSSettings)
     elastic: ElasticSettings = field(default_factory=ElasticSettings)
     defects: DefectSettings = field(default_factory=DefectSettings)
@@ -99,11 +106,12 @@ class SuiteSettings:
     @classmethod
     def fast(cls, symbol: str | None = None, groups: tuple | None = None,
              **overrides) -> SuiteSettings:
-        """Small settings for demos and CI: 2×2×2 defect cells, thin slabs, short MD."""
+        """Small settings for demos and CI: 2×2×2 defect cells, thin slabs, 2 ps MD of a
+        2×2×2 conventional cell, no clamped-ion constants."""
         return cls(symbol=symbol, groups=groups, clamped_ion=False, eos=EOSSettings.fast(),
                    elastic=ElasticSettings.fast(), defects=DefectSettings.fast(),
                    surfaces=SurfaceSettings.fast(), phonons=PhononSettings.fast(),
-                   md=replace(MDSettings.fast(), supercell=3), **overrides)
+                   md=replace(MDSettings.fast(), supercell=2), **overrides)
 
 
 @dataclass
@@ -161,6 +169,8 @@ def run_suite(calculator, suite: str, settings: SuiteSettings | None = None) -> 
         raise InputError(f"suite {suite!r} is not known; allowed: {', '.join(SUITES)}.")
     settings = settings or SuiteSettings()
     lattice, default_symbol, default_groups, sites, millers = SUITES[suite]
+    sites = settings.interstitial_sites or sites
+    millers = settings.miller_indices or millers
     symbol = settings.symbol or default_symbol
     if symbol is None:
         raise InputError(f"suite {suite!r} needs an element: pass "

@@ -27,10 +27,11 @@ from mlip_plugin.errors import InputError
 from ._common import (
     check_calculator,
     check_positive,
+    check_relaxation,
     check_structure,
     freeze,
-    relax_cell,
     relax_positions,
+    relaxed_bulk,
     require_lattice,
 )
 
@@ -90,8 +91,7 @@ class SurfaceSettings:
         if self.vacuum < MIN_VACUUM:
             raise InputError(f"setting vacuum={self.vacuum} Å is too small: the slab's periodic "
                              f"images would interact; use at least {MIN_VACUUM} Å per side.")
-        check_positive("fmax", self.fmax)
-        check_positive("steps", self.steps, integer=True)
+        check_relaxation(self.fmax, self.steps)
 
     @classmethod
     def fast(cls, miller=(1, 1, 1)) -> SurfaceSettings:
@@ -159,15 +159,8 @@ def surface_energy(calculator, structure: Atoms,
     atoms = check_structure(structure)
     check_calculator(calculator)
     lattice = require_lattice(atoms, ("fcc", "bcc", "diamond"), "a surface energy")
-    if settings.relax_bulk:
-        check_calculator(calculator, need_stress=True, what="the bulk relaxation "
-                         "(relax_bulk=True)", probe=atoms)
-        cell = lattice.conventional()
-        cell.calc = calculator
-        relax_cell(cell, fmax=settings.fmax, steps=settings.steps, label="the bulk crystal")
-    else:
-        cell = lattice.conventional()
-        cell.calc = calculator
+    cell = relaxed_bulk(calculator, lattice.conventional(), relax=settings.relax_bulk,
+                        fmax=settings.fmax, steps=settings.steps)
     mu = cell.get_potential_energy() / len(cell)
     slab, n_planes = build_slab(cell, settings.miller, settings.thickness, settings.vacuum)
     gamma0, gamma = _slab_gamma(slab, calculator, mu, settings)

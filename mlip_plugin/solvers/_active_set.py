@@ -25,13 +25,15 @@ class ActiveSet:
     """Support S (in factor order), signs s, the columns Ĝ[:, S] and the Cholesky factor of Ĝ_SS.
 
     Columns live in slots of a (p, capacity) buffer; a removal frees its slot for the next
-    addition, so nothing of size p × k is ever shifted.
+    addition, so nothing of size p × k is ever shifted.  ``F = L⁻¹ [b̂_S, s]`` (k, 2) is
+    kept up to date on every change, so a solve needs one back substitution.
     """
 
     def __init__(self, P: ScaledGram, capacity: int, dependence_tol: float):
         self.P = P
         self.cols = np.empty((P.p, capacity), order="F")
-        self.chol = GrowingCholesky(capacity)
+        self.chol = GrowingCholesky()
+        self.F = np.zeros((0, 2))
         self.index: list[int] = []
         self.signs: list[float] = []
         self.slot_of: list[int] = []  # buffer slot of each position of S
@@ -51,7 +53,11 @@ class ActiveSet:
         """Add column ``j``; False (with a warning) when it is numerically dependent."""
         col = self.P.column(j)
         added, rel = self.chol.append(col[self.index], col[j], self.dependence_tol)
-        if not added:
+        if added:
+            k, L = len(self), self.chol.factor
+            row = (np.array([self.P.b[j], sign]) - L[k, :k] @ self.F) / L[k, k]
+            self.F = np.vstack([self.F, row])
+        else:
             msg = (f"basis function {j} is numerically dependent on the {len(self)} active ones "
                    f"(relative pivot {rel:.2e} <= dependence_tol={self.dependence_tol:.1e}); "
                    "skipping it")
@@ -62,6 +68,8 @@ class ActiveSet:
             slot = self.free.pop()
         else:
             slot, self.n_slots = self.n_slots, self.n_slots + 1
+            if slot == self.cols.shape[1]:  # full: double the buffer
+                self.cols = np.concatenate([self.cols, np.empty_like(self.cols)], axis=1)
         self.cols[:, slot] = col
         self.slot_of.append(slot)
         self.index.append(j)
@@ -70,16 +78,20 @@ class ActiveSet:
 
     def remove(self, i: int) -> int:
         """Remove the column at position ``i`` of S; returns its index."""
-        self.chol.delete(i)
+        self.F = self.chol.delete(i, self.F)
         self.free.append(self.slot_of.pop(i))
         self.signs.pop(i)
         return self.index.pop(i)
 
-    def solve(self, lam: float) -> tuple[np.ndarray, np.ndarray]:
-        """``x_S = Ĝ_SS⁻¹(b̂_S - λ s)`` and ``d = Ĝ_SS⁻¹ s``."""
-        s = np.array(self.signs)
-        rhs = np.column_stack([self.P.b[self.index] - lam * s, s])
-        sol = self.chol.solve(rhs)
+    def solve(self, lam: float, refresh: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``x_S = Ĝ_SS⁻¹(b̂_S - λ s)`` and ``d = Ĝ_SS⁻¹ s``.
+
+        ``refresh`` recomputes ``F`` by a forward substitution (against drift).
+        """
+        if refresh and len(self):
+            self.F = self.chol.forward(np.column_stack([self.P.b[self.index], self.signs]))
+        sol = self.chol.backward(np.column_stack([self.F[:, 0] - lam * self.F[:, 1],
+                                                  self.F[:, 1]]))
         return sol[:, 0], sol[:, 1]
 
     def times(self, v: np.ndarray) -> np.ndarray:

@@ -1,52 +1,58 @@
 """A Cholesky factor of the active Gram submatrix, grown and shrunk one column at a time.
 
-``Ĝ_SS = L Lᵀ`` with ``L`` lower triangular, stored in a preallocated (capacity, capacity)
-array.  Appending a column costs one triangular solve, O(k²); deleting column ``i``
-restores the triangle with ``k - i`` Givens rotations, O(k²) (Golub & Van Loan §12.5).
+``Ĝ_SS = L Lᵀ`` with ``L`` lower triangular, kept as an exactly (k, k) Fortran-ordered array
+so that LAPACK's triangular solves (``dtrtrs``) read it in place.  Appending a column costs a
+triangular solve and one copy of the factor, O(k²); deleting column ``i`` restores the
+triangle with ``k - i`` Givens rotations, O(k²) (Golub & Van Loan §12.5).  The rotations can
+be applied to forward-substituted vectors ``F = L⁻¹ B`` too, so that a caller can keep
+``L⁻¹ B`` up to date without solving again.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.linalg import solve_triangular
 from scipy.linalg.blas import drot
-from scipy.linalg.lapack import dpotrs
+from scipy.linalg.lapack import dtrtrs
 
 __all__ = ["GrowingCholesky"]
 
 
 class GrowingCholesky:
-    """Updatable lower Cholesky factor of a symmetric positive-definite matrix.
+    """Updatable lower Cholesky factor of a symmetric positive-definite matrix."""
 
-    Parameters
-    ----------
-    capacity : int
-        Largest number of columns the factor will hold.
-    """
+    def __init__(self):
+        self.L = np.zeros((0, 0), order="F")
 
-    def __init__(self, capacity: int):
-        self.L = np.zeros((capacity, capacity), order="F")
-        self.k = 0
+    @property
+    def k(self) -> int:
+        return self.L.shape[0]
 
     @property
     def factor(self) -> np.ndarray:
-        """The current factor ``L`` (k, k), a view."""
-        return self.L[: self.k, : self.k]
+        """The current factor ``L`` (k, k)."""
+        return self.L
+
+    def _trtrs(self, rhs: np.ndarray, trans: int) -> np.ndarray:
+        if self.k == 0:
+            return np.zeros_like(rhs, dtype=float)
+        out, info = dtrtrs(self.L, rhs, lower=1, trans=trans)
+        if info != 0:  # only for a zero pivot, which append never lets in
+            raise RuntimeError(f"LAPACK dtrtrs failed with info={info}")
+        return out
 
     def forward(self, rhs: np.ndarray) -> np.ndarray:
         """``L⁻¹ rhs`` for rhs (k,) or (k, m)."""
-        if self.k == 0:
-            return np.zeros_like(rhs)
-        return solve_triangular(self.factor, rhs, lower=True, check_finite=False)
+        return self._trtrs(rhs, 0)
+
+    def backward(self, rhs: np.ndarray) -> np.ndarray:
+        """``L⁻ᵀ rhs`` for rhs (k,) or (k, m)."""
+        return self._trtrs(rhs, 1)
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """``(L Lᵀ)⁻¹ rhs`` for rhs (k,) or (k, m)."""
-        if self.k == 0:
-            return np.zeros_like(rhs)
-        out, info = dpotrs(self.factor, rhs, lower=1)
-        if info != 0:  # only on a malformed call; the factor itself cannot fail here
-            raise RuntimeError(f"LAPACK dpotrs failed with info={info}")
-        return out
+        return self.backward(self.forward(rhs))
 
     def append(self, g_sj: np.ndarray, g_jj: float, rel_tol: float) -> tuple[bool, float]:
         """Try to add a column with off-diagonal part ``g_sj`` (k,) and diagonal ``g_jj``.
@@ -61,32 +67,45 @@ class GrowingCholesky:
             column and the span of the active ones).
         """
         k = self.k
-        if k == self.L.shape[0]:
-            raise RuntimeError("GrowingCholesky is full; allocate a larger capacity")
-        w = self.forward(g_sj) if k else np.empty(0)
+        w = self.forward(np.asarray(g_sj, dtype=float))
         pivot = g_jj - float(w @ w)
         rel = pivot / g_jj if g_jj > 0 else 0.0
         if not rel > rel_tol:
             return False, rel
-        self.L[k, :k] = w
-        self.L[k, k] = np.sqrt(pivot)
-        self.k = k + 1
+        grown = np.empty((k + 1, k + 1), order="F")
+        grown[:k, :k] = self.L
+        grown[:k, k] = 0.0
+        grown[k, :k] = w
+        grown[k, k] = np.sqrt(pivot)
+        self.L = grown
         return True, rel
 
-    def delete(self, i: int) -> None:
-        """Remove row and column ``i`` of the factored matrix."""
-        k = self.k
-        L = self.L
-        L[i : k - 1, :k] = L[i + 1 : k, :k]
+    def delete(self, i: int, vectors: np.ndarray | None = None) -> np.ndarray | None:
+        """Remove row and column ``i`` of the factored matrix.
+
+        ``vectors`` (k, m), if given, holds ``F = L⁻¹ B``; the updated ``L'⁻¹ B'`` (B without
+        row i), (k - 1, m), is returned.
+        """
+        k, L = self.k, self.L
+        N = np.empty((k - 1, k - 1), order="F")  # L without row i and without its last column
+        N[:i] = L[:i, : k - 1]
+        N[i:] = L[i + 1 :, : k - 1]
+        last = np.zeros(k - 1)  # that last column: only its bottom entry is non-zero
+        last[-1] = L[k - 1, k - 1]
+        # columns of L⁻¹ B as Python lists: the rotations touch two entries each
+        F = [] if vectors is None else [list(v) for v in np.asarray(vectors, dtype=float).T]
+        col = [N[:, j] for j in range(i, k - 1)] + [last]  # col[r - i]: column r
         for r in range(i, k - 1):
-            a, b = L[r, r], L[r, r + 1]
-            h = np.hypot(a, b)
+            x, y = col[r - i], col[r + 1 - i]
+            a, b = float(x[r]), float(y[r])
+            h = math.hypot(a, b)
             if h == 0.0:
                 continue
-            # rotate columns r and r+1 (rows r..k-2) in place so that L[r, r+1] becomes 0
-            drot(L[r : k - 1, r], L[r : k - 1, r + 1], a / h, b / h, overwrite_x=1,
-                 overwrite_y=1)
-            L[r, r + 1] = 0.0
-        L[k - 1, :k] = 0.0
-        L[:k, k - 1] = 0.0
-        self.k = k - 1
+            c, s = a / h, b / h
+            # rotate columns r and r+1 (rows r..k-2) in place so that entry (r, r+1) becomes 0
+            drot(x[r:], y[r:], c, s, overwrite_x=1, overwrite_y=1)
+            y[r] = 0.0
+            for f in F:  # the same rotation on the components r, r+1 of L⁻¹ B
+                f[r], f[r + 1] = c * f[r] + s * f[r + 1], c * f[r + 1] - s * f[r]
+        self.L = N
+        return None if vectors is None else np.array(F).T[: k - 1].reshape(k - 1, -1)

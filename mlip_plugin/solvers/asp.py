@@ -5,8 +5,8 @@ Both solve, on the scaled problem ``Â = A D`` (see ``_problem``),
     min_x  ½ ||Â x - y||² + λ ||x||₁,
 
 whose optimality (KKT) conditions with ``c = Âᵀ(y - Â x)`` are ``c_S = λ sign(x_S)`` on the
-support S and ``|c_j| <= λ`` off it.  In the caller's scale this is a weighted ℓ1 penalty
-``λ Σ_j |c_j| / d_j``.
+support S and ``|c_j| <= λ`` off it.  For the caller's coefficients ``w = D x`` this is a
+weighted ℓ1 penalty ``λ Σ_j |w_j| / d_j`` (``d_j = 1/||a_j||`` with ``normalize=True``).
 
 * :func:`asp_path_gram` follows the piecewise-linear solution path from
   ``λ₀ = ||b̂||∞`` (empty model) downwards (Friedlander & Saunders; ActiveSetPursuit.jl's
@@ -16,8 +16,9 @@ support S and ``|c_j| <= λ`` off it.  In the caller's scale this is a weighted 
   of Ĝ_SS is updated on each add (O(k²)) and remove (Givens, O(k²)); each step costs one
   pass over Ĝ[:, S], O(p k).  A column numerically dependent on S is skipped with a warning.
 * :func:`bpdual_gram` solves one λ with the BPdual method: a primal active-set method on the
-  dual problem ``min_y ½λ||y||² - yᵀy_data  s.t.  |Âᵀy| <= 1`` (y = residual / λ), carried
-  out on ``z = Âᵀy`` so that it too needs only the Gram matrix.
+  dual problem ``min_r ½λ||r||² - tᵀr  s.t.  ||Âᵀr||∞ <= 1`` (t the target, r the residual
+  divided by λ at the optimum; the multipliers of the active constraints are x), carried out
+  on ``z = Âᵀr`` so that it too needs only the Gram matrix.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ __all__ = ["asp_path", "asp_path_gram", "bpdual_gram", "bpdual", "ActiveSetPursu
 logger = logging.getLogger(__name__)
 
 #: The homotopy carries c = Âᵀ(y - Â x) along the path (c ← c - γ a, one product Ĝ[:, S] d
-#: per breakpoint) and recomputes it from x every REFRESH breakpoints against drift.
-REFRESH = 16
+#: per breakpoint) and L⁻¹[b̂_S, s] through the factor updates; both are recomputed every
+#: REFRESH breakpoints against drift.
+REFRESH = 50
 
 
 def _start(P: ScaledGram) -> tuple[float, int, float]:
@@ -71,7 +73,7 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
     c = np.where(P.usable, P.b, 0.0)  # correlations Âᵀ(y - Â x), x = 0
     while lam > lambda_min and reason == "lambda_min":
         n_iter += 1
-        x, d = act.solve(lam)
+        x, d = act.solve(lam, refresh=n_iter % REFRESH == 0)
         S = act.S
         if n_iter % REFRESH == 0:  # c is carried along the segments; recompute it now and then
             c = P.b - act.times(x)
@@ -112,7 +114,7 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
 
 def _bpdual_gram(P: ScaledGram, lam: float, dependence_tol: float, max_iter: int):
     """BPdual kernel: active-set method on the dual, tracked through ``z = Âᵀy``."""
-    act = ActiveSet(P, P.p, dependence_tol)
+    act = ActiveSet(P, min(P.p, 64), dependence_tol)  # the column buffer grows when needed
     z = np.zeros(P.p)  # dual iterate y = 0 is feasible
     open_ = P.usable.copy()
     x = np.zeros(0)

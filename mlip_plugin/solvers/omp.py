@@ -22,7 +22,6 @@ import logging
 import warnings
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from ..errors import ConvergenceWarning
 from ._checks import check_choice, check_fraction, check_nonneg_float, check_positive_int
@@ -48,7 +47,7 @@ def _omp_gram(P: ScaledGram, max_active: int, tol: float | None, dependence_tol:
     """OMP kernel on the scaled Gram problem ``P``; see the module docstring."""
     p = P.p
     cols = np.empty((p, max_active), order="F")  # Ĝ[:, S] in activation order
-    chol = GrowingCholesky(max_active)
+    chol = GrowingCholesky()
     z = np.empty(max_active)  # L⁻¹ b̂_S
     alpha = P.b.copy()  # correlations Âᵀ r of the residual r
     open_ = P.usable.copy()  # candidates not yet active or skipped
@@ -80,7 +79,7 @@ def _omp_gram(P: ScaledGram, max_active: int, tol: float | None, dependence_tol:
         open_[j] = False
         L = chol.factor
         z[k] = (P.b[j] - L[k, :k] @ z[:k]) / L[k, k]
-        x = solve_triangular(L, z[: k + 1], lower=True, trans="T", check_finite=False)
+        x = chol.backward(z[: k + 1])
         rss = P.yy - float(z[: k + 1] @ z[: k + 1])
         rec.add(order, x, rss)
         np.subtract(P.b, cols[:, : k + 1] @ x, out=alpha)

@@ -221,8 +221,7 @@ class _ByValidationGram(Rule):
         if self.G_val.shape[0] != path.n_features:
             raise InputError(f"G_val is {self.G_val.shape[0]}-square, the path has "
                              f"{path.n_features} features; use the same basis")
-        sse = np.array([sse_from_gram(self.G_val, self.b_val, self.yy_val, path.support(i),
-                                      path.coef_values(i)) for i in range(len(path))])
+        sse = _path_sse_from_gram(self.G_val, self.b_val, self.yy_val, path.to_sparse())
         errors = np.sqrt(sse / self.n_val) if self.metric == "rmse" else sse
         return int(np.argmin(errors)), errors
 
@@ -241,6 +240,24 @@ def sse_from_gram(G, b, yy, support, values) -> float:
         return float(yy)
     g = G[np.ix_(support, support)]
     return max(float(yy - 2.0 * b[support] @ values + values @ g @ values), 0.0)
+
+
+def _path_sse_from_gram(G, b, yy, C: sp.csc_array, chunk: int = 32) -> np.ndarray:
+    """``||A c_i - y||²`` of every column c_i of C (p, m) from the Gram form.
+
+    Neighbouring path points share almost all of their support, so ``G`` is gathered once
+    per ``chunk`` points on the union U of their supports and ``c_Uᵀ G_UU c_U`` is one gemm.
+    """
+    out = np.full(C.shape[1], float(yy))
+    for start in range(0, C.shape[1], chunk):
+        block = C[:, start : start + chunk]
+        U = np.unique(block.indices)
+        if len(U) == 0:
+            continue
+        Cu = block[U].toarray()  # (|U|, points)
+        quad = np.einsum("ij,ij->j", Cu, G[np.ix_(U, U)] @ Cu)
+        out[start : start + chunk] += quad - 2.0 * (b[U] @ Cu)
+    return np.maximum(out, 0.0)
 
 
 def final() -> Rule:

@@ -20,6 +20,7 @@ import scipy.linalg as sla
 
 from ..errors import InputError
 from ._checks import check_choice, check_design, check_gram, check_nonneg_float, check_prior
+from .path import SolverInfo
 
 __all__ = ["TSVDResult", "tsvd_debias", "tsvd_debias_gram"]
 
@@ -42,6 +43,8 @@ class TSVDResult:
         Validation error for t = 1 … k (inf for ranks excluded by ``rtol``).
     n_features : int
         p, for :attr:`coef`.
+    info : SolverInfo
+        What was done (ranks tried, the rank chosen and why).
     """
 
     support: np.ndarray
@@ -50,6 +53,7 @@ class TSVDResult:
     singular_values: np.ndarray
     scores: np.ndarray
     n_features: int
+    info: SolverInfo
 
     @property
     def coef(self) -> np.ndarray:
@@ -66,6 +70,14 @@ def _support(support, p: int) -> np.ndarray:
         raise InputError(f"support must hold distinct indices in [0, {p}), got min {s.min()}, "
                          f"max {s.max()}, {len(s) - len(np.unique(s))} repeated")
     return s
+
+
+def _result(S, values, t, sigma, scores, p, name, rtol) -> TSVDResult:
+    n_tried = int(np.isfinite(scores).sum())
+    info = SolverInfo(solver=name, n_iter=n_tried, stop_reason="validation",
+                      n_added=t, settings=(("rtol", rtol),))
+    return TSVDResult(support=S.copy(), values=values, rank=t, singular_values=sigma,
+                      scores=scores, n_features=p, info=info)
 
 
 def _pick(scores: np.ndarray, sigma: np.ndarray, rtol: float) -> tuple[np.ndarray, int]:
@@ -100,9 +112,7 @@ def tsvd_debias(A, y, support, A_val, y_val, *, prior=None, metric="rmse",
     scores = (np.sqrt(np.mean(res**2, axis=0)) if metric == "rmse"
               else np.mean(np.abs(res), axis=0))
     scores, t = _pick(scores, sigma, rtol)
-    x = Vt[:t].T @ a[:t]
-    return TSVDResult(support=S.copy(), values=d * x, rank=t, singular_values=sigma,
-                      scores=scores, n_features=p)
+    return _result(S, d * (Vt[:t].T @ a[:t]), t, sigma, scores, p, "tsvd", rtol)
 
 
 def tsvd_debias_gram(G, b, support, G_val, b_val, yy_val, n_val, *, prior=None,
@@ -133,6 +143,4 @@ def tsvd_debias_gram(G, b, support, G_val, b_val, yy_val, n_val, *, prior=None,
     quad = np.cumsum(2 * np.tril(aW, -1).sum(axis=1) + np.diag(aW))
     sse = np.clip(yy_val - 2 * np.cumsum(a * w) + quad, 0.0, None)
     scores, t = _pick(np.sqrt(sse / n_val), sigma, rtol)
-    x = V[:, :t] @ a[:t]
-    return TSVDResult(support=S.copy(), values=d * x, rank=t, singular_values=sigma,
-                      scores=scores, n_features=p)
+    return _result(S, d * (V[:, :t] @ a[:t]), t, sigma, scores, p, "tsvd_gram", rtol)

@@ -45,11 +45,22 @@ def test_kkt_holds_at_every_breakpoint_and_matches_lars(fx, seed):
     path = asp_path_gram(G, b, yy, n, 60)
     assert kkt_error(G, b, path) < 1e-8
     assert np.all(np.diff(path.lambdas) < 0)
+    _assert_matches_lars(G, b, path)
+
+
+def _assert_matches_lars(G, b, path):
+    """Same breakpoints (λ) and coefficients as scikit-learn's lars_path(method="lasso").
+
+    lars_path stops at alpha <= alpha_min + 1.2e-7 (absolute), so the problem is scaled
+    (λ scales with it, coefficients do not) to keep that far below the last λ.
+    """
     Gn, bn, nrm = _normalised(G, b)
-    alphas, _, coefs = lars_path_gram(bn, Gn, n_samples=n, method="lasso",
-                                      alpha_min=path.lambdas[-1] / n, max_iter=10_000)
+    scale = 1e3 / path.lambdas[path.lambdas > 0].min()
+    alphas, _, coefs = lars_path_gram(bn * scale, Gn * scale, n_samples=1, method="lasso",
+                                      alpha_min=path.lambdas[-1] * scale, max_iter=10_000)
     assert len(alphas) == len(path)
-    np.testing.assert_allclose(alphas * n, path.lambdas, rtol=1e-8, atol=1e-10 * path.lambdas[0])
+    np.testing.assert_allclose(alphas / scale, path.lambdas, rtol=1e-8,
+                               atol=1e-10 * path.lambdas[0])
     ours = path.to_sparse().toarray() * nrm[:, None]
     assert np.abs(coefs - ours).max() <= 1e-8 * np.abs(ours).max()
 
@@ -62,16 +73,18 @@ def test_removals_are_handled(fx):
     path = asp_path_gram(G, b, yy, n, 60)
     assert path.info.n_removed > 0
     assert kkt_error(G, b, path) < 1e-8
+    _assert_matches_lars(G, b, path)
     supports = [set(path.support(i)) for i in range(len(path))]
     assert any(not a <= b for a, b in zip(supports, supports[1:]))  # a function left
 
 
-def test_kkt_on_a_real_design(diabetes_poly):
+def test_kkt_and_lars_on_a_real_design(diabetes_poly):
     A, y = diabetes_poly
     G, b = A.T @ A, A.T @ y
     path = asp_path_gram(G, b, y @ y, len(y), 40)
     assert kkt_error(G, b, path) < 1e-8
     assert path.sizes.max() == 40
+    _assert_matches_lars(G, b, path)
 
 
 def test_recovers_a_planted_sparse_signal(fx):
@@ -129,9 +142,10 @@ def test_prior_weights_the_penalty_without_normalisation(fx):
 def test_duplicates_zero_columns_and_rank_deficiency(fx):
     A = fx.design(30, 50, seed=13)  # rank 30 < 50 columns
     A[:, 1] = A[:, 0]  # exact duplicate
-    A[:, 2] = A[:, 0] * (1 + 1e-12)  # near duplicate
+    rng = np.random.default_rng(14)
+    A[:, 2] = A[:, 0] + 1e-9 * np.linalg.norm(A[:, 0]) * rng.standard_normal(30)  # near dup.
     A[:, 9] = 0.0
-    y = A[:, 0] + np.random.default_rng(14).standard_normal(30)
+    y = A[:, 0] + rng.standard_normal(30)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         path = asp_path(A, y, 50)
@@ -139,8 +153,13 @@ def test_duplicates_zero_columns_and_rank_deficiency(fx):
     assert np.isfinite(path.values).all() and np.isfinite(path.lambdas).all()
     assert path.sizes.max() <= 30 and 9 not in path.indices
     assert len({0, 1, 2} & set(path.support(-1))) <= 1
-    G, b, _, _ = fx.gram(A, y)
+    G, b, yy, n = fx.gram(A, y)
     assert kkt_error(G, b, path) < 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = bpdual_gram(G, b, yy, n, 0.5 * path.lambdas[len(path) // 2])
+    assert sol.info.stop_reason == "optimal" and np.isfinite(sol.values).all()
+    assert len({0, 1, 2} & set(sol.support(0))) <= 1
 
 
 def test_max_iter_stops_with_a_warning(fx):
@@ -162,3 +181,40 @@ def test_estimator_and_lambda_min(fx):
     est2 = ActiveSetPursuit(max_active=40, lambda_min=lam_min).fit_gram(*fx.gram(A, y))
     np.testing.assert_allclose(est2.coef_, est.coef_, rtol=1e-9)
     np.testing.assert_allclose(est.predict(A), A @ est.coef_)
+
+
+def test_bpdual_grows_its_storage_beyond_64_active(fx):
+    A = fx.design(200, 100, seed=17)
+    y = np.random.default_rng(18).standard_normal(200)
+    G, b, yy, n = fx.gram(A, y)
+    path = asp_path_gram(G, b, yy, n, 100)
+    lam = 0.5 * (path.lambdas[-2] + path.lambdas[-1])  # near least squares: ~all active
+    sol = bpdual_gram(G, b, yy, n, lam)
+    assert len(sol.support(0)) > 64 and sol.info.stop_reason == "optimal"
+    t = (path.lambdas[-2] - lam) / (path.lambdas[-2] - path.lambdas[-1])
+    expected = (1 - t) * path.coef(-2) + t * path.coef(-1)
+    assert np.abs(sol.coef(0) - expected).max() <= 1e-8 * np.abs(expected).max()
+
+
+def test_cholesky_updates_match_a_fresh_factorisation():
+    from mlip_plugin.solvers._cholesky import GrowingCholesky
+
+    rng = np.random.default_rng(19)
+    X = rng.standard_normal((40, 12))
+    M = X.T @ X
+    chol = GrowingCholesky()
+    for j in range(12):
+        assert chol.append(M[:j, j], M[j, j], 1e-12)[0]
+    np.testing.assert_allclose(chol.factor, np.linalg.cholesky(M), rtol=1e-10)
+    keep = list(range(12))
+    B = rng.standard_normal((12, 2))
+    F = chol.forward(B)
+    for i in (4, 0, 8):
+        F = chol.delete(i, F)
+        keep.pop(i)
+        B = np.delete(B, i, axis=0)
+        np.testing.assert_allclose(chol.factor, np.linalg.cholesky(M[np.ix_(keep, keep)]),
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(F, chol.forward(B), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(chol.solve(np.ones(9)), np.linalg.solve(M[np.ix_(keep, keep)],
+                                                                       np.ones(9)), rtol=1e-9)

@@ -86,6 +86,7 @@ def test_tsvd_full_rank_is_least_squares_on_the_support(split_problem):
     assert rank_k.rank == len(S)
     np.testing.assert_allclose(rank_k.values, ls, rtol=1e-9)
     assert res.scores[res.rank - 1] == res.scores.min()
+    assert res.info.solver == "tsvd" and res.info.n_iter == len(S)
     assert res.coef.shape == (50,) and np.all(res.coef[np.setdiff1d(np.arange(50), S)] == 0)
 
 
@@ -129,3 +130,14 @@ def test_zero_target_gives_empty_models(split_problem):
     asp = ActiveSetPursuit(max_active=5).fit(A, y)
     assert asp.path_.info.stop_reason == "zero_correlation" and len(asp.path_) == 1
     assert np.all(asp.coef_ == 0) and asp.lambda_ == 0.0
+
+
+def test_validation_from_gram_equals_rows_on_a_long_homotopy_path(split_problem):
+    A, y, A_val, y_val = split_problem
+    path = asp_path(A, y, 50)
+    assert len(path) > 40  # two chunks of the Gram evaluation
+    rows = path.select(by_validation(A_val, y_val, metric="sse"))
+    gram = path.select(by_validation_gram(A_val.T @ A_val, A_val.T @ y_val, y_val @ y_val,
+                                          len(y_val), metric="sse"))
+    assert gram.index == rows.index
+    np.testing.assert_allclose(gram.scores, rows.scores, rtol=1e-7, atol=1e-9 * (y_val @ y_val))
