@@ -33,7 +33,7 @@ def _load_temporary_profile():
 
 
 def _property_table(properties: dict) -> str:
-    rows = properties.get("rows", [])
+    rows = properties.get("properties", [])
     lines = [f"{'property':<28} {'unit':<10} {'model':>10} {'reference':>10} {'error %':>8}"]
     for r in rows:
         def num(x):
