@@ -7,17 +7,21 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from aiida.manage.caching import enable_caching
+from ase.build import bulk
 from ase.calculators.emt import EMT
-from mlip_plugin.workflows.aiida.data import ModelData
+from mlip_plugin.workflows.aiida.data import ModelData, TrainingSetData
 from mlip_plugin.workflows.aiida.fit import FitWorkChain
 from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
 from mlip_plugin.workflows.aiida.provenance import ancestors, format_trace, trace_model
 from mlip_plugin.workflows.aiida.validate import ValidateWorkChain
 from workflows_aiida_helpers import MOCK_ENTRY_POINT, TINY, MockReferenceWorkChain
 
+from mlip_plugin.data import Configuration
 from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
 
 EMT_SPEC = {"calculator": "ase.calculators.emt.EMT", "parameters": {}}
+pytestmark = pytest.mark.slow  # the module's first pipeline run takes ~15 s
+
 STRUCTURES = {k: v for k, v in TINY.items() if k not in ("element", "lattice")}
 
 
@@ -159,14 +163,36 @@ def test_pipeline_input_validation(tiny_structures, entry_points):
         run_get_node(builder)
 
 
-def test_protocols_of_every_workchain():
-    for cls in (FitWorkChain, ValidateWorkChain, PipelineWorkChain):
-        assert set(cls.get_available_protocols()) == {"fast", "balanced", "stringent"}
-    sizes = [FitWorkChain.get_protocol_inputs(p)["settings"]["max_active"]
-             for p in ("fast", "balanced", "stringent")]
-    assert sizes == sorted(sizes) and len(set(sizes)) == 3
-    builder = PipelineWorkChain.get_builder_from_protocol(
-        "Al", "fcc", "stringent", overrides={"fit": {"settings": {"max_active": 7}}})
-    assert builder.structure_settings["element"] == "Al"
-    assert builder.fit.settings["max_active"] == 7
-    assert builder.fit.settings["basis"]["total_degree"] == 14
+def test_failing_steps_return_their_exit_codes(first_run, tiny_structures):
+    results, _ = first_run
+    codes = PipelineWorkChain.exit_codes
+    _, node = run_get_node(FitWorkChain, training_set=results["training_set"],
+                           settings={"basis": {"correlation_order": 2, "colour": "red"}})
+    assert node.exit_status == FitWorkChain.exit_codes.ERROR_FIT_FAILED.status
+    assert "fit.basis" in node.exit_message
+    al = bulk("Al", "fcc", a=4.05, cubic=True)
+    al.calc = EMT()
+    test_set = TrainingSetData.from_configurations([Configuration(
+        atoms=al, energy=al.get_potential_energy(), forces=al.get_forces())])
+    builder = FitWorkChain.get_builder_from_protocol(results["training_set"], "fast")
+    builder.test_set = test_set
+    _, node = run_get_node(builder)
+    assert node.exit_status == FitWorkChain.exit_codes.ERROR_EVALUATION_FAILED.status
+    assert "species ['Al']" in node.exit_message
+    _, node = run_get_node(ValidateWorkChain, model=results["model"], calculator=EMT_SPEC,
+                           settings={"preset": "exhaustive"})
+    assert node.exit_status == ValidateWorkChain.exit_codes.ERROR_VALIDATION_FAILED.status
+    assert "validate.preset='exhaustive'" in node.exit_message
+    builder = pipeline_builder()
+    builder.structure_settings = {"preset": "huge"}
+    _, node = run_get_node(builder)
+    assert node.exit_status == codes.ERROR_STRUCTURE_GENERATION_FAILED.status
+    assert "preset='huge'" in node.exit_message
+    builder = pipeline_builder()
+    del builder.structure_settings
+    builder.structures = tiny_structures
+    builder.reference.calculator = {"calculator": "ase.calculators.emt.NoSuchEMT"}
+    _, node = run_get_node(builder)
+    assert node.exit_status == codes.ERROR_SUB_PROCESS_FAILED.status
+    assert "ReferenceWorkChain" in node.exit_message and "NoSuchEMT" in node.exit_message
+    assert "model" not in node.outputs

@@ -9,6 +9,9 @@ import sys
 import pytest
 from aiida.plugins import entry_point
 from mlip_plugin.workflows.aiida.exit_codes import EXIT_CODES
+from mlip_plugin.workflows.aiida.fit import FitWorkChain
+from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
+from mlip_plugin.workflows.aiida.validate import ValidateWorkChain
 
 WORKFLOWS = ("mlip.reference", "mlip.fit", "mlip.validate", "mlip.pipeline")
 CALCULATIONS = ("mlip.generate_structures", "mlip.collect_reference", "mlip.split_structures",
@@ -72,3 +75,16 @@ def test_exit_codes_are_unique_named_and_not_in_the_100s():
     statuses = [status for status, _ in EXIT_CODES.values()]
     assert len(statuses) == len(set(statuses))
     assert set(status_of) == set(EXIT_CODES)  # every code is declared by some work chain
+
+
+def test_protocols_of_every_workchain():
+    for cls in (FitWorkChain, ValidateWorkChain, PipelineWorkChain):
+        assert set(cls.get_available_protocols()) == {"fast", "balanced", "stringent"}
+    sizes = [FitWorkChain.get_protocol_inputs(p)["settings"]["max_active"]
+             for p in ("fast", "balanced", "stringent")]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 3
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        "Al", "fcc", "stringent", overrides={"fit": {"settings": {"max_active": 7}}})
+    assert builder.structure_settings["element"] == "Al"
+    assert builder.fit.settings["max_active"] == 7
+    assert builder.fit.settings["basis"]["total_degree"] == 14

@@ -134,3 +134,11 @@ def test_protocols(tiny_structures):
                                              "parameters": {"a": 1}}
     with pytest.raises(InputError, match="protocol='precise' is not known"):
         ReferenceWorkChain.get_builder_from_protocol(tiny_structures, "precise")
+
+
+def test_unusable_calculator_returns_an_exit_code(tiny_structures):
+    _, node = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                           calculator={"calculator": "ase.calculators.emt.NoSuchEMT"})
+    code = ReferenceWorkChain.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED
+    assert node.exit_status == code.status
+    assert "unknown calculator class 'ase.calculators.emt.NoSuchEMT'" in node.exit_message
