@@ -123,16 +123,23 @@ def test_pipeline_with_reference_workflow_and_a_failing_structure(entry_points):
     assert results["training_set"].numsteps == 11
 
 
-def test_fit_workchain_with_test_set(first_run):
+def test_fit_workchain_with_validation_and_test_sets(first_run):
     results, _ = first_run
     training = results["training_set"]
+    configs = training.get_configurations()
+    validation = TrainingSetData.from_configurations(configs[::3])
     builder = FitWorkChain.get_builder_from_protocol(training, "fast")
+    builder.validation = validation
     builder.test_set = training
     out, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     assert isinstance(out["model"], ModelData)
+    assert out["metrics"]["errors"]["validation"]["n_configs"] == validation.numsteps
+    assert out["model"].provenance["n_validation"] == validation.numsteps
     assert out["test_errors"]["n_configs"] == training.numsteps
     assert out["test_errors"]["force_rmse_eV_per_A"] < 0.5
+    assert [t.pk for t in trace_model(out["model"]).training_sets] == [training.pk,
+                                                                       validation.pk]
 
 
 def test_validate_workchain_needs_a_reference(first_run):

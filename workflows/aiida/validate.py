@@ -54,8 +54,9 @@ class ValidateWorkChain(ProtocolMixin, WorkChain):
         spec.inputs.validator = _validate_inputs
         spec.outline(cls.validate)
         spec.output("properties", valid_type=orm.Dict,
-                    help="Property table: rows with name, unit, model, reference, abs_error "
-                         "and error_percent (%), as in metrics.json.")
+                    help="Validation result: `properties` (rows with name, unit, model, "
+                         "reference, abs_error, error_percent in %, as in metrics.json), the "
+                         "model's and the reference's property tables, timings (s).")
         declare(spec, "ERROR_VALIDATION_FAILED")
 
     @classmethod
