@@ -7,9 +7,13 @@ import sys
 
 import pytest
 from aiida.engine import submit
-from aiida.engine.daemon.client import get_daemon_client
+from aiida.engine.daemon.client import DaemonException, get_daemon_client
+from ase.calculators.emt import EMT
 from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
+from mlip_plugin.workflows.aiida.provenance import trace_model
 from workflows_aiida_helpers import TINY
+
+from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
 
 pytestmark = pytest.mark.slow
 
@@ -30,16 +34,26 @@ def verdi_of_this_interpreter(tmp_path, monkeypatch):
 @pytest.fixture
 def daemon_profile(aiida_config, aiida_profile_factory, run_aiida_broker_service_for_profile,
                    verdi_of_this_interpreter):
-    """A sqlite_dos profile with a ZeroMQ broker, its broker service and a running daemon."""
+    """A sqlite_dos profile with a ZeroMQ broker, its broker service and a running daemon.
+
+    The profile context of AiiDA restores the session profile only on a clean exit, so an
+    error while stopping the daemon (a slow machine) is raised after leaving it.
+    """
+    error = None
     with aiida_profile_factory(aiida_config, storage_backend="core.sqlite_dos",
                                broker_backend="core.zeromq") as profile, \
             run_aiida_broker_service_for_profile(profile):
         client = get_daemon_client(profile.name)
-        client.start_daemon(number_workers=1)
+        client.start_daemon(number_workers=1, timeout=60)
         try:
             yield profile, client
         finally:
-            client.stop_daemon(wait=True)
+            try:
+                client.stop_daemon(wait=True, timeout=60)
+            except DaemonException as err:
+                error = err
+    if error is not None:
+        raise error
 
 
 def await_node(node, client, timeout=120.0):
@@ -60,10 +74,18 @@ def test_pipeline_runs_on_a_daemon(daemon_profile):
     settings = {k: v for k, v in TINY.items() if k not in ("element", "lattice")}
     builder = PipelineWorkChain.get_builder_from_protocol(
         "Cu", "fcc", "fast", overrides={"structure_settings": settings, "run_validation": False})
+    builder.reference.chunk_size = 5  # three chunk work chains, handed out by the broker
     node = submit(builder)
     await_node(node, client)
     assert node.is_finished_ok, node.exit_message
     assert node.outputs.training_set.numsteps == 12
     assert node.outputs.model.family == "linear_ace"
-    workers = {n.base.attributes.get("process_label") for n in node.called_descendants}
-    assert {"ReferenceWorkChain", "collect_reference", "FitWorkChain", "fit_model"} <= workers
+    labels = [n.base.attributes.get("process_label") for n in node.called_descendants]
+    assert labels.count("ReferenceChunkWorkChain") == labels.count("collect_reference") == 3
+    assert {"ReferenceWorkChain", "merge_reference", "FitWorkChain", "fit_model"} <= set(labels)
+    trace = trace_model(node.outputs.model)
+    expected = generate_structures(StructureSpec.from_preset(**TINY), EMT())
+    assert [a.info["structure_id"] for a in trace.structures] == [
+        a.info["structure_id"] for a in expected]
+    assert trace.reference_parameters == [{"calculator": "ase.calculators.emt.EMT",
+                                           "parameters": {}}]

@@ -13,8 +13,10 @@ from mlip_plugin.workflows.aiida.fit import FitWorkChain
 from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
 from mlip_plugin.workflows.aiida.validate import ValidateWorkChain
 
-WORKFLOWS = ("mlip.reference", "mlip.fit", "mlip.validate", "mlip.pipeline")
+WORKFLOWS = ("mlip.reference", "mlip.reference_chunk", "mlip.fit", "mlip.validate",
+             "mlip.pipeline")
 CALCULATIONS = ("mlip.generate_structures", "mlip.collect_reference", "mlip.split_structures",
+                "mlip.split_chunks", "mlip.merge_reference",
                 "mlip.gather_reference", "mlip.fit_model", "mlip.evaluate_model",
                 "mlip.validate_model")
 

@@ -114,6 +114,8 @@ def test_reference_workflow_failure_is_reported(few_atoms, mock_workflow):
     ({"reference_workflow": "no.such.workflow"}, "not a loadable"),
     ({"reference_inputs": {"parameters": {}}}, "only used with `reference_workflow`"),
     ({"max_failed_fraction": 1.5}, r"must lie in \[0, 1\]"),
+    ({"chunk_size": 0}, "chunk_size=0 must be a positive"),
+    ({"chunk_size": 2, "reference_workflow": "mlip.fit"}, "applies to the in-process ASE"),
 ])
 def test_invalid_inputs_are_rejected(tiny_structures, inputs, match):
     if "reference_inputs" in inputs:
@@ -142,3 +144,23 @@ def test_unusable_calculator_returns_an_exit_code(tiny_structures):
     code = ReferenceWorkChain.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED
     assert node.exit_status == code.status
     assert "unknown calculator class 'ase.calculators.emt.NoSuchEMT'" in node.exit_message
+
+
+def test_chunks_give_the_same_labels_and_global_failure_indices(tiny_structures, tiny_atoms):
+    result, node = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                                calculator=FAILING, chunk_size=5)
+    assert node.is_finished_ok, node.exit_message
+    chunks = [n for n in node.called if n.process_label == "ReferenceChunkWorkChain"]
+    assert [n.inputs.structures.numsteps for n in chunks] == [5, 5, 2]
+    assert all([c.process_label for c in n.called] == ["collect_reference"] for n in chunks)
+    [failed] = result["failed_structures"].get_list()
+    vacancy = next(i for i, a in enumerate(tiny_atoms) if a.info["structure_id"] == "vacancy-0")
+    assert (failed["index"], failed["structure_id"]) == (vacancy, "vacancy-0")
+    expected = [a for a in tiny_atoms if len(a) != 31]
+    configs = result["training_set"].get_configurations()
+    assert [c.info["structure_id"] for c in configs] == [
+        a.info["structure_id"] for a in expected]
+    for atoms, config in zip(expected, configs, strict=True):
+        energy, forces = emt_labels(atoms)
+        assert config.energy == pytest.approx(energy, abs=1e-12)
+        np.testing.assert_allclose(config.forces, forces, atol=1e-12)

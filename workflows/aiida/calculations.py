@@ -18,8 +18,9 @@ from mlip_plugin.errors import MLIPError
 from .data import ModelData, TrainingSetData, json_safe
 from .exit_codes import exit_code
 
-__all__ = ["generate_structures", "collect_reference", "split_structures", "gather_reference",
-           "fit_model", "evaluate_model", "validate_model"]
+__all__ = ["generate_structures", "collect_reference", "split_structures", "split_chunks",
+           "merge_reference", "gather_reference", "fit_model", "evaluate_model",
+           "validate_model"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,39 @@ def split_structures(structures: TrainingSetData):
 
 
 @calcfunction
+def split_chunks(structures: TrainingSetData, chunk_size: orm.Int):
+    """Consecutive chunks of at most ``chunk_size`` structures (``chunk_0000``, ...), each a
+    TrainingSetData with its position in ``structures`` as attribute ``offset``."""
+    configs = structures.get_configurations()
+    n = chunk_size.value
+    out = {}
+    for k, start in enumerate(range(0, len(configs), n)):
+        chunk = TrainingSetData.from_configurations(configs[start:start + n])
+        chunk.base.attributes.set("offset", start)
+        out[f"chunk_{k:04d}"] = chunk
+    return out
+
+
+@calcfunction
+def merge_reference(**parts):
+    """Merge the outputs of :func:`collect_reference` over chunks: ``chunk_NNNN`` (the
+    input chunk), ``training_set_NNNN`` (absent if all of it failed) and
+    ``failed_structures_NNNN``; failure indices become indices of the whole set."""
+    keys = sorted(k.split("_", 1)[1] for k in parts if k.startswith("chunk_"))
+    configs, failures = [], []
+    for key in keys:
+        offset = parts[f"chunk_{key}"].base.attributes.get("offset")
+        if f"training_set_{key}" in parts:
+            configs += parts[f"training_set_{key}"].get_configurations()
+        failures += [{**f, "index": f["index"] + offset}
+                     for f in parts[f"failed_structures_{key}"].get_list()]
+    out = {"failed_structures": orm.List(failures)}
+    if configs:
+        out["training_set"] = TrainingSetData.from_configurations(configs)
+    return out
+
+
+@calcfunction
 def gather_reference(structures: TrainingSetData, failures: orm.List, **labels):
     """Merge per-structure ``energy_NNNN`` (Float, eV) and ``forces_NNNN`` (ArrayData
     ``forces``, eV/Å) into one training set; ``failures`` lists the structures without
@@ -103,9 +137,8 @@ def gather_reference(structures: TrainingSetData, failures: orm.List, **labels):
 def fit_model(training_set: TrainingSetData, settings: orm.Dict,
               validation: TrainingSetData | None = None):
     """Fit a model (:func:`mlip_plugin.pipeline.fit`); outputs ``model`` and ``metrics``."""
-    from mlip_plugin.pipeline.fit import fit
-
     from mlip_plugin.pipeline.config import FitSettings
+    from mlip_plugin.pipeline.fit import fit
 
     try:
         result = fit(training_set.get_configurations(), FitSettings(**settings.get_dict()),
@@ -134,10 +167,9 @@ def validate_model(model: ModelData, settings: orm.Dict, calculator: orm.Dict | 
     """Property suite of ``model`` against the reference calculator or a published table
     (:func:`mlip_plugin.pipeline.validate`); output ``properties`` (rows with name, unit,
     model, reference, abs_error, error_percent)."""
-    from mlip_plugin.pipeline.validate import validate
-
     from mlip_plugin.pipeline.config import ValidateSettings
     from mlip_plugin.pipeline.reference import CalculatorSpec
+    from mlip_plugin.pipeline.validate import validate
 
     try:
         reference = None if calculator is None else CalculatorSpec.coerce(calculator.get_dict())

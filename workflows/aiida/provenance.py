@@ -91,7 +91,9 @@ def trace_model(model: ModelData) -> ModelTrace:
                          {"attributes.process_label": "collect_reference"})
     if collects:
         trace.reference_calculations = collects
-        for node in _inputs_of(collects, "structures", TrainingSetData):
+        chunks = sorted(_inputs_of(collects, "structures", TrainingSetData),
+                        key=lambda n: n.base.attributes.get("offset", 0))
+        for node in chunks:  # one node, or the chunks of `chunk_size` in their order
             trace.structures += [node.get_atoms(i) for i in range(node.numsteps)]
         trace.reference_parameters = [n.get_dict() for n in _inputs_of(collects, "calculator")]
         return trace

@@ -22,12 +22,18 @@ from aiida.plugins import WorkflowFactory
 
 from mlip_plugin.pipeline.reference import DEFAULT_REFERENCE
 
-from .calculations import collect_reference, gather_reference, split_structures
+from .calculations import (
+    collect_reference,
+    gather_reference,
+    merge_reference,
+    split_chunks,
+    split_structures,
+)
 from .data import TrainingSetData
 from .exit_codes import declare
 from .protocols import ProtocolMixin
 
-__all__ = ["ReferenceWorkChain"]
+__all__ = ["ReferenceWorkChain", "ReferenceChunkWorkChain"]
 
 
 def _validate_inputs(inputs, _ctx=None):
@@ -43,12 +49,46 @@ def _validate_inputs(inputs, _ctx=None):
             return (f"reference_workflow={name!r} is not a loadable `aiida.workflows` entry "
                     f"point ({err}); install the plugin that provides it or check "
                     "`verdi plugin list aiida.workflows`")
+        if "chunk_size" in inputs:
+            return "`chunk_size` applies to the in-process ASE calculator only; drop it"
     elif inputs.get("reference_inputs"):
         return "`reference_inputs` are only used with `reference_workflow`; give it too"
+    if "chunk_size" in inputs and inputs["chunk_size"].value < 1:
+        return f"chunk_size={inputs['chunk_size'].value} must be a positive number of structures"
     fraction = inputs.get("max_failed_fraction")
     if fraction is not None and not 0.0 <= fraction.value <= 1.0:
         return f"max_failed_fraction={fraction.value} must lie in [0, 1]"
     return None
+
+
+class ReferenceChunkWorkChain(WorkChain):
+    """One chunk of ``mlip.reference`` with ``chunk_size``: a work chain (process functions
+    cannot be submitted) so that daemon workers label chunks in parallel."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("structures", valid_type=TrainingSetData,
+                   help="The structures of this chunk (Angstrom).")
+        spec.input("calculator", valid_type=orm.Dict,
+                   help="ASE calculator spec {'calculator', 'parameters'} (results in eV, "
+                        "eV/Angstrom, eV/Angstrom^3).")
+        spec.outline(cls.run_calculator)
+        spec.output("training_set", valid_type=TrainingSetData, required=False,
+                    help="The labelled structures of this chunk.")
+        spec.output("failed_structures", valid_type=orm.List,
+                    help="Failures of this chunk (indices within the chunk).")
+        declare(spec, "ERROR_REFERENCE_CALCULATION_FAILED")
+
+    def run_calculator(self):
+        """Label the chunk in one calcfunction."""
+        result, node = collect_reference.run_get_node(structures=self.inputs.structures,
+                                                       calculator=self.inputs.calculator)
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED.format(
+                message=node.exit_message)
+        self.out_many(result)
+        return None
 
 
 class ReferenceWorkChain(ProtocolMixin, WorkChain):
@@ -82,9 +122,15 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
                    default=lambda: orm.Float(0.5),
                    help="Largest fraction (dimensionless, 0 to 1) of structures whose "
                         "reference calculation may fail for the work chain to succeed.")
+        spec.input("chunk_size", valid_type=orm.Int, required=False,
+                   serializer=orm.to_aiida_type,
+                   help="Label the structures in chunks of this many structures, each chunk "
+                        "a process of its own (mlip.reference_chunk), so that daemon workers "
+                        "label chunks in parallel. Default: one calcfunction for all.")
         spec.inputs.validator = _validate_inputs
         spec.outline(
             if_(cls.uses_workflow)(cls.run_workflows, cls.gather_workflows)
+            .elif_(cls.uses_chunks)(cls.run_chunks, cls.merge_chunks)
             .else_(cls.run_calculator),
             cls.check_failures,
         )
@@ -121,15 +167,46 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
     def uses_workflow(self) -> bool:
         return "reference_workflow" in self.inputs
 
+    def uses_chunks(self) -> bool:
+        return "chunk_size" in self.inputs
+
+    def _calculator(self) -> orm.Dict:
+        return self.inputs.get("calculator") or orm.Dict(DEFAULT_REFERENCE)
+
     def run_calculator(self):
         """One calcfunction runs the ASE calculator over all structures."""
-        calculator = self.inputs.get("calculator") or orm.Dict(DEFAULT_REFERENCE)
         result, node = collect_reference.run_get_node(structures=self.inputs.structures,
-                                                       calculator=calculator)
+                                                       calculator=self._calculator())
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED.format(
                 message=node.exit_message)
         self.ctx.result = result
+        return None
+
+    def run_chunks(self):
+        """Submit one chunk work chain per chunk of structures."""
+        calculator = self._calculator().store()
+        chunks = split_chunks(self.inputs.structures, self.inputs.chunk_size)
+        for _, chunk in sorted(chunks.items()):
+            node = self.submit(ReferenceChunkWorkChain, structures=chunk, calculator=calculator)
+            self.to_context(chunks=append_(node))
+        self.report(f"submitted {len(chunks)} reference chunks")
+
+    def merge_chunks(self):
+        """Merge the chunks' training sets and failures (indices of the whole set)."""
+        parts = {}
+        for node in self.ctx.chunks:
+            if not node.is_finished_ok:
+                return self.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED.format(
+                    message=f"{node.process_label}<{node.pk}>: "
+                            f"{node.exit_message or node.process_state.value}")
+            chunk = node.inputs.structures
+            key = f"{chunk.base.attributes.get('offset'):06d}"
+            parts[f"chunk_{key}"] = chunk
+            parts[f"failed_structures_{key}"] = node.outputs.failed_structures
+            if "training_set" in node.outputs:
+                parts[f"training_set_{key}"] = node.outputs.training_set
+        self.ctx.result = merge_reference(**parts)
         return None
 
     def run_workflows(self):
