@@ -29,23 +29,25 @@ def few_atoms(tiny_atoms):
         "ground_state", "vacancy-0", "surface-111")]
 
 
-def emt_labels(atoms):
-    a = atoms.copy()
-    a.calc = EMT()
-    return a.get_potential_energy(), a.get_forces()
+def assert_emt_labels(structures, training_set, atol=1e-12, stress=True):
+    """``training_set`` holds exactly ``structures`` (in order) with their EMT labels."""
+    configs = training_set.get_configurations()
+    assert [c.info["structure_id"] for c in configs] == [
+        a.info["structure_id"] for a in structures]
+    for atoms, config in zip(structures, configs, strict=True):
+        a = atoms.copy()
+        a.calc = EMT()
+        assert config.energy == pytest.approx(a.get_potential_energy(), abs=atol)
+        np.testing.assert_allclose(config.forces, a.get_forces(), atol=atol)
+        assert (config.stress is not None) == stress
 
 
 def test_ase_path_labels_all_structures_in_one_calcfunction(tiny_structures, tiny_atoms):
     builder = ReferenceWorkChain.get_builder_from_protocol(tiny_structures, "fast")
     result, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
-    configs = result["training_set"].get_configurations()
-    assert len(configs) == len(tiny_atoms) and result["failed_structures"].get_list() == []
-    for atoms, config in zip(tiny_atoms, configs, strict=True):
-        energy, forces = emt_labels(atoms)
-        assert config.energy == pytest.approx(energy, abs=1e-12)
-        np.testing.assert_allclose(config.forces, forces, atol=1e-12)
-        assert config.stress is not None
+    assert result["failed_structures"].get_list() == []
+    assert_emt_labels(tiny_atoms, result["training_set"])
     [calc] = node.called_descendants  # one calcfunction for all structures
     assert calc.process_label == "collect_reference"
     assert calc.inputs.calculator.get_dict() == {"calculator": "ase.calculators.emt.EMT",
@@ -84,14 +86,8 @@ def test_reference_workflow_path_matches_ase_path(few_atoms, mock_workflow):
     result, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     assert "calculator" not in node.inputs
-    configs = result["training_set"].get_configurations()
-    assert [c.info["structure_id"] for c in configs] == [
-        a.info["structure_id"] for a in few_atoms]
-    for atoms, config in zip(few_atoms, configs, strict=True):
-        energy, forces = emt_labels(atoms)
-        assert config.energy == pytest.approx(energy, abs=1e-10)
-        np.testing.assert_allclose(config.forces, forces, atol=1e-10)
-        assert config.stress is None  # the common-workflows outputs carry no stress
+    # the common-workflows outputs carry no stress
+    assert_emt_labels(few_atoms, result["training_set"], atol=1e-10, stress=False)
     launched = [n for n in node.called if n.process_class is MockReferenceWorkChain]
     assert len(launched) == len(few_atoms)
 
@@ -156,11 +152,4 @@ def test_chunks_give_the_same_labels_and_global_failure_indices(tiny_structures,
     [failed] = result["failed_structures"].get_list()
     vacancy = next(i for i, a in enumerate(tiny_atoms) if a.info["structure_id"] == "vacancy-0")
     assert (failed["index"], failed["structure_id"]) == (vacancy, "vacancy-0")
-    expected = [a for a in tiny_atoms if len(a) != 31]
-    configs = result["training_set"].get_configurations()
-    assert [c.info["structure_id"] for c in configs] == [
-        a.info["structure_id"] for a in expected]
-    for atoms, config in zip(expected, configs, strict=True):
-        energy, forces = emt_labels(atoms)
-        assert config.energy == pytest.approx(energy, abs=1e-12)
-        np.testing.assert_allclose(config.forces, forces, atol=1e-12)
+    assert_emt_labels([a for a in tiny_atoms if len(a) != 31], result["training_set"])
