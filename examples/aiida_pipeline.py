@@ -39,7 +39,7 @@ def _property_table(properties: dict) -> str:
         def num(x):
             return f"{x:10.4g}" if isinstance(x, (int, float)) else f"{x!s:>10}"
         err = r.get("error_percent")
-        lines.append(f"{r['name']:<28} {r.get('unit', ''):<10} {num(r.get('model'))} "
+        lines.append(f"{r['name']:<28} {r.get('unit') or '':<10} {num(r.get('model'))} "
                      f"{num(r.get('reference'))} {err if err is None else f'{err:8.2f}':>8}")
     return "\n".join(lines)
 
