@@ -32,15 +32,20 @@ def _load_temporary_profile():
     return load_profile(profile, allow_switch=True)
 
 
+def _num(x) -> str:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return f"{'-' if x is None else x!s:>10}"
+    return f"{x:10.4g}"
+
+
 def _property_table(properties: dict) -> str:
     rows = properties.get("properties", [])
     lines = [f"{'property':<28} {'unit':<10} {'model':>10} {'reference':>10} {'error %':>8}"]
     for r in rows:
-        def num(x):
-            return f"{x:10.4g}" if isinstance(x, (int, float)) else f"{x!s:>10}"
         err = r.get("error_percent")
-        lines.append(f"{r['name']:<28} {r.get('unit') or '':<10} {num(r.get('model'))} "
-                     f"{num(r.get('reference'))} {err if err is None else f'{err:8.2f}':>8}")
+        err = "-" if err is None else f"{err:.2f}"
+        lines.append(f"{r['name']:<28} {r.get('unit') or '':<10} {_num(r.get('model'))} "
+                     f"{_num(r.get('reference'))} {err:>8}")
     return "\n".join(lines)
 
 
