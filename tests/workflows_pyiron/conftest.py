@@ -12,7 +12,20 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pyiron_base")
+
+def _import_pyiron_quietly():
+    """Import pyiron_base with the working directory in the test sandbox: pyiron opens its
+    log file ``pyiron.log`` in the working directory at import time."""
+    sandbox = Path(os.environ.get("PYIRONSQLFILE", ".")).resolve().parent
+    cwd = os.getcwd()
+    os.chdir(sandbox if sandbox.is_dir() else cwd)
+    try:
+        pytest.importorskip("pyiron_base")
+    finally:
+        os.chdir(cwd)
+
+
+_import_pyiron_quietly()
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # reference specs name the test calculators by import path

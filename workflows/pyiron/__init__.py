@@ -37,9 +37,11 @@ from .arrays import (
     structures_to_arrays,
 )
 from .base import MLIPJob
+from .fit_job import MLIPFit
 from .reference_job import MLIPReferenceData
+from .validation_job import MLIPValidation
 
-JOB_CLASSES = (MLIPReferenceData,)
+JOB_CLASSES = (MLIPReferenceData, MLIPFit, MLIPValidation)
 
 for _cls in JOB_CLASSES:
     JobType.register(_cls, overwrite=True)
@@ -47,6 +49,8 @@ for _cls in JOB_CLASSES:
 __all__ = [
     "MLIPJob",
     "MLIPReferenceData",
+    "MLIPFit",
+    "MLIPValidation",
     "JOB_CLASSES",
     "structures_to_arrays",
     "arrays_to_structures",

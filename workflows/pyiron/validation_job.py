@@ -1,0 +1,124 @@
+"""``MLIPValidation``: the property suite on a fitted model, as a pyiron job.
+
+A thin wrapper of :func:`mlip_plugin.pipeline.validate`.  The model comes from a linked
+:class:`~.fit_job.MLIPFit` job (recorded in the input and as the job's ``parentid``).
+"""
+
+from __future__ import annotations
+
+from mlip_plugin.errors import InputError
+from mlip_plugin.models import Model
+from mlip_plugin.pipeline.config import ValidateSettings
+from mlip_plugin.pipeline.reference import CalculatorSpec
+
+from .base import MLIPJob, model_from_text, settings_from_dict, settings_to_dict
+from .fit_job import MLIPFit
+from .reference_job import MLIPReferenceData
+
+__all__ = ["MLIPValidation"]
+
+
+class MLIPValidation(MLIPJob):
+    """A fitted model + a property suite → model vs reference values with errors in %.
+
+    Input (``job.input``)
+    ---------------------
+    validate : dict
+        The fields of :class:`~mlip_plugin.pipeline.config.ValidateSettings` (suite,
+        preset, reference, properties, ...); set with ``job.settings = ...``.
+    fit_job : dict
+        ``job_id``, ``job_name``, ``project``, ``job_type`` of the :class:`MLIPFit` job whose
+        model is validated; set with ``job.fit_job = fit`` (or its id or name).
+    reference : dict or None
+        The reference calculator spec the properties are compared with.  None (default):
+        the reference calculator of the job that produced the fit's training data.
+
+    Output (``job.output``)
+    -----------------------
+    properties : list of dict
+        One row per property: ``name``, ``unit``, ``model``, ``reference``, ``abs_error``,
+        ``error_percent``.
+    result : dict
+        The whole validation result (``ValidationResult.to_dict()``).
+    reference : dict
+        The reference calculator spec that was used.
+    """
+
+    def __init__(self, project, job_name):
+        super().__init__(project, job_name)
+        self.input.validate = settings_to_dict(ValidateSettings())
+        self.input.reference = None
+
+    @property
+    def settings(self) -> ValidateSettings:
+        """``input.validate`` as :class:`ValidateSettings`."""
+        return settings_from_dict(ValidateSettings, self.input.validate, "validate")
+
+    @settings.setter
+    def settings(self, settings: ValidateSettings | dict) -> None:
+        if isinstance(settings, dict):
+            settings = settings_from_dict(ValidateSettings, settings, "validate")
+        if not isinstance(settings, ValidateSettings):
+            raise InputError(f"settings={settings!r} must be a ValidateSettings or a dict of "
+                             "its fields")
+        self.input.validate = settings_to_dict(settings)
+
+    @property
+    def fit_job(self) -> dict | None:
+        """The link to the fit job whose model is validated."""
+        return self._get_link("fit_job")
+
+    @fit_job.setter
+    def fit_job(self, job) -> None:
+        self._set_link("fit_job", job, MLIPFit, parent=True)
+
+    @property
+    def reference(self) -> CalculatorSpec | None:
+        """The reference calculator spec given in the input (None: from the chain)."""
+        spec = self.input.get("reference")
+        return None if spec is None else CalculatorSpec.coerce(dict(spec))
+
+    @reference.setter
+    def reference(self, spec) -> None:
+        self.input.reference = None if spec is None else CalculatorSpec.coerce(spec).to_dict()
+
+    @property
+    def properties(self) -> list[dict]:
+        """The rows of the last run (empty before it ran)."""
+        return [dict(row) for row in self.output.get("properties") or []]
+
+    def _resolve(self) -> tuple[Model, CalculatorSpec]:
+        """The model of the linked fit job and the reference calculator spec."""
+        fit_job = self._load_link("fit_job", MLIPFit)
+        if fit_job is None:
+            raise InputError("MLIPValidation has no model: set job.fit_job = <an MLIPFit job>")
+        reference = self.reference
+        if reference is None:
+            training = fit_job.training_job
+            if training is None:
+                raise InputError(
+                    f"fit job {fit_job.job_name!r} was given its training data directly, so "
+                    "there is no reference calculator to compare with; set "
+                    "job.reference = {'calculator': ..., 'parameters': {...}}")
+            reference = fit_job._load_link("training_job", MLIPReferenceData).reference
+        return fit_job.get_model(), reference
+
+    def _run_step(self) -> tuple[str, str]:
+        model, reference = self._resolve()
+        settings = self.settings
+        from mlip_plugin.pipeline import validate  # imported late: it pulls in the properties
+
+        result = validate(model, settings, reference=reference)
+        self.output.reference = reference.to_dict()
+        self.output.properties = [dict(row) for row in result.rows]
+        self.output.result = result.to_dict()
+        worst = max(result.rows, key=lambda r: abs(r["error_percent"] or 0.0), default=None)
+        message = f"{len(result.rows)} properties of suite {settings.suite!r} computed"
+        if worst is not None and worst["error_percent"] is not None:
+            message += (f"; largest error {worst['error_percent']:.2f} % "
+                        f"({worst['name']})")
+        return "finished", message
+
+    def get_model(self) -> Model:
+        """The validated model (the linked fit job's)."""
+        return model_from_text(self._load_link("fit_job", MLIPFit).output.model_json)
