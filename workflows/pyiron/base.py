@@ -30,8 +30,8 @@ from mlip_plugin import __version__
 from mlip_plugin.errors import InputError
 from mlip_plugin.models import Model, load_model
 
-__all__ = ["MLIPJob", "settings_to_dict", "settings_from_dict", "model_to_text",
-           "model_from_text"]
+__all__ = ["MLIPJob", "settings_to_dict", "settings_from_dict", "settings_property",
+           "link_property", "model_to_text", "model_from_text"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,45 @@ class MLIPJob(PythonTemplateJob):
             raise InputError(f"{key}: job {job.job_name!r} has status {job.status.string!r}; "
                              f"it must be one of {job_status_successful_lst} (run it first)")
         return job
+
+
+    def _drop(self, key: str) -> None:
+        if key in self.input:
+            del self.input[key]
+
+
+def link_property(key: str, expected: type, parent: bool, replaces: str | None = None,
+                  doc: str = "") -> property:
+    """A job property that links another job (see :meth:`MLIPJob._set_link`); setting it
+    removes ``input[replaces]`` (data given directly instead of the link)."""
+
+    def getter(self) -> dict | None:
+        return self._get_link(key)
+
+    def setter(self, job) -> None:
+        self._set_link(key, job, expected, parent=parent)
+        if replaces:
+            self._drop(replaces)
+
+    return property(getter, setter, doc=doc)
+
+
+def settings_property(cls, key: str, doc: str = "") -> property:
+    """A job property that stores the settings dataclass ``cls`` as ``input[key]``; it
+    accepts an instance of ``cls`` or a dict of its fields."""
+
+    def getter(self):
+        return settings_from_dict(cls, self.input[key], key)
+
+    def setter(self, settings) -> None:
+        if isinstance(settings, dict):
+            settings = settings_from_dict(cls, settings, key)
+        if not isinstance(settings, cls):
+            raise InputError(f"settings={settings!r} must be a {cls.__name__} or a dict of "
+                             "its fields")
+        self.input[key] = settings_to_dict(settings)
+
+    return property(getter, setter, doc=doc)
 
 
 def settings_to_dict(settings) -> dict:

@@ -19,9 +19,10 @@ from .arrays import arrays_to_configurations, configurations_to_arrays
 from .base import (
     MODEL_FILE,
     MLIPJob,
+    link_property,
     model_from_text,
     model_to_text,
-    settings_from_dict,
+    settings_property,
     settings_to_dict,
 )
 from .reference_job import MLIPReferenceData
@@ -69,39 +70,14 @@ class MLIPFit(MLIPJob):
         self._model_cache: tuple[str, Model] | None = None
 
     # -- input -----------------------------------------------------------------------
-    @property
-    def settings(self) -> FitSettings:
-        """``input.fit`` as a validated :class:`FitSettings`."""
-        return settings_from_dict(FitSettings, self.input.fit, "fit")
-
-    @settings.setter
-    def settings(self, settings: FitSettings | dict) -> None:
-        if isinstance(settings, dict):
-            settings = settings_from_dict(FitSettings, settings, "fit")
-        if not isinstance(settings, FitSettings):
-            raise InputError(f"settings={settings!r} must be a FitSettings or a dict of its "
-                             "fields")
-        self.input.fit = settings_to_dict(settings)
-
-    @property
-    def training_job(self) -> dict | None:
-        """The link to the job that produced the training data (None if given directly)."""
-        return self._get_link("training_job")
-
-    @training_job.setter
-    def training_job(self, job) -> None:
-        self._set_link("training_job", job, MLIPReferenceData, parent=True)
-        self._drop("configurations")
-
-    @property
-    def validation_job(self) -> dict | None:
-        """The link to the job whose configurations are the validation data, if any."""
-        return self._get_link("validation_job")
-
-    @validation_job.setter
-    def validation_job(self, job) -> None:
-        self._set_link("validation_job", job, MLIPReferenceData, parent=False)
-        self._drop("validation_configurations")
+    settings = settings_property(FitSettings, "fit", "``input.fit`` as FitSettings.")
+    training_job = link_property(
+        "training_job", MLIPReferenceData, parent=True, replaces="configurations",
+        doc="The link to the job that produced the training data (None if given directly).")
+    validation_job = link_property(
+        "validation_job", MLIPReferenceData, parent=False,
+        replaces="validation_configurations",
+        doc="The link to the job whose configurations are the validation data, if any.")
 
     @property
     def configurations(self) -> list[Configuration]:
@@ -115,16 +91,13 @@ class MLIPFit(MLIPJob):
 
     @property
     def validation_configurations(self) -> list[Configuration] | None:
+        """The validation configurations, if any (from the linked job or the input)."""
         return self._configs("validation_job", "validation_configurations")
 
     @validation_configurations.setter
     def validation_configurations(self, configs) -> None:
         self.input.validation_configurations = _non_empty(configs, "validation_configurations")
         self._drop("validation_job")
-
-    def _drop(self, key: str) -> None:
-        if key in self.input:
-            del self.input[key]
 
     def _configs(self, link_key: str, key: str) -> list[Configuration] | None:
         if self._get_link(link_key) is not None:

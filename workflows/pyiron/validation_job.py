@@ -11,7 +11,13 @@ from mlip_plugin.models import Model
 from mlip_plugin.pipeline.config import ValidateSettings
 from mlip_plugin.pipeline.reference import CalculatorSpec
 
-from .base import MLIPJob, model_from_text, settings_from_dict, settings_to_dict
+from .base import (
+    MLIPJob,
+    link_property,
+    model_from_text,
+    settings_property,
+    settings_to_dict,
+)
 from .fit_job import MLIPFit
 from .reference_job import MLIPReferenceData
 
@@ -49,28 +55,10 @@ class MLIPValidation(MLIPJob):
         self.input.validate = settings_to_dict(ValidateSettings())
         self.input.reference = None
 
-    @property
-    def settings(self) -> ValidateSettings:
-        """``input.validate`` as :class:`ValidateSettings`."""
-        return settings_from_dict(ValidateSettings, self.input.validate, "validate")
-
-    @settings.setter
-    def settings(self, settings: ValidateSettings | dict) -> None:
-        if isinstance(settings, dict):
-            settings = settings_from_dict(ValidateSettings, settings, "validate")
-        if not isinstance(settings, ValidateSettings):
-            raise InputError(f"settings={settings!r} must be a ValidateSettings or a dict of "
-                             "its fields")
-        self.input.validate = settings_to_dict(settings)
-
-    @property
-    def fit_job(self) -> dict | None:
-        """The link to the fit job whose model is validated."""
-        return self._get_link("fit_job")
-
-    @fit_job.setter
-    def fit_job(self, job) -> None:
-        self._set_link("fit_job", job, MLIPFit, parent=True)
+    settings = settings_property(ValidateSettings, "validate",
+                                 "``input.validate`` as ValidateSettings.")
+    fit_job = link_property("fit_job", MLIPFit, parent=True,
+                            doc="The link to the fit job whose model is validated.")
 
     @property
     def reference(self) -> CalculatorSpec | None:
