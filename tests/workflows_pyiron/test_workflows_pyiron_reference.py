@@ -3,6 +3,8 @@ executors, and input errors."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -106,6 +108,25 @@ def test_runs_through_a_pyiron_executor(project):
     assert job.status.string == "warning"  # pyiron itself would report 'finished' here
     reloaded = project.load("via_executor")
     assert len(reloaded.configurations) == 2 and len(reloaded.failures) == 1
+
+
+def test_runs_through_the_queue_wrapper(project, subprocess_env):
+    """A queue (pysqa) job script runs ``python -m pyiron_base.cli wrapper -p WD -j ID``:
+    the job is rebuilt from the job table and its HDF5 file in a fresh process."""
+    job = project.create.job.MLIPReferenceData("via_wrapper")
+    job.structures = _structures()
+    job.reference = FAILING
+    job.server.run_mode.manual = True  # saved and left 'submitted', as a queue would
+    job.run()
+    assert job.status.string == "submitted"
+    done = subprocess.run(
+        [sys.executable, "-m", "pyiron_base.cli", "wrapper", "-p", job.working_directory,
+         "-j", str(job.job_id)], capture_output=True, text=True, env=subprocess_env,
+        timeout=120, cwd=job.working_directory)
+    assert done.returncode == 0, done.stderr[-3000:]
+    reloaded = project.load("via_wrapper")
+    assert reloaded.status.string == "warning"
+    assert [f["structure_id"] for f in reloaded.failures] == ["s2"]
 
 
 def test_bad_input_is_refused(project):

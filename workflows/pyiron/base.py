@@ -56,16 +56,21 @@ class MLIPJob(PythonTemplateJob):
             status, message = self._run_step()
         except Exception as err:
             self.output.error = {"type": type(err).__name__, "message": str(err)}
-            self.output.status_message = f"failed: {type(err).__name__}: {err}"
-            self.status.aborted = True
-            self.to_hdf()
+            self._finish("aborted", f"failed: {type(err).__name__}: {err}")
             log.error("%s %r failed: %s: %s", type(self).__name__, self.job_name,
                       type(err).__name__, err)
             raise
-        self.output.status_message = message
-        setattr(self.status, status, True)
-        self.to_hdf()
+        self._finish(status, message)
         log.info("%s %r %s: %s", type(self).__name__, self.job_name, status, message)
+
+    def _finish(self, status: str, message: str) -> None:
+        """Write the HDF5 file completely, then the final status to the job table: a
+        process waiting on the table (``pr.wait_for_job``, queues) then reads a finished
+        file."""
+        self.output.status_message = message
+        self.to_hdf()
+        self.project_hdf5["status"] = status
+        setattr(self.status, status, True)
 
     def refresh_job_status(self) -> None:
         """Read the status from the job table.
