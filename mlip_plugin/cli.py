@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 
 from . import __version__
 from .errors import MLIPError
@@ -45,7 +46,136 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--format", help="file format (default: from the suffix)")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(func=_cmd_data_info)
+
+    demo = sub.add_parser("demo", help="generate Cu/EMT data, fit sparse ACE, validate, report")
+    demo.add_argument("--output", "-o", default="mlip-demo", help="output folder")
+    demo.set_defaults(func=_cmd_demo)
+
+    run = sub.add_parser("run", help="run a whole configuration: data, fit, validate, report")
+    run.add_argument("config", help="YAML configuration (see mlip_plugin.pipeline.config)")
+    run.add_argument("--output", "-o", help="output folder (default: the config's 'output')")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check the configuration and print what would run")
+    run.set_defaults(func=_cmd_run, stages="all")
+
+    fit = sub.add_parser("fit", help="data and fit only (no property validation)")
+    fit.add_argument("config", help="YAML configuration")
+    fit.add_argument("--output", "-o", help="output folder (default: the config's 'output')")
+    fit.add_argument("--dry-run", action="store_true", help="check the configuration only")
+    fit.set_defaults(func=_cmd_run, stages="fit")
+
+    val = sub.add_parser("validate", help="run a property suite on a model file")
+    val.add_argument("model", help="model file (model.json)")
+    val.add_argument("--suite", default="fcc", help="property suite (fcc, bcc, silicon)")
+    val.add_argument("--preset", default="fast", help="settings preset of the suite")
+    val.add_argument("--reference", default=None,
+                     help="reference: an ASE calculator class path (e.g. "
+                          "ase.calculators.emt.EMT) or a JSON table of values")
+    val.add_argument("--output", "-o", default=".", help="folder for metrics.json")
+    val.set_defaults(func=_cmd_validate)
+
+    inf = sub.add_parser("info", help="print a model file's summary and provenance")
+    inf.add_argument("model", help="model file (model.json)")
+    inf.add_argument("--json", action="store_true", help="print JSON")
+    inf.set_defaults(func=_cmd_info)
     return parser
+
+
+DEMO_CONFIG = {
+    "output": "mlip-demo",
+    "structures": {"preset": "demo", "element": "Cu", "lattice": "fcc"},
+    "reference": {"calculator": "ase.calculators.emt.EMT", "parameters": {}},
+    "fit": {"solver": "omp", "max_active": 200,
+            "basis": {"correlation_order": 3, "total_degree": 12, "r_cut": 5.0}},
+    "validate": {"suite": "fcc", "preset": "fast", "reference": "calculator",
+                 "properties": ["elastic", "vacancy", "surfaces", "phonons", "md"],
+                 "along_path": [10, 25, 50, 100, 200]},
+}
+
+
+def _cmd_demo(args) -> int:
+    from .pipeline.config import RunConfig
+    from .pipeline.run import run_pipeline
+
+    config = RunConfig.from_dict(DEMO_CONFIG)
+    result = run_pipeline(config, args.output, progress=not args.quiet)
+    _print_run(result)
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from .pipeline.config import load_config
+    from .pipeline.run import run_pipeline
+
+    config = load_config(args.config)
+    if args.stages == "fit":
+        config.validate = None
+    if args.dry_run:
+        import yaml
+
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        print(f"configuration OK; would write to {args.output or config.output}")
+        return 0
+    result = run_pipeline(config, args.output, progress=not args.quiet)
+    _print_run(result)
+    return 0
+
+
+def _print_run(result) -> None:
+    m = result.metrics
+    print(f"model: {result.output / m['model_file']} ({m['fit']['n_selected']} of "
+          f"{m['fit']['n_basis']} functions, {m['fit']['solver']})")
+    for name, e in m["errors"].items():
+        print(f"  {name:<10} E MAE {e['energy_mae_meV_per_atom']:.3f} meV/atom   F MAE "
+              f"{e['force_mae_eV_per_A']:.4f} eV/Å")
+    if m.get("properties"):
+        print(f"  {'property':<26} {'unit':<8} {'model':>10} {'reference':>10} {'error %':>8}")
+        for r in m["properties"]:
+            err = "" if r["error_percent"] is None else f"{r['error_percent']:8.2f}"
+            print(f"  {r['name']:<26} {r['unit']:<8} {r['model']:>10.4g} "
+                  f"{r['reference']:>10.4g} {err}")
+    print(f"report: {result.output / 'report.html'}")
+
+
+def _cmd_validate(args) -> int:
+    from .models import load_model
+    from .pipeline.report import write_metrics
+    from .pipeline.validate import validate
+
+    model = load_model(args.model)
+    result = validate(model, {"suite": args.suite, "preset": args.preset,
+                              "reference": args.reference or "none"})
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    write_metrics(out / "metrics.json", result.to_dict())
+    for r in result.rows:
+        ref = "" if r["reference"] is None else f"{r['reference']:10.4g}"
+        err = "" if r["error_percent"] is None else f"{r['error_percent']:8.2f} %"
+        print(f"{r['name']:<26} {r['unit']:<8} {r['model']:10.4g} {ref} {err}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .models import load_model
+
+    model = load_model(args.model)
+    prov = model.provenance.to_dict()
+    doc = {"family": model.family, "species": list(model.species), "cutoff": model.cutoff,
+           "n_functions": getattr(model, "n_functions", None), "provenance": prov}
+    if args.json:
+        print(json.dumps(doc, indent=2, default=str))
+        return 0
+    print(f"{args.model}: {model.family} model for {', '.join(model.species)}"
+          + (f", cutoff {model.cutoff} Å" if model.cutoff else ""))
+    if doc["n_functions"] is not None:
+        print(f"basis functions: {doc['n_functions']}")
+    for key in ("package_version", "created", "training_data_sha256", "n_train",
+                "n_validation", "solver", "seed"):
+        print(f"{key}: {prov.get(key)}")
+    for name, e in (prov.get("validation_metrics") or {}).items():
+        print(f"errors[{name}]: E MAE {e.get('energy_mae_meV_per_atom')} meV/atom, "
+              f"F MAE {e.get('force_mae_eV_per_A')} eV/Å")
+    return 0
 
 
 def _cmd_data_info(args) -> int:

@@ -125,8 +125,10 @@ class ValidateSettings:
     """Which property suite to run, with which preset, against what.
 
     ``reference``: ``"calculator"`` (the reference calculator, run on the same properties)
-    or the path of a JSON table of reference values. ``along_path``: basis sizes at which
-    the suite is also evaluated (property error vs number of basis functions).
+    or the path of a JSON table of reference values. ``properties``: the property groups
+    to run (default: the suite's own). ``along_path``: basis sizes at which the groups
+    ``along_path_properties`` are also evaluated (property error vs number of basis
+    functions).
     ``tolerance_percent``: for selecting the smallest model within this much of the best.
     """
 
@@ -135,6 +137,8 @@ class ValidateSettings:
     reference: str = "calculator"
     properties: list | None = None
     along_path: list = field(default_factory=list)
+    along_path_properties: list = field(default_factory=lambda: ["elastic", "vacancy",
+                                                                 "surfaces"])
     tolerance_percent: float = 5.0
 
 

@@ -29,8 +29,8 @@ LATTICES = ("fcc", "bcc", "diamond", "sc")
 class StructureSpec:
     """What to generate.  Counts are per kind; temperatures in K; strains as fractions.
 
-    ``preset`` names the defaults the other fields were taken from (``tiny`` or
-    ``standard``); :meth:`from_preset` builds one.
+    ``preset`` names the defaults the other fields were taken from (``tiny`` for tests,
+    ``demo`` for ``mlip demo``, ``standard`` for production); :meth:`from_preset` builds one.
     """
 
     element: str = "Cu"
@@ -91,6 +91,9 @@ PRESETS = {
     "tiny": StructureSpec(supercell=2, n_volumetric=4, n_shear=3, n_rattled=4, n_vacancy=2,
                           slabs=((1, 1, 1),), slab_layers=4, md_temperatures=(600.0,),
                           md_snapshots=2, preset="tiny"),
+    "demo": StructureSpec(supercell=2, n_volumetric=7, n_shear=10, n_rattled=12, n_vacancy=6,
+                          slabs=((1, 0, 0), (1, 1, 0), (1, 1, 1)), slab_layers=4,
+                          md_temperatures=(300.0, 800.0), md_snapshots=4, preset="demo"),
     "standard": StructureSpec(supercell=3, n_volumetric=9, n_shear=12, n_rattled=20,
                               n_vacancy=10, md_temperatures=(300.0, 900.0, 1500.0),
                               md_snapshots=8, md_steps_between=40, preset="standard"),

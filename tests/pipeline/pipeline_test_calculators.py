@@ -29,3 +29,20 @@ class StrictEMT(EMT):
 
     def __init__(self, fixed_cutoff: bool = True):
         super().__init__(fixed_cutoff=fixed_cutoff)
+
+
+class SlowLoggingEMT(EMT):
+    """EMT that sleeps ``delay`` seconds per calculation and appends a line to ``log``."""
+
+    def __init__(self, log: str = "", delay: float = 0.0):
+        super().__init__()
+        self.log, self.delay = log, delay
+
+    def calculate(self, atoms=None, *args, **kwargs):
+        import time
+
+        time.sleep(self.delay)
+        super().calculate(atoms, *args, **kwargs)
+        if self.log:
+            with open(self.log, "a") as fh:
+                fh.write(f"{len(self.atoms)} {self.atoms.positions.sum():.12f}\n")

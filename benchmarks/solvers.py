@@ -1,0 +1,210 @@
+"""Speed of the path solvers against scikit-learn on an ACE-sized design matrix.
+
+Times, in one process with both sides pinned to the same number of BLAS threads:
+
+* OMP to 300 and 1000 active functions: ``omp_path_gram`` vs ``orthogonal_mp_gram``
+  (``return_path=True``) on the same Gram matrix (column-normalised for scikit-learn, which
+  expects unit-norm columns; ours normalises internally);
+* the LASSO homotopy to 1000 active: ``asp_path_gram`` vs ``lars_path_gram(method="lasso")``
+  run down to the same final λ;
+* a dense ridge solve (``ridge_gram``) on the full Gram matrix.
+
+The Gram matrix ``AᵀA`` is formed once (timed separately) and shared.  Targets: our OMP time
+<= scikit-learn's, our homotopy <= lars_path's and within 3× of our OMP to 1000.
+
+Design matrix: ``--design FILE.npz`` with arrays ``A`` (n, p) and ``y`` (n,) (rows already
+multiplied by square-root weights), e.g. a real ACE design matrix.  Without it, a synthetic
+matrix of the shape of the sparse-ACE paper's Zuo Si fit (32 000 rows × 5 000 columns; 1.3 GB)
+with ACE-like structure is built (see :func:`synthetic_design`).  ``--quick`` shrinks it to
+6 000 × 1 500 and the paths to 100 / 300 functions.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Result, base_parser, max_rss_bytes, timed  # noqa: E402
+
+
+def synthetic_design(n_rows: int, n_cols: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An ACE-like design matrix (Fortran order) and a target with a planted sparse signal.
+
+    As in ACE, each of 4 "sites" has 6 neighbours with 8 random descriptors ``u ∈ [-1, 1]``
+    concentrated around 0.3 (standard deviation 0.25, as distances cluster at bond lengths);
+    the atomic base is ``Σ_neighbours T_k(u_f)`` (Chebyshev, k <= 14), a basis function is a
+    product of one to three atomic-base functions (correlation order 1–3, possibly repeated,
+    total degree <= 14), and a row sums it over the sites (an energy is a sum of site
+    energies).  Column scales decay with total degree
+    (``10^(-deg/4)``) and carry a random factor ``10^U(-2, 2)``, so column norms span about
+    eight orders of magnitude and neighbouring columns are strongly correlated.  One row in
+    ten is an "energy" row multiplied by sqrt(30) (the ACE weights); ``y`` is a sparse
+    combination of 400 columns with decaying coefficients plus 1 % noise.
+    """
+    rng = np.random.default_rng(seed)
+    n_sites, n_neigh, n_feat, max_deg = 4, 6, 8, 14
+    # descriptors concentrate (as distances do around bond lengths): ill-conditioned basis
+    u = np.clip(0.3 + 0.25 * rng.standard_normal((n_sites, n_rows, n_neigh, n_feat)), -1, 1)
+    atomic = np.empty((max_deg + 1, n_sites, n_rows, n_feat))  # Σ_neighbours T_k(u)
+    t_prev, t_cur = np.ones_like(u), u.copy()
+    atomic[0], atomic[1] = n_neigh, u.sum(axis=2)
+    for k in range(2, max_deg + 1):
+        t_prev, t_cur = t_cur, 2 * u * t_cur - t_prev
+        atomic[k] = t_cur.sum(axis=2)
+    del u, t_prev, t_cur
+    specs = set()
+    while len(specs) < n_cols:
+        order = rng.integers(1, 4)
+        deg = rng.integers(1, max_deg + 1, order)
+        if deg.sum() <= max_deg:
+            feats = rng.integers(0, n_feat, order)
+            specs.add(tuple(sorted(zip(feats.tolist(), deg.tolist()))))
+    row_w = np.where(rng.random(n_rows) < 0.1, np.sqrt(30.0), 1.0)
+    A = np.empty((n_rows, n_cols), order="F")
+    for col, spec in enumerate(sorted(specs)):
+        prod = np.ones((n_sites, n_rows))
+        for f, k in spec:
+            prod *= atomic[k, :, :, f]
+        total = sum(k for _, k in spec)
+        A[:, col] = prod.sum(axis=0) * row_w * 10.0 ** (-total / 4 + rng.uniform(-2, 2))
+    del atomic
+    true = rng.choice(n_cols, 400, replace=False)
+    c = np.zeros(n_cols)
+    c[true] = rng.standard_normal(400) * np.exp(-np.arange(400) / 80.0)
+    c[true] /= np.linalg.norm(A[:, true], axis=0)
+    y = A @ c
+    y += 0.01 * np.std(y) * rng.standard_normal(n_rows) * row_w
+    return A, y
+
+
+def load_design(args) -> tuple[np.ndarray, np.ndarray, str]:
+    if args.design:
+        with np.load(args.design) as f:
+            return np.asarray(f["A"], dtype=float), np.asarray(f["y"], dtype=float), args.design
+    n, p = (6000, 1500) if args.quick else (32000, 5000)
+    A, y = synthetic_design(n, p, seed=args.seed)
+    return A, y, f"synthetic ACE-like {n}x{p} (seed {args.seed})"
+
+
+def time_omp(G, b, yy, n, k, res: Result) -> float:
+    from sklearn.linear_model import orthogonal_mp_gram
+
+    from mlip_plugin.solvers import omp_path_gram
+
+    nrm = np.sqrt(np.diag(G))
+    with timed() as t_ours:
+        path = omp_path_gram(G, b, yy, n, k)
+    Gn = G / np.outer(nrm, nrm)  # scikit-learn's OMP expects unit-norm columns
+    with timed() as t_sk:
+        ref = orthogonal_mp_gram(Gn, b / nrm, n_nonzero_coefs=k, return_path=True,
+                                 copy_Gram=False)
+    same = set(np.flatnonzero(ref[:, -1])) == set(path.support(-1))
+    del Gn, ref
+    res.figures[f"omp{k}_ours_s"] = t_ours.seconds
+    res.figures[f"omp{k}_sklearn_s"] = t_sk.seconds
+    res.figures[f"omp{k}_same_support"] = bool(same)
+    print(f"OMP to {k:5d}: ours {t_ours.seconds:7.2f} s, orthogonal_mp_gram "
+          f"{t_sk.seconds:7.2f} s (ratio {t_ours.seconds / t_sk.seconds:.2f}); same support "
+          f"{same}")
+    res.target(f"OMP {k}: ours / sklearn time", t_ours.seconds / t_sk.seconds, "<= 1",
+               t_ours.seconds <= t_sk.seconds)
+    return t_ours.seconds
+
+
+def _lars(G, b, n, lam_end, k):
+    """scikit-learn's LASSO path on the normalised Gram matrix down to ``lam_end``; its
+    warnings (degenerate regressors, early stopping) are counted, not printed."""
+    from sklearn.linear_model import lars_path_gram
+
+    nrm = np.sqrt(np.diag(G))
+    # lars_path stops once alpha <= alpha_min + 1.2e-7 (an absolute tolerance): scale the
+    # problem (which scales λ and leaves the coefficients alone) so that this is far below
+    # lam_end, and use n_samples=1 so that alpha is λ itself
+    scale = 1e3 / lam_end
+    Gn = G / np.outer(nrm, nrm)
+    Gn *= scale
+    with warnings.catch_warnings(record=True) as caught, timed() as t_sk:
+        warnings.simplefilter("always")
+        alphas, _, coefs = lars_path_gram(scale * b / nrm, Gn, n_samples=1, method="lasso",
+                                          alpha_min=lam_end * scale, max_iter=100 * k,
+                                          copy_Gram=False)
+    return t_sk.seconds, alphas / scale, int(np.count_nonzero(coefs[:, -1])), len(caught)
+
+
+def time_homotopy(G, b, yy, n, k, t_omp, res: Result) -> None:
+    from mlip_plugin.solvers import asp_path_gram
+
+    with timed() as t_ours:
+        path = asp_path_gram(G, b, yy, n, k)
+    lam_end = float(path.lambdas[-1])
+    t_sk, lams, n_sk, n_warn = _lars(G, b, n, lam_end, k)
+    m = min(len(lams), len(path))
+    agree = int(np.argmax(np.abs(lams[:m] - path.lambdas[:m]) > 1e-6 * lams[0])) or m
+    t_common = t_ours.seconds
+    if lams[-1] > lam_end * (1 + 1e-9):  # lars_path stopped early: time ours to its end
+        with timed() as t_seg:
+            asp_path_gram(G, b, yy, n, len(b), lambda_min=float(lams[-1]))
+        t_common = t_seg.seconds
+    ratio = t_common / t_sk
+    res.figures.update({
+        "homotopy_ours_s": t_ours.seconds, "homotopy_breakpoints": len(path) - 1,
+        "homotopy_removals": path.info.n_removed, "homotopy_skipped": path.info.n_skipped,
+        "homotopy_final_lambda": lam_end, "lars_s": t_sk, "lars_breakpoints": len(lams) - 1,
+        "lars_final_active": n_sk, "lars_warnings": n_warn, "lars_final_lambda": lams[-1],
+        "breakpoints_agreeing": agree, "homotopy_ours_to_lars_end_s": t_common,
+    })
+    print(f"homotopy to {k}: ours {t_ours.seconds:7.2f} s ({len(path) - 1} breakpoints, "
+          f"{path.info.n_removed} removals, {path.info.n_skipped} dependent skipped)")
+    print(f"lars_path(method='lasso'): {t_sk:7.2f} s, {len(lams) - 1} breakpoints, {n_sk} "
+          f"active at its end (λ={lams[-1]:.3g}), {n_warn} warnings; the first {agree} "
+          f"breakpoints agree with ours to 1e-6; ours to the same λ: {t_common:7.2f} s")
+    res.target(f"homotopy: ours / lars_path time (to lars_path's end, {n_sk} active)", ratio,
+               "<= 1", ratio <= 1)
+    res.target(f"homotopy {k}: ours / our OMP {k} time", t_ours.seconds / t_omp, "<= 3",
+               t_ours.seconds <= 3 * t_omp)
+
+
+def main(argv=None) -> None:
+    parser = base_parser("solvers", __doc__.splitlines()[0])
+    parser.add_argument("--design", help="npz with arrays A (n, p) and y (n,)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads for both sides (default 1: these solvers are "
+                             "memory-bound matrix-vector products)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from mlip_plugin.solvers import ridge_gram
+
+    res = Result("solvers")
+    sizes = (100, 300) if args.quick else (300, 1000)
+    with threadpool_limits(args.threads, user_api="blas"):
+        with timed() as t_build:
+            A, y, source = load_design(args)
+        n, p = A.shape
+        with timed() as t_gram:
+            G, b, yy = A.T @ A, A.T @ y, float(y @ y)
+        del A
+        res.settings = {"design": source, "shape": [n, p], "blas_threads": args.threads,
+                        "sizes": list(sizes)}
+        print(f"design: {source}, {n} x {p}; built in {t_build.seconds:.1f} s, "
+              f"Gram in {t_gram.seconds:.1f} s")
+        res.figures["gram_s"] = t_gram.seconds
+        t_omp = 0.0
+        for k in sizes:
+            t_omp = time_omp(G, b, yy, n, k, res)
+        time_homotopy(G, b, yy, n, sizes[-1], t_omp, res)
+        with timed() as t_ridge:
+            sol = ridge_gram(G, b, alpha=1e-6, prior=np.sqrt(np.diag(G)))
+        res.figures["ridge_gram_s"] = t_ridge.seconds
+        print(f"dense ridge ({sol.info.solver}, {p} x {p} Gram matrix, unit-norm columns, "
+              f"alpha 1e-6): {t_ridge.seconds:.2f} s")
+    res.figures["max_rss_GB"] = max_rss_bytes() / 1e9
+    res.finish(args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Fit sparse ACE to the Zuo et al. 2020 silicon training set and validate it against the
+DFT reference properties of Bartók et al. 2018 (si_gap18_reference/properties.json).
+
+    python examples/zuo_si_fit.py [--data DIR] [--output DIR] [--max-active N]
+
+``--data`` defaults to $MLIP_DATA or ../shared/data beside the project.  Writes the model
+file, metrics.json with test errors and the property table, and prints both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from mlip_plugin.data import read_configs
+from mlip_plugin.pipeline.fit import fit
+from mlip_plugin.pipeline.report import write_metrics
+from mlip_plugin.pipeline.validate import validate
+from mlip_plugin.properties.suites import format_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> dict:
+    default_data = os.environ.get("MLIP_DATA") or str(ROOT.parent / "shared" / "data")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=default_data, help="reference data folder")
+    parser.add_argument("--output", default="zuo-si", help="output folder")
+    parser.add_argument("--max-active", type=int, default=300)
+    parser.add_argument("--total-degree", type=float, default=16)
+    parser.add_argument("--preset", default="fast", choices=("fast", "default"),
+                        help="property settings preset")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    data = Path(args.data)
+    train = read_configs(data / "zuo2020" / "Si_train.extxyz")
+    test = read_configs(data / "zuo2020" / "Si_test.extxyz")
+    result = fit(train, {"solver": "omp", "max_active": args.max_active,
+                         "basis": {"correlation_order": 3, "total_degree": args.total_degree,
+                                   "r_cut": 5.5}}, test=test)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    result.model.save(out / "model.json")
+    table = data / "si_gap18_reference" / "properties.json"
+    validation = validate(result.model, {"suite": "silicon", "preset": args.preset,
+                                         "reference": str(table)})
+    metrics = {"errors": result.metrics["errors"], "properties": validation.rows,
+               "property_reference": str(table.name)}
+    write_metrics(out / "metrics.json", metrics)
+    print(json.dumps(result.metrics["errors"]["test"], indent=1))
+    print(format_table(validation.rows))
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""Numba kernels of the many-body evaluation (private).
+
+Notation: pairs p = (i, j) are sorted by centre i and then by neighbour species z, with
+``pair_start[i, z] … pair_start[i, z + 1]`` the pairs of atom i with neighbours of species z.
+A-basis index v = z * V1 + v_local.  A group g holds terms τ (m-tuples) with A indices
+``term_v[τ, t]`` and support slots ``term_slot[τ, t]``; ``coef[τ, k]`` its coupling
+coefficients for its K_g functions.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = ["atomic_base", "assemble_many_body", "adjoint_many_body"]
+
+
+@nb.njit(cache=True)
+def atomic_base(phi, pair_i, pair_z, n_atoms, n_species):
+    """``A[i, z*V1 + v] = Σ_{p: i_p = i, z_p = z} phi[p, v]``; phi has shape (n_pairs, V1)."""
+    n_pairs, v1 = phi.shape
+    A = np.zeros((n_atoms, n_species * v1))
+    for p in range(n_pairs):
+        off = pair_z[p] * v1
+        i = pair_i[p]
+        for v in range(v1):
+            A[i, off + v] += phi[p, v]
+    return A
+
+
+@nb.njit(cache=True)
+def _group_values(Ai, g, grp_term_off, grp_nu, term_v, term_slot, coef, coef_off, nfun, nslot,
+                  B, G):
+    """B[k] and G[k, s] = ∂B_k/∂A[slot s] of one atom for group g."""
+    t0, t1 = grp_term_off[g], grp_term_off[g + 1]
+    nu = grp_nu[g]
+    for k in range(nfun):
+        B[k] = 0.0
+        for s in range(nslot):
+            G[k, s] = 0.0
+    part = np.empty(8)
+    for tau in range(t0, t1):
+        full = 1.0
+        for t in range(nu):
+            part[t] = 1.0
+        for t in range(nu):
+            a = Ai[term_v[tau, t]]
+            for u in range(nu):
+                if u != t:
+                    part[u] *= a
+            full *= a
+        base = coef_off[g] + (tau - t0) * nfun
+        for k in range(nfun):
+            c = coef[base + k]
+            if c == 0.0:
+                continue
+            B[k] += c * full
+            for t in range(nu):
+                G[k, term_slot[tau, t]] += c * part[t]
+
+
+@nb.njit(parallel=True, cache=True)
+def one_particle_kernel(R, dR, Y, dY, u, vn, vlm, pair_start):
+    """φ[p, v] = R[p, vn[v]] Y[p, vlm[v]] and dφ/dr_p in the per-atom flat layout.
+
+    The derivative block of atom i is contiguous: ``dphi[3 V1 P0 + (v nb_i + q) 3 + x]`` for
+    its pair q (p = P0 + q) of ``nb_i`` pairs, so one atom's data stays in cache.
+    """
+    n_pairs = R.shape[0]
+    v1 = vn.shape[0]
+    n_atoms = pair_start.shape[0]
+    last = pair_start.shape[1] - 1
+    phi = np.empty((n_pairs, v1))
+    dphi = np.empty(n_pairs * v1 * 3)
+    for i in nb.prange(n_atoms):
+        P0 = pair_start[i, 0]
+        nbi = pair_start[i, last] - P0
+        base = 3 * v1 * P0
+        for q in range(nbi):
+            p = P0 + q
+            for v in range(v1):
+                n = vn[v]
+                lm = vlm[v]
+                r_ = R[p, n]
+                y_ = Y[p, lm]
+                phi[p, v] = r_ * y_
+                dr = dR[p, n] * y_
+                o = base + (v * nbi + q) * 3
+                dphi[o] = dr * u[p, 0] + r_ * dY[p, lm, 0]
+                dphi[o + 1] = dr * u[p, 1] + r_ * dY[p, lm, 1]
+                dphi[o + 2] = dr * u[p, 2] + r_ * dY[p, lm, 2]
+    return phi, dphi
+
+
+@nb.njit(cache=True)
+def _pair_derivs(i, nfun, nslot, G, slot_v, s0, v1, pair_start, dphi, D, kk0):
+    """∂B_k(i)/∂r_p = Σ_s G[k, s] dφ_s(r_p) for the group's functions: D[kk0 + k, 3 q + x]."""
+    last = pair_start.shape[1] - 1
+    P0 = pair_start[i, 0]
+    nbi = pair_start[i, last] - P0
+    base = 3 * v1 * P0
+    for k in range(nfun):
+        Dk = D[kk0 + k]
+        for a in range(3 * nbi):
+            Dk[a] = 0.0
+        s = 0
+        while s < nslot:
+            v = slot_v[s0 + s]
+            z = v // v1
+            a0 = 3 * (pair_start[i, z] - P0)
+            a1 = 3 * (pair_start[i, z + 1] - P0)
+            o = base + (v - z * v1) * nbi * 3
+            # slots are sorted by v, hence by species: four of one species share the pairs
+            if s + 3 < nslot and slot_v[s0 + s + 3] < (z + 1) * v1:
+                g1, g2, g3, g4 = G[k, s], G[k, s + 1], G[k, s + 2], G[k, s + 3]
+                o2 = base + (slot_v[s0 + s + 1] - z * v1) * nbi * 3
+                o3 = base + (slot_v[s0 + s + 2] - z * v1) * nbi * 3
+                o4 = base + (slot_v[s0 + s + 3] - z * v1) * nbi * 3
+                for a in range(a0, a1):
+                    Dk[a] += (g1 * dphi[o + a] + g2 * dphi[o2 + a]
+                              + g3 * dphi[o3 + a] + g4 * dphi[o4 + a])
+                s += 4
+            else:
+                gk = G[k, s]
+                for a in range(a0, a1):
+                    Dk[a] += gk * dphi[o + a]
+                s += 1
+
+
+@nb.njit(cache=True)
+def _scatter_block(i, cfg, col0, ncol, pair_start, pair_j, rvec, D, DT, acc, F, W):
+    """Add the block's ∂E/∂r_p (D[c, 3 q + x]) to the F rows of i and its neighbours and to W.
+
+    D is transposed into DT[3 q + x, c] first (it is small and in cache) so that every
+    write into F and W is a contiguous run of ``ncol`` columns; each inner loop touches two
+    arrays only, so that it vectorises.  ``acc`` (9, ≥ ncol) is scratch.
+    """
+    last = pair_start.shape[1] - 1
+    P0 = pair_start[i, 0]
+    nbi = pair_start[i, last] - P0
+    for c in range(ncol):
+        for a in range(3 * nbi):
+            DT[a, c] = D[c, a]
+    for v in range(9):
+        for c in range(ncol):
+            acc[v, c] = 0.0
+    for q in range(nbi):
+        p = P0 + q
+        j = pair_j[p]
+        for x in range(3):
+            row = DT[3 * q + x]
+            Fjx = F[j, x, col0:col0 + ncol]
+            sx = acc[x]
+            for c in range(ncol):
+                Fjx[c] += row[c]
+            for c in range(ncol):
+                sx[c] += row[c]
+        # virial: acc[3 + v] += D_a r_b for v = xx, yy, zz, yz, xz, xy
+        for v, a, b in ((0, 0, 0), (1, 1, 1), (2, 2, 2), (3, 1, 2), (4, 0, 2), (5, 0, 1)):
+            row = DT[3 * q + a]
+            rb = rvec[p, b]
+            wv = acc[3 + v]
+            for c in range(ncol):
+                wv[c] += row[c] * rb
+    for x in range(3):
+        for c in range(ncol):
+            F[i, x, col0 + c] -= acc[x, c]
+    for v in range(6):
+        for c in range(ncol):
+            W[cfg, v, col0 + c] -= acc[3 + v, c]
+
+
+#: Columns gathered before one scatter into the force rows (cache blocking).
+BLOCK = 64
+
+
+@nb.njit(parallel=True, cache=True)
+def assemble_many_body(A, dphi, rvec, pair_j, pair_start, species, atom_cfg, n_cfg, n_cols,
+                       grp_center, grp_nu, grp_col_off, grp_cols, grp_term_off, term_v,
+                       term_slot, coef, coef_off, grp_slot_off, slot_v, chunk_off, v1,
+                       with_forces, site, F, W):
+    """Add site values, ∂E/∂x and virials of all many-body columns to site, F and W.
+
+    The coupling groups are split into chunks of similar cost (``chunk_off``) that run in
+    parallel (coarse-grained: robust on a busy machine) and write disjoint columns; within
+    a chunk, atoms run one after another, and the columns of consecutive groups (their
+    columns are consecutive) are gathered in blocks of about ``BLOCK`` before they are
+    scattered into the force rows, so that the writes are contiguous.
+
+    site : (n_atoms, n_cols);  F : (n_atoms, 3, n_cols) ∂(Σ_i B_k(i))/∂x_j;
+    W : (n_cfg, 6, n_cols) virial −Σ_p ∂E/∂r_p ⊗ r_p (Voigt).
+    """
+    n_atoms = A.shape[0]
+    n_chunks = chunk_off.shape[0] - 1
+    last = pair_start.shape[1] - 1
+    max_fun = 1
+    max_slot = 1
+    for g in range(grp_center.shape[0]):
+        max_fun = max(max_fun, grp_col_off[g + 1] - grp_col_off[g])
+        max_slot = max(max_slot, grp_slot_off[g + 1] - grp_slot_off[g])
+    max_nb = 1
+    for i in range(n_atoms):
+        max_nb = max(max_nb, pair_start[i, last] - pair_start[i, 0])
+    for c in nb.prange(n_chunks):
+        B = np.empty(max_fun)
+        G = np.empty((max_fun, max_slot))
+        D = np.empty((BLOCK + max_fun, 3 * max_nb))
+        DT = np.empty((3 * max_nb, BLOCK + max_fun))
+        acc = np.empty((9, BLOCK + max_fun))
+        for i in range(n_atoms):
+            g = chunk_off[c]
+            while g < chunk_off[c + 1]:
+                # a block of groups of the centre species with consecutive columns
+                col0 = -1
+                ncol = 0
+                while g < chunk_off[c + 1] and ncol < BLOCK:
+                    if species[i] != grp_center[g]:
+                        g += 1
+                        if ncol:
+                            break
+                        continue
+                    c0, c1 = grp_col_off[g], grp_col_off[g + 1]
+                    nfun = c1 - c0
+                    if col0 < 0:
+                        col0 = grp_cols[c0]
+                    elif grp_cols[c0] != col0 + ncol:
+                        break
+                    s0 = grp_slot_off[g]
+                    nslot = grp_slot_off[g + 1] - s0
+                    _group_values(A[i], g, grp_term_off, grp_nu, term_v, term_slot, coef,
+                                  coef_off, nfun, nslot, B, G)
+                    for k in range(nfun):
+                        site[i, grp_cols[c0 + k]] += B[k]
+                    if with_forces:
+                        _pair_derivs(i, nfun, nslot, G, slot_v, s0, v1, pair_start, dphi, D,
+                                     ncol)
+                    ncol += nfun
+                    g += 1
+                if with_forces and ncol:
+                    _scatter_block(i, atom_cfg[i], col0, ncol, pair_start, pair_j, rvec, D, DT,
+                                   acc, F, W)
+
+
+@nb.njit(parallel=True, cache=True)
+def contract_adjoint(dEdA, dphi, pair_start, pair_z, v1):
+    """``g[p] = Σ_v dE/dA[i_p, z_p V1 + v] dφ_v/dr_p``, shape (n_pairs, 3)."""
+    n_atoms = pair_start.shape[0]
+    last = pair_start.shape[1] - 1
+    g = np.zeros((pair_start[n_atoms - 1, last] if n_atoms else 0, 3))
+    for i in nb.prange(n_atoms):
+        P0 = pair_start[i, 0]
+        nbi = pair_start[i, last] - P0
+        base = 3 * v1 * P0
+        for q in range(nbi):
+            p = P0 + q
+            off = pair_z[p] * v1
+            gx = gy = gz = 0.0
+            for v in range(v1):
+                a = dEdA[i, off + v]
+                o = base + (v * nbi + q) * 3
+                gx += a * dphi[o]
+                gy += a * dphi[o + 1]
+                gz += a * dphi[o + 2]
+            g[p, 0] = gx
+            g[p, 1] = gy
+            g[p, 2] = gz
+    return g
+
+
+@nb.njit(cache=True)
+def adjoint_many_body(A, species, grp_center, grp_nu, grp_term_off, term_v, ccoef):
+    """Site energies and the adjoint ``dE/dA[i, v]`` for collapsed coefficients.
+
+    ``ccoef[τ] = Σ_k c_k coef[τ, k]`` is the model's coefficient of term τ, so a group costs
+    one pass over its terms whatever its number of functions.
+    """
+    n_atoms, nv = A.shape
+    e = np.zeros(n_atoms)
+    dEdA = np.zeros((n_atoms, nv))
+    part = np.empty(8)
+    for i in range(n_atoms):
+        for g in range(grp_center.shape[0]):
+            if species[i] != grp_center[g]:
+                continue
+            nu = grp_nu[g]
+            for tau in range(grp_term_off[g], grp_term_off[g + 1]):
+                c = ccoef[tau]
+                if c == 0.0:
+                    continue
+                full = c
+                for t in range(nu):
+                    part[t] = c
+                for t in range(nu):
+                    a = A[i, term_v[tau, t]]
+                    for u in range(nu):
+                        if u != t:
+                            part[u] *= a
+                    full *= a
+                e[i] += full
+                for t in range(nu):
+                    dEdA[i, term_v[tau, t]] += part[t]
+    return e, dEdA

@@ -1,0 +1,331 @@
+"""The ACE basis: specification, selection by total degree, JSON form and pruning.
+
+Columns (basis functions) are ordered as follows:
+
+1. the pair part, for each unordered species pair (a, b) (a ≤ b in the order of
+   ``elements``) the functions k = 1 … ``pair_degree``;
+2. the many-body part, for each centre species in the order of ``elements``, by correlation
+   order ν = 1 … N (body order ν + 1), then by the sorted tuple of one-particle labels
+   ``(species, n, l)`` and then by coupling index.
+
+A many-body function of an atom i of the centre species is
+``B(i) = Σ_m C[m] Π_t A_i[z_t n_t l_t m_t]`` with the atomic base
+``A_i[z n l m] = Σ_{j: Z_j = z} R_n(r_ij; Z_i, z) Y_lm(r̂_ij)``; its column sums B over the
+atoms of a configuration.  It is selected when ``Σ_t (n_t + w_L l_t) ≤ total_degree`` and
+``Σ_t l_t`` is even (reflection invariance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase.data import atomic_numbers, covalent_radii
+
+from ..errors import InputError
+from .coupling import invariant_couplings
+from .radial import AgnesiTransform
+
+__all__ = ["ACEBasis", "BasisFunction", "Group"]
+
+FORMAT = "mlip_plugin.ace.ACEBasis"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BasisFunction:
+    """Readable description of one column.
+
+    Attributes
+    ----------
+    kind : {"pair", "manybody"}
+    species : tuple of str
+        Pair: the two species.  Many-body: the centre species followed by the species of
+        each factor.
+    body_order : int
+        2 for pair functions, ν + 1 for a many-body function of correlation order ν.
+    nl : tuple of (n, l)
+        Pair: ``((k, 0),)``.  Many-body: one (n, l) per factor.
+    coupling : int
+        Index among the linearly independent couplings of the same labels (0 for pairs).
+    """
+
+    kind: str
+    species: tuple
+    body_order: int
+    nl: tuple
+    coupling: int = 0
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "species": list(self.species), "body_order": self.body_order,
+                "nl": [list(x) for x in self.nl], "coupling": self.coupling}
+
+
+@dataclass(frozen=True)
+class Group:
+    """Many-body functions sharing one tuple of one-particle labels (one coupling block).
+
+    ``labels`` are ``(species_index, n, l)`` per factor; ``coef`` has shape
+    ``(n_functions, Π(2 l_t + 1))`` over real m indices; ``columns`` are their column indices.
+    """
+
+    center: int
+    labels: tuple
+    coef: np.ndarray = field(repr=False)
+    columns: np.ndarray = field(repr=False)
+
+
+def _default_r0(elements: Sequence[str]) -> dict:
+    return {(a, b): float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]])
+            for a in elements for b in elements}
+
+
+class ACEBasis:
+    """Linear ACE basis (pair part + many-body invariants up to a correlation order).
+
+    Parameters
+    ----------
+    elements : sequence of str
+        Chemical symbols the basis covers.
+    correlation_order : int
+        Largest correlation order N (body order N + 1), ≥ 1.
+    total_degree : float
+        Largest total degree ``Σ (n_t + w_L l_t)``, at least the correlation order.
+    r_cut : float
+        Cutoff radius (Å), > 0.
+    w_L : float
+        Weight of l in the degree (default 1.5, as ACEpotentials.jl).
+    r0 : float or mapping, optional
+        Typical neighbour distance (Å) per species pair, as a number or a mapping from
+        ``(a, b)`` or ``"a-b"`` to a number.  Default: sum of the covalent radii.
+    transform_pq : tuple of float
+        Exponents (p, q) of the Agnesi distance transform (default (2, 4)).
+    pair_degree : int, optional
+        Number of pair functions per species pair (default: ``int(total_degree)``); 0 drops
+        the pair part.
+    pair_exponent : float
+        Exponent e of the repulsive pair envelope (r0/r)^e (default 1, Coulomb-type).
+    selected : sequence of int, optional
+        Keep only these columns of the full basis (used by :meth:`prune`).
+    """
+
+    def __init__(self, elements: Sequence[str], correlation_order: int, total_degree: float,
+                 r_cut: float, *, w_L: float = 1.5, r0: float | Mapping | None = None,
+                 transform_pq: tuple = (2.0, 4.0), pair_degree: int | None = None,
+                 pair_exponent: float = 1.0, selected: Sequence[int] | None = None):
+        self.elements = _check_elements(elements)
+        self.correlation_order = _check_int("correlation_order", correlation_order, 1, 8)
+        self.r_cut = _check_positive("r_cut", r_cut)
+        self.total_degree = _check_positive("total_degree", total_degree)
+        if self.total_degree < self.correlation_order:
+            raise InputError(
+                f"total_degree={total_degree!r} is too small for correlation_order="
+                f"{correlation_order}: every factor has degree ≥ 1 (n ≥ 1), so total_degree "
+                f"must be at least {correlation_order}; raise total_degree or lower the order")
+        self.w_L = _check_positive("w_L", w_L)
+        self.transform_pq = tuple(float(x) for x in transform_pq)
+        if not (0 < self.transform_pq[0] < self.transform_pq[1]):
+            raise InputError(f"transform_pq={transform_pq!r} is not allowed; give (p, q) "
+                             "with 0 < p < q, e.g. (2, 4)")
+        self.pair_degree = int(self.total_degree if pair_degree is None else pair_degree)
+        if self.pair_degree < 0:
+            raise InputError(f"pair_degree={pair_degree!r} must be >= 0")
+        self.pair_exponent = _check_positive("pair_exponent", pair_exponent)
+        self.r0 = _resolve_r0(self.elements, r0, self.r_cut)
+        self._build(selected)
+
+    # ------------------------------------------------------------------ construction
+    def _build(self, selected):
+        from .spec import enumerate_groups
+
+        ns = len(self.elements)
+        functions: list[BasisFunction] = []
+        self.pair_pairs = [(a, b) for a in range(ns) for b in range(a, ns)]
+        for a, b in self.pair_pairs:
+            for k in range(1, self.pair_degree + 1):
+                functions.append(BasisFunction(
+                    "pair", (self.elements[a], self.elements[b]), 2, ((k, 0),)))
+        n_pair = len(functions)
+        groups = []
+        for center, labels in enumerate_groups(ns, self.correlation_order, self.total_degree,
+                                               self.w_L):
+            ls = tuple(lab[2] for lab in labels)
+            pattern = tuple(labels.index(lab) for lab in labels)
+            coef = invariant_couplings(ls, pattern)
+            if coef.shape[0] == 0:
+                continue
+            cols = np.arange(len(functions), len(functions) + coef.shape[0])
+            for c in range(coef.shape[0]):
+                functions.append(BasisFunction(
+                    "manybody",
+                    (self.elements[center],) + tuple(self.elements[z] for z, _, _ in labels),
+                    len(labels) + 1, tuple((n, l) for _, n, l in labels), c))
+            groups.append(Group(center, labels, coef.reshape(coef.shape[0], -1), cols))
+        self._full_size = len(functions)
+        self._apply_selection(functions, n_pair, groups, selected)
+
+    def _apply_selection(self, functions, n_pair, groups, selected):
+        if selected is None:
+            keep = np.arange(len(functions))
+        else:
+            keep = np.unique(np.asarray(selected, dtype=int))
+            if keep.size and (keep[0] < 0 or keep[-1] >= len(functions)):
+                raise InputError(
+                    f"selected columns must lie in [0, {len(functions)}); got "
+                    f"{keep.min()}…{keep.max()}")
+        new_index = -np.ones(len(functions), dtype=int)
+        new_index[keep] = np.arange(keep.size)
+        self.selected = keep
+        self.spec = [functions[i] for i in keep]
+        self.pair_columns = np.array([(new_index[i], i) for i in range(n_pair)
+                                      if new_index[i] >= 0], dtype=int).reshape(-1, 2)
+        self.groups = []
+        for g in groups:
+            mask = new_index[g.columns] >= 0
+            if mask.any():
+                self.groups.append(Group(g.center, g.labels, g.coef[mask],
+                                         new_index[g.columns[mask]]))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def size(self) -> int:
+        """Number of basis functions (columns)."""
+        return len(self.spec)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        return (f"ACEBasis(elements={self.elements}, correlation_order={self.correlation_order}"
+                f", total_degree={self.total_degree}, r_cut={self.r_cut}, size={self.size})")
+
+    def transform(self, a: int, b: int) -> AgnesiTransform:
+        """Distance transform for a centre of species index a and a neighbour of b."""
+        return AgnesiTransform(self.r0[(self.elements[a], self.elements[b])], self.r_cut,
+                               *self.transform_pq)
+
+    def species_index(self, symbols: Sequence[str], where: str = "atoms") -> np.ndarray:
+        """Indices of ``symbols`` in ``elements``; InputError for an unknown species."""
+        table = {s: i for i, s in enumerate(self.elements)}
+        try:
+            return np.array([table[s] for s in symbols], dtype=np.int64)
+        except KeyError as err:
+            raise InputError(
+                f"{where}: species {err.args[0]!r} is not in the basis (elements="
+                f"{self.elements}); build the basis with all species of the data") from None
+
+    def summary(self) -> dict:
+        """Counts of functions by kind and body order."""
+        out: dict = {}
+        for f in self.spec:
+            key = "pair" if f.kind == "pair" else f"body_order_{f.body_order}"
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    # ------------------------------------------------------------------ JSON form
+    def to_dict(self) -> dict:
+        """JSON-safe description; ``from_dict`` rebuilds the identical basis."""
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "elements": list(self.elements), "correlation_order": self.correlation_order,
+            "total_degree": self.total_degree, "r_cut": self.r_cut, "w_L": self.w_L,
+            "r0": {f"{a}-{b}": v for (a, b), v in self.r0.items()},
+            "transform_pq": list(self.transform_pq), "pair_degree": self.pair_degree,
+            "pair_exponent": self.pair_exponent,
+            "selected": None if self.size == self._full_size else self.selected.tolist(),
+            "fingerprint": self.fingerprint(),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping) -> ACEBasis:
+        """Inverse of :meth:`to_dict`; checks the coupling fingerprint."""
+        from ..errors import ModelFormatError
+
+        if doc.get("format") != FORMAT or doc.get("format_version", 0) > FORMAT_VERSION:
+            raise ModelFormatError(
+                f"not an ACEBasis document of a known version (format={doc.get('format')!r}, "
+                f"format_version={doc.get('format_version')!r}); expected {FORMAT} version "
+                f"≤ {FORMAT_VERSION}")
+        basis = cls(doc["elements"], doc["correlation_order"], doc["total_degree"], doc["r_cut"],
+                    w_L=doc["w_L"], r0=doc["r0"], transform_pq=tuple(doc["transform_pq"]),
+                    pair_degree=doc["pair_degree"], pair_exponent=doc["pair_exponent"],
+                    selected=doc.get("selected"))
+        fp = doc.get("fingerprint")
+        if fp is not None and not np.allclose(basis.fingerprint(), fp, rtol=1e-8, atol=1e-12):
+            raise ModelFormatError(
+                "the rebuilt ACE basis differs from the stored one (coupling fingerprint "
+                "mismatch); the file was written by an incompatible version")
+        return basis
+
+    def fingerprint(self) -> list:
+        """Two numbers per many-body function that identify its coupling coefficients."""
+        out = np.zeros(self.size)
+        out2 = np.zeros(self.size)
+        for g in self.groups:
+            w = np.cos(np.arange(g.coef.shape[1]) * 0.7)
+            out[g.columns] = g.coef @ w
+            out2[g.columns] = np.abs(g.coef).sum(axis=1)
+        return [float(x) for x in out] + [float(x) for x in out2]
+
+    def prune(self, support: Sequence[int]) -> tuple[ACEBasis, np.ndarray]:
+        """Basis of only the columns ``support``; returns it and the kept column indices.
+
+        ``index_map[k]`` is the column of this basis that column k of the new basis is.
+        Only the radial functions, harmonics and couplings these columns need are evaluated.
+        """
+        support = np.unique(np.asarray(support, dtype=int))
+        if support.size and (support[0] < 0 or support[-1] >= self.size):
+            raise InputError(f"support must index columns in [0, {self.size}); got "
+                             f"{support.min()}…{support.max()}")
+        doc = self.to_dict()
+        doc["selected"] = self.selected[support].tolist()
+        doc["fingerprint"] = None
+        return ACEBasis.from_dict(doc), support
+
+
+def _check_elements(elements) -> list[str]:
+    if isinstance(elements, str):
+        elements = [elements]
+    out = list(elements)
+    if not out:
+        raise InputError("elements is empty; give at least one chemical symbol, e.g. ['Si']")
+    for s in out:
+        if s not in atomic_numbers or s == "X":
+            raise InputError(f"elements contains {s!r}, which is not a chemical symbol")
+    if len(set(out)) != len(out):
+        raise InputError(f"elements={out} contains duplicates; list each species once")
+    return out
+
+
+def _check_int(name, value, lo, hi) -> int:
+    if not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise InputError(f"{name}={value!r} is not allowed; give an integer in [{lo}, {hi}]")
+    return int(value)
+
+
+def _check_positive(name, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}={value!r} is not a number; give a positive number") from None
+    if not np.isfinite(v) or v <= 0:
+        raise InputError(f"{name}={value!r} is not allowed; it must be a finite number > 0")
+    return v
+
+
+def _resolve_r0(elements, r0, r_cut) -> dict:
+    table = _default_r0(elements)
+    if r0 is None:
+        pass
+    elif isinstance(r0, Mapping):
+        for key, v in r0.items():
+            a, b = key.split("-") if isinstance(key, str) else key
+            table[(a, b)] = table[(b, a)] = _check_positive(f"r0[{key!r}]", v)
+    else:
+        v = _check_positive("r0", r0)
+        table = dict.fromkeys(table, v)
+    bad = {k: v for k, v in table.items() if v >= r_cut}
+    if bad:
+        raise InputError(f"r0 must be smaller than r_cut={r_cut}; got {bad}")
+    return {k: table[k] for k in sorted(table)}

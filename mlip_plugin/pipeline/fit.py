@@ -1,0 +1,236 @@
+"""Fit a linear ACE model: assemble → scale by the prior → solve → select → de-bias.
+
+Everything runs on the Gram form (``AᵀWA``, ``AᵀWy``, ``yᵀWy``) accumulated over chunks of
+configurations (:func:`mlip_plugin.ace.gram_form`), so memory is O(p²) whatever the size of
+the data, and chunks can be computed by any ``concurrent.futures``-style executor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ace.basis import ACEBasis
+from ..ace.design import GramForm, gram_form
+from ..ace.prior import smoothness_prior
+from ..data import Configuration, Weights, assign_weights, hash_configs, random_split
+from ..data.e0 import resolve_e0
+from ..errors import FitError, InputError
+from ..models.linear_ace import LinearACEModel
+from ..models.provenance import Provenance
+from ..solvers import asp, bayes, dense, omp, path, tsvd
+from .config import FitSettings
+from .metrics import error_metrics
+
+__all__ = ["FitResult", "fit", "PathFit"]
+
+log = logging.getLogger(__name__)
+
+COMMITTEE_SIZE = 8
+
+
+@dataclass
+class PathFit:
+    """What is needed to build the model at any point of a solution path."""
+
+    basis: ACEBasis
+    path: path.SolutionPath
+    e0: dict
+    train_gram: GramForm
+    validation_gram: GramForm | None
+    prior: np.ndarray
+    tsvd: bool
+
+    def support_at(self, n_active: int) -> tuple[np.ndarray, np.ndarray]:
+        sel = self.path.select(path.by_size(n_active))
+        return self._debias(sel.support, sel.values)
+
+    def _debias(self, support, values):
+        if not self.tsvd or self.validation_gram is None or len(support) == 0:
+            return support, values
+        t, v = self.train_gram, self.validation_gram
+        res = tsvd.tsvd_debias_gram(t.AtWA, t.AtWy, support, v.AtWA, v.AtWy, v.ytWy, v.n_rows,
+                                    prior=self.prior)
+        return res.support, res.values
+
+    def model_at(self, n_active: int, provenance: Provenance | None = None) -> LinearACEModel:
+        """The model of at most ``n_active`` functions along the path (TSVD de-biased)."""
+        support, values = self.support_at(n_active)
+        return LinearACEModel.from_support(self.basis, support, values, self.e0,
+                                           provenance=provenance)
+
+
+@dataclass
+class FitResult:
+    """A fitted model, its metrics (metrics.json's ``errors`` and more) and the path."""
+
+    model: LinearACEModel
+    metrics: dict
+    path_fit: PathFit | None = None
+    timings: dict = field(default_factory=dict)
+
+
+def _coerce(settings) -> FitSettings:
+    if settings is None:
+        return FitSettings()
+    if isinstance(settings, FitSettings):
+        return settings
+    if isinstance(settings, Mapping):
+        from .config import check_keys
+
+        check_keys("fit", settings, FitSettings.__dataclass_fields__)
+        return FitSettings(**settings)
+    raise InputError(f"settings={settings!r} is neither FitSettings nor a mapping")
+
+
+def _split(configs, validation, s: FitSettings):
+    configs = list(configs)
+    if not configs:
+        raise InputError("fit needs at least one training configuration; got none")
+    if any(not isinstance(c, Configuration) for c in configs):
+        raise InputError("fit takes Configuration objects (mlip_plugin.data.read_configs)")
+    if validation is not None:
+        return configs, list(validation)
+    if s.validation_fraction <= 0 or len(configs) < 4:
+        return configs, []
+    parts = random_split(configs, validation=s.validation_fraction, seed=s.seed)
+    return parts.take(configs, "train"), parts.take(configs, "validation")
+
+
+def _solve_path(s: FitSettings, G: GramForm, gamma):
+    args = (G.AtWA, G.AtWy, G.ytWy, G.n_rows, s.max_active)
+    if s.solver == "omp":
+        return omp.omp_path_gram(*args, prior=gamma, on_dependent="skip")
+    return asp.asp_path_gram(*args, prior=gamma)
+
+
+def _solve_dense(s: FitSettings, G: GramForm, gamma):
+    if s.solver == "rrqr":
+        return dense.rrqr_gram(G.AtWA, G.AtWy, prior=gamma)
+    if s.solver == "ridge":
+        return dense.ridge_gram(G.AtWA, G.AtWy, 1e-8 * np.trace(G.AtWA) / len(G.AtWy),
+                                prior=gamma)
+    if s.solver == "blr":
+        return bayes.blr_gram(G.AtWA, G.AtWy, G.ytWy, G.n_rows, prior=gamma)
+    return bayes.ard_gram(G.AtWA, G.AtWy, G.ytWy, G.n_rows, prior=gamma)
+
+
+def _committee(sol, G: GramForm, gamma, seed: int) -> np.ndarray:
+    """Samples of the BLR posterior: c = D (x + L z), Σ = (β D G D + λ I)⁻¹ = L Lᵀ."""
+    d = 1.0 / gamma
+    M = sol.noise_precision * (G.AtWA * np.outer(d, d))
+    M[np.diag_indices_from(M)] += float(sol.weight_precision[0])
+    cov = np.linalg.inv(M)
+    cov = 0.5 * (cov + cov.T)
+    rng = np.random.default_rng(seed)
+    z = rng.multivariate_normal(np.zeros(len(d)), cov, size=COMMITTEE_SIZE,
+                                method="eigh")
+    return sol.coef[None, :] + z * d[None, :]
+
+
+def _path_summary(p: path.SolutionPath, sel) -> list[dict]:
+    sizes = p.sizes
+    out = []
+    for i in range(len(p)):
+        row = {"n_active": int(sizes[i]), "rss": float(p.rss[i])}
+        if p.lambdas is not None:
+            row["lambda"] = float(p.lambdas[i])
+        if sel.scores is not None:
+            row["validation_rmse"] = float(sel.scores[i])
+        out.append(row)
+    return out
+
+
+def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None = None, *,
+        validation: Sequence[Configuration] | None = None,
+        test: Sequence[Configuration] | None = None, executor=None) -> FitResult:
+    """Fit a linear ACE model to labelled configurations.
+
+    Parameters
+    ----------
+    configs : sequence of Configuration
+        Training data (split into train/validation by ``settings.validation_fraction``
+        unless ``validation`` is given).
+    settings : FitSettings or mapping, optional
+    validation, test : sequence of Configuration, optional
+        Validation data picks the model along the path and the TSVD truncation; test data
+        is only evaluated.
+    executor : concurrent.futures-style executor, optional
+        Computes the Gram chunks in parallel.
+
+    Returns
+    -------
+    FitResult
+    """
+    s = _coerce(settings)
+    t0 = time.perf_counter()
+    train, val = _split(configs, validation, s)
+    weights = Weights(**s.weights)
+    by_type = {k: Weights(**v) for k, v in s.by_config_type.items()}
+    for part in (train, val):
+        assign_weights(part, weights, by_type)
+    e0 = resolve_e0(train, s.e0)
+    elements = sorted({x for c in [*train, *val] for x in c.symbols})
+    try:
+        basis = ACEBasis(elements, **s.basis)
+    except TypeError as err:
+        raise InputError(f"fit.basis: {err}") from err
+    gamma = smoothness_prior(basis, **s.prior)
+    log.info("fitting %s (%d functions) on %d train / %d validation configurations",
+             s.solver, basis.size, len(train), len(val))
+    G = gram_form(basis, train, e0, executor=executor)
+    Gv = gram_form(basis, val, e0, executor=executor) if val else None
+    t_assembly = time.perf_counter() - t0
+    path_fit, committee = None, None
+    if s.solver in ("omp", "asp"):
+        p = _solve_path(s, G, gamma)
+        rule = (path.by_validation_gram(Gv.AtWA, Gv.AtWy, Gv.ytWy, Gv.n_rows)
+                if (Gv is not None and s.selection == "validation") else path.final())
+        sel = p.select(rule)
+        path_fit = PathFit(basis, p, e0, G, Gv, gamma, s.tsvd)
+        support, values = path_fit._debias(sel.support, sel.values)
+        info, summary = p.info, _path_summary(p, sel)
+    else:
+        sol = _solve_dense(s, G, gamma)
+        support = np.flatnonzero(sol.coef)
+        values = sol.coef[support]
+        info, summary = sol.info, []
+        if s.solver == "blr":
+            committee = _committee(sol, G, gamma, s.seed)[:, support]
+    if len(support) == 0:
+        raise FitError(f"the {s.solver} fit selected no basis function; check the data "
+                       "(are there energies and forces?) and max_active")
+    t_solve = time.perf_counter() - t0 - t_assembly
+    prov = Provenance(
+        training_data_sha256=hash_configs(train), n_train=len(train), n_validation=len(val),
+        spec={"basis": basis.to_dict() | {"fingerprint": None}, "size": basis.size,
+              "summary": basis.summary()},
+        prior=dict(s.prior), weights={"default": dict(s.weights),
+                                      "by_config_type": dict(s.by_config_type)},
+        solver=s.solver, solver_parameters={"max_active": s.max_active,
+                                            "selection": s.selection, "tsvd": s.tsvd,
+                                            "stop_reason": info.stop_reason,
+                                            "n_iter": info.n_iter,
+                                            "warnings": list(info.warnings)},
+        seed=s.seed, selected_support=[int(k) for k in support], path_summary=summary,
+        extra={"e0": e0})
+    model = LinearACEModel.from_support(basis, support, values, e0, committee=committee,
+                                        provenance=prov)
+    errors = {"train": error_metrics(model, train)}
+    if val:
+        errors["validation"] = error_metrics(model, val)
+    if test:
+        errors["test"] = error_metrics(model, list(test))
+    timings = {"assembly_s": t_assembly, "solve_s": t_solve,
+               "total_s": time.perf_counter() - t0}
+    prov.validation_metrics = errors
+    prov.timings = timings
+    metrics = {"errors": errors, "n_basis": basis.size, "n_selected": len(support),
+               "solver": s.solver, "path": summary, "timings": timings}
+    log.info("fit done: %d of %d functions, train force MAE %.4f eV/Å", len(support),
+             basis.size, errors["train"]["force_mae_eV_per_A"] or float("nan"))
+    return FitResult(model=model, metrics=metrics, path_fit=path_fit, timings=timings)

@@ -1,0 +1,254 @@
+"""Point defects: vacancy and self-interstitial formation energies in relaxed supercells.
+
+The formation energy is taken relative to the bulk chemical potential μ = E_bulk / N of
+the perfect supercell at the same (relaxed) lattice constant:
+
+    E_f = E_defect(N ± 1) − (N ± 1) · μ,
+
+with the defect supercell relaxed at fixed cell to ``fmax``.  Interstitial sites, in units
+of the cubic lattice constant a of the conventional cell (origin on an atom):
+
+* diamond: tetrahedral (½,½,½), hexagonal (⅝,⅝,⅝), ⟨110⟩ split dumbbell on a lattice site;
+* fcc: octahedral (½,½,½), tetrahedral (¼,¼,¼), ⟨100⟩ split dumbbell;
+* bcc: octahedral (½,½,0), tetrahedral (½,¼,0), ⟨110⟩ split dumbbell.
+
+Interstitials on the high-symmetry sites (tetrahedral, hexagonal, octahedral) relax from
+the symmetric site without random displacements, so the site stays where symmetry holds it
+(the convention of the reference tables, where such a site can be a saddle).  The vacancy
+and the dumbbell start from a small seeded random displacement (``rattle``), so that
+symmetry-lowering relaxations (e.g. the Jahn–Teller distortion of the silicon vacancy) can
+happen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from ase import Atoms
+
+from mlip_plugin.errors import InputError
+
+from ._common import (
+    check_calculator,
+    check_choice,
+    check_positive,
+    check_relaxation,
+    check_structure,
+    freeze,
+    identify_lattice,
+    relax_positions,
+    relaxed_bulk,
+    require_lattice,
+)
+
+__all__ = ["DefectSettings", "DefectResult", "point_defect", "vacancy_formation",
+           "interstitial_formation", "INTERSTITIAL_SITES"]
+
+#: Interstitial sites per lattice, fractional in the conventional cubic cell.
+INTERSTITIAL_SITES = {
+    "diamond": {"tetrahedral": (0.5, 0.5, 0.5), "hexagonal": (0.625, 0.625, 0.625),
+                "dumbbell": (1.0, 1.0, 0.0)},
+    "fcc": {"octahedral": (0.5, 0.5, 0.5), "tetrahedral": (0.25, 0.25, 0.25),
+            "dumbbell": (0.0, 0.0, 1.0)},
+    "bcc": {"octahedral": (0.5, 0.5, 0.0), "tetrahedral": (0.5, 0.25, 0.0),
+            "dumbbell": (1.0, 1.0, 0.0)},
+}
+#: For "dumbbell" the tuple is the dumbbell direction; the two atoms start ±HALF_SPLIT
+#: nearest-neighbour distances from the lattice site they share.
+HALF_SPLIT = 0.5
+DEFECTS = ("vacancy", "tetrahedral", "hexagonal", "octahedral", "dumbbell")
+
+
+@dataclass(frozen=True)
+class DefectSettings:
+    """Settings of `point_defect`.
+
+    Attributes
+    ----------
+    defect : str
+        "vacancy", or an interstitial site of the lattice (see `INTERSTITIAL_SITES`).
+    supercell : int
+        Repeats of the conventional cubic cell per axis (3: 108 fcc / 54 bcc / 216 diamond
+        atoms).  Check convergence by comparing two sizes.
+    relax_bulk : bool
+        Relax the bulk lattice constant first (needs stress); else use the input's.
+    fmax : float
+        Force tolerance of the relaxations (eV/Å).
+    steps : int
+        Step limit of each relaxation.
+    rattle : float or None
+        Standard deviation (Å) of random displacements of the atoms around the defect before
+        the relaxation; None: 0.02 for the vacancy and the dumbbell, 0 for symmetric sites.
+    seed : int
+        Seed of those displacements.
+    """
+
+    defect: str = "vacancy"
+    supercell: int = 3
+    relax_bulk: bool = True
+    fmax: float = 1e-4
+    steps: int = 2000
+    rattle: float | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        check_choice("defect", self.defect, DEFECTS)
+        check_positive("supercell", self.supercell, integer=True)
+        check_relaxation(self.fmax, self.steps)
+        if self.rattle is not None:
+            check_positive("rattle", self.rattle, allow_zero=True)
+
+    @property
+    def displacement(self) -> float:
+        """The rattle amplitude in effect (Å)."""
+        if self.rattle is not None:
+            return self.rattle
+        return 0.02 if self.defect in ("vacancy", "dumbbell") else 0.0
+
+    @classmethod
+    def fast(cls, defect: str = "vacancy") -> DefectSettings:
+        return cls(defect=defect, supercell=2, fmax=1e-3, steps=500)
+
+
+@dataclass
+class DefectResult:
+    """Result of `point_defect`.
+
+    Attributes
+    ----------
+    formation_energy : float
+        E_f (eV).
+    unrelaxed_formation_energy : float
+        E_f before relaxation (eV), for reference.
+    chemical_potential : float
+        μ, bulk energy per atom (eV).
+    lattice_constant : float
+        Cubic lattice constant used (Å).
+    n_atoms : int
+        Atoms in the defect supercell.
+    converged : bool
+        Whether the defect relaxation reached ``fmax``.
+    structure, bulk : Atoms
+        Relaxed defect supercell and perfect supercell (no calculator; energy in ``info``).
+    """
+
+    defect: str
+    formation_energy: float
+    unrelaxed_formation_energy: float
+    chemical_potential: float
+    lattice_constant: float
+    n_atoms: int
+    converged: bool
+    structure: Atoms
+    bulk: Atoms
+    settings: DefectSettings
+    units: str = "eV"
+
+
+def point_defect(calculator, structure: Atoms,
+                 settings: DefectSettings | None = None) -> DefectResult:
+    """Formation energy of a vacancy or self-interstitial in ``structure``'s crystal.
+
+    Parameters
+    ----------
+    calculator : ase.calculators.calculator.Calculator
+        Any ASE calculator (stress only needed when ``relax_bulk``).
+    structure : ase.Atoms
+        An elemental fcc, bcc or diamond crystal (any cell of it); a vacancy also works in
+        other elemental crystals, using ``structure`` repeated as the supercell.
+    settings : DefectSettings, optional
+
+    Raises
+    ------
+    InputError
+        If the structure is not of a lattice that has the requested site.
+    """
+    settings = settings or DefectSettings()
+    atoms = check_structure(structure)
+    check_calculator(calculator)
+    if settings.defect == "vacancy":
+        lattice = identify_lattice(atoms)
+    else:
+        allowed = [name for name, sites in INTERSTITIAL_SITES.items()
+                   if settings.defect in sites]
+        lattice = require_lattice(atoms, allowed, f"the {settings.defect} interstitial")
+    atoms = relaxed_bulk(calculator, atoms, relax=settings.relax_bulk, fmax=settings.fmax,
+                         steps=settings.steps)
+    if lattice is not None:
+        lattice = replace(lattice, a=identify_lattice(atoms).a)
+    n = settings.supercell
+    perfect = lattice.conventional(n) if lattice is not None else atoms * (n, n, n)
+    perfect.calc = calculator
+    mu = perfect.get_potential_energy() / len(perfect)
+    defect = _make_defect(perfect, lattice, settings.defect)
+    defect.calc = calculator
+    e_unrelaxed = defect.get_potential_energy() - len(defect) * mu
+    if settings.displacement > 0:
+        _rattle_around(defect, perfect.positions[0], _nearest_neighbour_distance(perfect),
+                       settings.displacement, settings.seed)
+    converged = relax_positions(defect, fmax=settings.fmax, steps=settings.steps,
+                                label=f"the {settings.defect} supercell")
+    e_form = defect.get_potential_energy() - len(defect) * mu
+    a = lattice.a if lattice is not None else float("nan")
+    return DefectResult(defect=settings.defect, formation_energy=float(e_form),
+                        unrelaxed_formation_energy=float(e_unrelaxed),
+                        chemical_potential=float(mu), lattice_constant=a,
+                        n_atoms=len(defect), converged=converged, structure=freeze(defect),
+                        bulk=freeze(perfect), settings=settings)
+
+
+def vacancy_formation(calculator, structure: Atoms,
+                      settings: DefectSettings | None = None) -> DefectResult:
+    """Relaxed vacancy formation energy; `point_defect` with ``defect="vacancy"``."""
+    settings = replace(settings or DefectSettings(), defect="vacancy")
+    return point_defect(calculator, structure, settings)
+
+
+def interstitial_formation(calculator, structure: Atoms, site: str,
+                           settings: DefectSettings | None = None) -> DefectResult:
+    """Relaxed self-interstitial formation energy at ``site``; see `INTERSTITIAL_SITES`."""
+    if site == "vacancy":
+        raise InputError("site='vacancy' is not an interstitial site; call "
+                         "vacancy_formation, or pass one of tetrahedral, hexagonal, "
+                         "octahedral, dumbbell.")
+    settings = replace(settings or DefectSettings(), defect=site)
+    return point_defect(calculator, structure, settings)
+
+
+def _make_defect(perfect: Atoms, lattice, defect: str) -> Atoms:
+    """The defect supercell: atom 0 (at the origin) removed, an atom added, or split."""
+    atoms = perfect.copy()
+    if defect == "vacancy":
+        del atoms[0]
+        return atoms
+    site = np.array(INTERSTITIAL_SITES[lattice.name][defect], dtype=float)
+    if defect != "dumbbell":
+        atoms.append(atoms[0])
+        atoms.positions[-1] = site * lattice.a
+        return atoms
+    nn = _nearest_neighbour_distance(perfect)
+    shift = HALF_SPLIT * nn * site / np.linalg.norm(site)
+    origin = atoms.positions[0].copy()
+    atoms.append(atoms[0])
+    atoms.positions[0] = origin + shift
+    atoms.positions[-1] = origin - shift
+    atoms.wrap()
+    return atoms
+
+
+def _rattle_around(atoms: Atoms, centre: np.ndarray, nn: float, amplitude: float,
+                   seed: int) -> None:
+    """Displace the atoms within 1.2 nearest-neighbour distances of ``centre`` at random."""
+    probe = atoms.copy()
+    probe.append(atoms[0])
+    probe.positions[-1] = centre
+    distances = probe.get_distances(len(probe) - 1, range(len(atoms)), mic=True)
+    near = distances < 1.2 * nn
+    rng = np.random.default_rng(seed)
+    atoms.positions[near] += rng.normal(0.0, amplitude, (int(near.sum()), 3))
+
+
+def _nearest_neighbour_distance(atoms: Atoms) -> float:
+    distances = atoms.get_distances(0, range(1, len(atoms)), mic=True)
+    return float(distances.min())

@@ -1,0 +1,317 @@
+"""Property suites (silicon, fcc, bcc), single properties by name, and comparison tables.
+
+``run_suite(calculator, "silicon")`` computes every property of Table 5 of the sparse-ACE
+paper (a0, B, C11/C12/C44, vacancy, tetrahedral/hexagonal/dumbbell interstitials,
+(111)/(110)/(100) surfaces), plus clamped-ion constants and phonons, and returns one
+table whose row names are those of ``si_gap18_reference/properties.json``, so that
+``compare(table, json.load(f))`` works on that file directly.  Rows are JSON-ready dicts
+``{"name", "unit", "value", "uncertainty"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from ase.build import bulk
+from ase.data import atomic_numbers, reference_states
+
+from mlip_plugin.errors import InputError
+
+from .defects import DefectSettings, point_defect
+from .elastic import ElasticSettings, elastic_constants
+from .eos import EOSSettings, equation_of_state
+from .md import MDSettings, nvt_md
+from .phonons import PhononSettings, phonons
+from .surfaces import SurfaceSettings, surface_energy
+
+__all__ = ["SuiteSettings", "SuiteResult", "run_suite", "run_property", "compare",
+           "format_table", "SUITES", "PROPERTIES"]
+
+log = logging.getLogger(__name__)
+
+#: Property functions by name, with their settings class.
+PROPERTIES = {
+    "eos": (equation_of_state, EOSSettings),
+    "elastic": (elastic_constants, ElasticSettings),
+    "defect": (point_defect, DefectSettings),
+    "surface": (surface_energy, SurfaceSettings),
+    "phonons": (phonons, PhononSettings),
+    "md": (nvt_md, MDSettings),
+}
+
+#: Suites: lattice, default element, default groups, interstitial sites, surfaces.
+SUITES = {
+    "silicon": ("diamond", "Si", ("eos", "elastic", "vacancy", "interstitials", "surfaces",
+                                  "phonons"),
+                ("tetrahedral", "hexagonal", "dumbbell"), ((1, 1, 1), (1, 1, 0), (1, 0, 0))),
+    "fcc": ("fcc", None, ("eos", "elastic", "vacancy", "interstitials", "surfaces",
+                          "phonons", "md"),
+            ("octahedral", "tetrahedral", "dumbbell"), ((1, 1, 1), (1, 0, 0), (1, 1, 0))),
+    "bcc": ("bcc", None, ("eos", "elastic", "vacancy", "interstitials", "surfaces",
+                          "phonons", "md"),
+            ("octahedral", "tetrahedral", "dumbbell"), ((1, 1, 0), (1, 0, 0), (1, 1, 1))),
+}
+GROUPS = ("eos", "elastic", "vacancy", "interstitials", "surfaces", "phonons", "md")
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """Settings of `run_suite`.
+
+    Attributes
+    ----------
+    symbol : str or None
+        Element; None means the suite's default (Si for "silicon"; required for fcc/bcc).
+    lattice_constant : float or None
+        Starting cubic lattice constant (Å); None: ASE's reference value for the element.
+    groups : tuple of str or None
+        Which property groups to run (subset of "eos", "elastic", "vacancy",
+        "interstitials", "surfaces", "phonons", "md"); None: the suite's default.
+    clamped_ion : bool
+        Also report clamped-ion elastic constants (rows ``*_clamped_ion``).
+    interstitial_sites, miller_indices : tuple or None
+        Override the suite's interstitial sites (e.g. ``("dumbbell",)``) and surfaces
+        (e.g. ``((1, 1, 1),)``); None: the suite's list.
+    eos, elastic, defects, surfaces, phonons, md
+        Settings of each property (the defect site and Miller index are set per row).
+    """
+
+    symbol: str | None = None
+    lattice_constant: float | None = None
+    groups: tuple | None = None
+    clamped_ion: bool = True
+    interstitial_sites: tuple | None = None
+    miller_indices: tuple | None = None
+    eos: EOSSettings = field(default_factory=EOSSettings)
+    elastic: ElasticSettings = field(default_factory=ElasticSettings)
+    defects: DefectSettings = field(default_factory=DefectSettings)
+    surfaces: SurfaceSettings = field(default_factory=SurfaceSettings)
+    phonons: PhononSettings = field(default_factory=PhononSettings)
+    md: MDSettings = field(default_factory=lambda: MDSettings(supercell=3))
+
+    def __post_init__(self):
+        if self.groups is not None:
+            unknown = [g for g in self.groups if g not in GROUPS]
+            if unknown:
+                raise InputError(f"setting groups={self.groups!r} has unknown groups {unknown}; "
+                                 f"allowed: {', '.join(GROUPS)}.")
+        if self.symbol is not None and self.symbol not in atomic_numbers:
+            raise InputError(f"setting symbol={self.symbol!r} is not a chemical element; "
+                             "give a symbol such as 'Cu'.")
+
+    @classmethod
+    def fast(cls, symbol: str | None = None, groups: tuple | None = None,
+             **overrides) -> SuiteSettings:
+        """Small settings for demos and CI: 2×2×2 defect cells, thin slabs, 2 ps MD of a
+        2×2×2 conventional cell, no clamped-ion constants."""
+        return cls(symbol=symbol, groups=groups, clamped_ion=False, eos=EOSSettings.fast(),
+                   elastic=ElasticSettings.fast(), defects=DefectSettings.fast(),
+                   surfaces=SurfaceSettings.fast(), phonons=PhononSettings.fast(),
+                   md=replace(MDSettings.fast(), supercell=2), **overrides)
+
+
+@dataclass
+class SuiteResult:
+    """Result of `run_suite`: the table, the full property results, and timings.
+
+    Attributes
+    ----------
+    suite : str
+    rows : list of dict
+        ``{"name", "unit", "value", "uncertainty"}``; uncertainty may be None.
+    results : dict
+        Property results by row group (e.g. "elastic", "surface_111").
+    timings : dict
+        Wall time (s) by group.
+    """
+
+    suite: str
+    rows: list
+    results: dict
+    timings: dict
+
+    def to_dict(self) -> dict:
+        """JSON-ready: suite, rows and timings (the full results are not serialised)."""
+        return {"suite": self.suite, "rows": self.rows, "timings_s": self.timings}
+
+    def value(self, name: str) -> float:
+        for row in self.rows:
+            if row["name"] == name:
+                return row["value"]
+        raise KeyError(name)
+
+
+def run_property(name: str, calculator, structure, settings=None):
+    """Run one property by name ("eos", "elastic", "defect", "surface", "phonons", "md")."""
+    if name not in PROPERTIES:
+        raise InputError(f"property {name!r} is not known; allowed: "
+                         f"{', '.join(PROPERTIES)}.")
+    function, settings_class = PROPERTIES[name]
+    if settings is not None and not isinstance(settings, settings_class):
+        raise InputError(f"settings for {name!r} must be a {settings_class.__name__}, got "
+                         f"{type(settings).__name__}.")
+    return function(calculator, structure, settings)
+
+
+def run_suite(calculator, suite: str, settings: SuiteSettings | None = None) -> SuiteResult:
+    """Run a property suite ("silicon", "fcc" or "bcc") with ``calculator``.
+
+    Returns
+    -------
+    SuiteResult
+        ``.rows`` is the table; ``.to_dict()`` is JSON-serialisable.
+    """
+    if suite not in SUITES:
+        raise InputError(f"suite {suite!r} is not known; allowed: {', '.join(SUITES)}.")
+    settings = settings or SuiteSettings()
+    lattice, default_symbol, default_groups, sites, millers = SUITES[suite]
+    sites = settings.interstitial_sites or sites
+    millers = settings.miller_indices or millers
+    symbol = settings.symbol or default_symbol
+    if symbol is None:
+        raise InputError(f"suite {suite!r} needs an element: pass "
+                         f"SuiteSettings(symbol='Cu') (or another {lattice} element).")
+    structure = bulk(symbol, lattice, a=_lattice_constant(symbol, lattice, settings),
+                     cubic=True)
+    rows, results, timings = [], {}, {}
+    for group in settings.groups or default_groups:
+        for key, run, to_rows in _tasks(group, lattice, sites, millers, settings):
+            start = time.perf_counter()
+            result = run(calculator, structure)
+            timings[key] = time.perf_counter() - start
+            results[key] = result
+            rows.extend(to_rows(result))
+            log.info("suite %s: %s done in %.1f s", suite, key, timings[key])
+    return SuiteResult(suite=suite, rows=rows, results=results, timings=timings)
+
+
+def _lattice_constant(symbol: str, lattice: str, settings: SuiteSettings) -> float:
+    if settings.lattice_constant is not None:
+        return settings.lattice_constant
+    state = reference_states[atomic_numbers[symbol]] or {}
+    if state.get("symmetry") != lattice or "a" not in state:
+        raise InputError(f"ASE has no {lattice} lattice constant for {symbol}; pass "
+                         "SuiteSettings(lattice_constant=...) in Å.")
+    return float(state["a"])
+
+
+def _row(name: str, unit: str, value, uncertainty=None) -> dict:
+    unc = None if uncertainty is None or not math.isfinite(uncertainty) else float(uncertainty)
+    return {"name": name, "unit": unit, "value": float(value), "uncertainty": unc}
+
+
+def _tasks(group: str, lattice: str, sites, millers, s: SuiteSettings):
+    """(key, run(calc, structure), to_rows(result)) for each computation of a group."""
+    if group == "eos":
+        yield ("eos", lambda c, x: equation_of_state(c, x, s.eos), lambda r: [
+            _row(f"a0_{lattice}", "Å", r.a0, r.errors["a0"]),
+            _row("bulk_modulus", "GPa", r.bulk_modulus, r.errors["bulk_modulus"])])
+    elif group == "elastic":
+        yield ("elastic", lambda c, x: elastic_constants(c, x, s.elastic),
+               lambda r: _elastic_rows(r, ""))
+        if s.clamped_ion:
+            clamped = replace(s.elastic, relaxed_ion=False)
+            yield ("elastic_clamped_ion", lambda c, x: elastic_constants(c, x, clamped),
+                   lambda r: _elastic_rows(r, "_clamped_ion"))
+    elif group in ("vacancy", "interstitials"):
+        for site in ("vacancy",) if group == "vacancy" else sites:
+            name = "vacancy_formation" if site == "vacancy" else f"interstitial_{site}"
+            ds = replace(s.defects, defect=site)
+            yield (name, lambda c, x, ds=ds: point_defect(c, x, ds),
+                   lambda r, name=name: [_row(name, "eV", r.formation_energy)])
+    elif group == "surfaces":
+        for miller in millers:
+            name = "surface_" + "".join(str(i) for i in miller)
+            ss = replace(s.surfaces, miller=miller)
+            yield (name, lambda c, x, ss=ss: surface_energy(c, x, ss),
+                   lambda r, name=name: [_row(name, "J/m^2", r.surface_energy,
+                                              r.convergence_error)])
+    elif group == "phonons":
+        yield ("phonons", lambda c, x: phonons(c, x, s.phonons), lambda r: [
+            _row("phonon_max_frequency", "THz", r.max_frequency),
+            _row("phonon_min_frequency", "THz", r.min_frequency),
+            _row("phonon_imaginary_modes", "bool", float(r.has_imaginary))])
+    elif group == "md":
+        yield ("md", lambda c, x: nvt_md(c, x, s.md), lambda r: [
+            _row("md_stable", "bool", float(r.stable)),
+            _row("md_time_reached", "ps", r.time_reached),
+            _row("md_diffusivity", "Å^2/ps", r.diffusivity, r.diffusivity_error)])
+
+
+def _elastic_rows(result, suffix: str) -> list:
+    return [_row(f"{name}{suffix}", "GPa", getattr(result, name), result.errors[name])
+            for name in ("c11", "c12", "c44")]
+
+
+def compare(model, reference, *, column: str = "dft") -> list:
+    """Absolute and relative errors of a model table against a reference.
+
+    Parameters
+    ----------
+    model : SuiteResult, list of row dicts, or mapping name -> value
+    reference : SuiteResult, list of row dicts, or mapping name -> value
+        A mapping that holds a sub-mapping under ``column`` (as
+        ``si_gap18_reference/properties.json`` holds "dft") is read from there.
+    column : str
+        See above.
+
+    Returns
+    -------
+    list of dict
+        ``{"name", "unit", "model", "reference", "abs_error", "error_percent"}`` for every
+        name present in both with finite values; abs_error = |model − reference|,
+        error_percent = 100 (model − reference) / |reference| (signed; None if the
+        reference is 0).
+    """
+    model_values, units = _as_values(model, "model")
+    ref_values, ref_units = _as_values(reference, "reference", column)
+    out = []
+    for name, value in model_values.items():
+        ref = ref_values.get(name)
+        if ref is None or not (math.isfinite(value) and math.isfinite(ref)):
+            log.info("compare: no finite reference for %s; skipped", name)
+            continue
+        diff = value - ref
+        out.append({"name": name, "unit": units.get(name) or ref_units.get(name),
+                    "model": value, "reference": ref, "abs_error": abs(diff),
+                    "error_percent": 100.0 * diff / abs(ref) if ref != 0 else None})
+    return out
+
+
+def _as_values(table, what: str, column: str | None = None) -> tuple[dict, dict]:
+    """(name -> value, name -> unit) from any accepted table form."""
+    if isinstance(table, SuiteResult):
+        table = table.rows
+    if isinstance(table, Mapping):
+        if column is not None and isinstance(table.get(column), Mapping):
+            table = table[column]
+        values = {k: float(v) for k, v in table.items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return values, {}
+    if isinstance(table, Sequence) and all(isinstance(r, Mapping) and "name" in r
+                                           and "value" in r for r in table):
+        return ({r["name"]: float(r["value"]) for r in table},
+                {r["name"]: r.get("unit") for r in table})
+    raise InputError(f"{what} table of type {type(table).__name__} is not understood: pass a "
+                     "SuiteResult, a list of {'name', 'value', ...} rows, or a mapping "
+                     "name -> value.")
+
+
+def format_table(rows: list) -> str:
+    """A plain-text table of suite rows or `compare` rows."""
+    if rows and "model" in rows[0]:
+        lines = [f"{'property':<28}{'unit':>8}{'model':>12}{'reference':>12}{'error %':>10}"]
+        for r in rows:
+            pct = "" if r["error_percent"] is None else f"{r['error_percent']:+.1f}"
+            lines.append(f"{r['name']:<28}{r['unit'] or '':>8}{r['model']:>12.4g}"
+                         f"{r['reference']:>12.4g}{pct:>10}")
+        return "\n".join(lines)
+    lines = [f"{'property':<28}{'unit':>8}{'value':>12}{'uncertainty':>13}"]
+    for r in rows:
+        unc = "" if r["uncertainty"] is None else f"{r['uncertainty']:.2g}"
+        lines.append(f"{r['name']:<28}{r['unit']:>8}{r['value']:>12.5g}{unc:>13}")
+    return "\n".join(lines)

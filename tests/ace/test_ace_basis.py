@@ -1,0 +1,132 @@
+"""Basis specification, sizes, JSON round trip, pruning, priors and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from mlip_plugin.ace import ACEBasis, evaluate_basis, smoothness_prior
+from mlip_plugin.ace.spec import one_particle_labels
+from mlip_plugin.errors import InputError, ModelFormatError
+
+
+def _brute_force_count(order, degree, w_L=1.5):
+    """Label multisets with Σ deg ≤ D and even Σ l (not counting couplings)."""
+    import itertools
+
+    labels = one_particle_labels(1, degree, w_L)
+    total = 0
+    for nu in range(1, order + 1):
+        for t in itertools.combinations_with_replacement(labels, nu):
+            if sum(n + w_L * l for _, n, l in t) <= degree + 1e-9 and sum(
+                    l for *_, l in t) % 2 == 0:
+                total += 1
+    return total
+
+
+def test_sizes_and_paper_count():
+    b = ACEBasis(["Si"], correlation_order=3, total_degree=25, r_cut=5.5)
+    counts = b.summary()
+    # the many-body part matches the 5292 functions of the sparse-ACE paper (Si, N=3, D=25)
+    assert sum(v for k, v in counts.items() if k != "pair") == 5292
+    assert counts["pair"] == 25 and b.size == 5317
+
+
+def test_groups_match_brute_force():
+    b = ACEBasis(["Si"], correlation_order=3, total_degree=10, r_cut=5.0)
+    assert len(b.groups) <= _brute_force_count(3, 10)
+    # N ≤ 2 couplings are unique and always exist when Σ l is even and l1 = l2
+    b2 = ACEBasis(["Si"], correlation_order=2, total_degree=10, r_cut=5.0, pair_degree=0)
+    pairs = [f for f in b2.spec if f.body_order == 3]
+    assert all(f.nl[0][1] == f.nl[1][1] for f in pairs)
+
+
+def test_spec_is_readable(tial_basis):
+    spec = tial_basis.spec
+    assert len(spec) == tial_basis.size
+    kinds = [f.kind for f in spec]
+    assert kinds.index("manybody") == kinds.count("pair")  # pair part first
+    f = spec[-1]
+    assert f.kind == "manybody" and f.species[0] in ("Ti", "Al")
+    assert f.body_order == len(f.nl) + 1
+    assert json.loads(json.dumps(f.to_dict()))["kind"] == "manybody"
+    deg = [sum(n + 1.5 * l for n, l in g.nl) for g in spec if g.kind == "manybody"]
+    assert max(deg) <= tial_basis.total_degree + 1e-9
+
+
+def test_json_round_trip(tial_basis, structures):
+    doc = json.loads(json.dumps(tial_basis.to_dict()))
+    again = ACEBasis.from_dict(doc)
+    assert again.size == tial_basis.size and again.spec == tial_basis.spec
+    a = evaluate_basis(tial_basis, [structures["tial"]])
+    b = evaluate_basis(again, [structures["tial"]])
+    assert np.array_equal(a.energy, b.energy) and np.array_equal(a.forces, b.forces)
+
+
+def test_from_dict_rejects_bad_documents(tial_basis):
+    doc = tial_basis.to_dict()
+    with pytest.raises(ModelFormatError, match="not an ACEBasis document"):
+        ACEBasis.from_dict({**doc, "format_version": 99})
+    fp = list(doc["fingerprint"])
+    fp[-1] += 1.0
+    with pytest.raises(ModelFormatError, match="fingerprint mismatch"):
+        ACEBasis.from_dict({**doc, "fingerprint": fp})
+
+
+def test_prune(tial_basis, structures):
+    support = [0, 3, tial_basis.size - 1, tial_basis.size // 2]
+    small, index_map = tial_basis.prune(support)
+    assert small.size == 4 and list(index_map) == sorted(support)
+    assert [small.spec[k] for k in range(4)] == [tial_basis.spec[i] for i in index_map]
+    full = evaluate_basis(tial_basis, [structures["tial"]])
+    part = evaluate_basis(small, [structures["tial"]])
+    assert np.allclose(part.energy, full.energy[:, index_map], rtol=1e-13, atol=1e-13)
+    assert np.allclose(part.forces, full.forces[..., index_map], rtol=1e-12, atol=1e-12)
+    again = ACEBasis.from_dict(json.loads(json.dumps(small.to_dict())))
+    assert again.spec == small.spec
+    with pytest.raises(InputError, match="support must index columns"):
+        tial_basis.prune([tial_basis.size])
+
+
+def test_priors(si_basis):
+    for kind in ("algebraic", "exponential", "gaussian"):
+        g = smoothness_prior(si_basis, kind)
+        assert g.shape == (si_basis.size,) and np.all(g >= 1)
+    g = smoothness_prior(si_basis, "algebraic", p=4)
+    for f, gk in zip(si_basis.spec, g):
+        assert gk == pytest.approx(sum(n**4 + 1.5 * l**4 for n, l in f.nl))
+    # rougher functions get larger γ
+    k1 = next(k for k, f in enumerate(si_basis.spec) if f.nl == ((1, 0),) and f.kind == "pair")
+    assert g[k1] == 1.0 and g.max() > 100
+    with pytest.raises(InputError, match="not a smoothness prior"):
+        smoothness_prior(si_basis, "cubic")
+    with pytest.raises(InputError, match="overflows"):
+        smoothness_prior(si_basis, "gaussian", sigma_n=100.0)
+    with pytest.raises(InputError, match="p=0"):
+        smoothness_prior(si_basis, "algebraic", p=0)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"r_cut": 0.0}, "r_cut=0.0 is not allowed"),
+    ({"r_cut": -1.0}, "r_cut=-1.0 is not allowed"),
+    ({"total_degree": 2, "correlation_order": 3}, "total_degree=2 is too small"),
+    ({"correlation_order": 0}, "correlation_order=0 is not allowed"),
+    ({"elements": ["Si", "Xx"]}, "'Xx', which is not a chemical symbol"),
+    ({"elements": []}, "elements is empty"),
+    ({"elements": ["Si", "Si"]}, "duplicates"),
+    ({"r0": 6.0}, "r0 must be smaller than r_cut"),
+    ({"transform_pq": (4, 2)}, "0 < p < q"),
+])
+def test_bad_settings(kwargs, match):
+    args = {"elements": ["Si"], "correlation_order": 2, "total_degree": 6, "r_cut": 5.0}
+    args.update(kwargs)
+    with pytest.raises(InputError, match=match):
+        ACEBasis(**args)
+
+
+def test_species_not_in_basis(si_basis):
+    with pytest.raises(InputError, match="species 'C' is not in the basis"):
+        evaluate_basis(si_basis, [bulk("C", "diamond", a=3.57)])

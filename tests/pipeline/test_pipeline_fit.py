@@ -1,0 +1,100 @@
+"""Fitting linear ACE to Cu/EMT reference data through the whole stack."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+from mlip_plugin.calculators import MLIPCalculator
+
+from mlip_plugin import InputError, load_model
+from mlip_plugin.pipeline.fit import fit
+from mlip_plugin.pipeline.reference import collect_reference_data
+from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
+
+BASIS = {"correlation_order": 3, "total_degree": 9, "r_cut": 4.5}
+
+
+@pytest.fixture(scope="module")
+def cu_data():
+    spec = StructureSpec.from_preset("tiny", n_rattled=8, md_snapshots=3)
+    configs = collect_reference_data(generate_structures(spec, EMT())).configs
+    test = collect_reference_data(generate_structures(
+        StructureSpec.from_preset("tiny", seed=11, md_snapshots=0), EMT())).configs
+    return configs, test
+
+
+@pytest.fixture(scope="module")
+def omp_fit(cu_data):
+    configs, test = cu_data
+    return fit(configs, {"solver": "omp", "max_active": 60, "basis": BASIS}, test=test)
+
+
+def test_omp_fit_is_accurate(omp_fit):
+    err = omp_fit.metrics["errors"]
+    assert err["test"]["force_mae_eV_per_A"] < 0.02
+    assert err["test"]["energy_mae_meV_per_atom"] < 5.0
+    assert omp_fit.metrics["n_selected"] <= 60
+    summary = omp_fit.metrics["path"]
+    assert [row["n_active"] for row in summary] == sorted(row["n_active"] for row in summary)
+    assert all("validation_rmse" in row for row in summary)
+
+
+def test_model_has_only_selected_functions(omp_fit):
+    model = omp_fit.model
+    assert model.n_functions == omp_fit.metrics["n_selected"]
+    prov = model.provenance
+    assert len(prov.selected_support) == model.n_functions
+    assert prov.solver == "omp" and len(prov.training_data_sha256) == 64
+    assert prov.n_train + prov.n_validation == 0 or prov.n_validation > 0
+
+
+def test_fitted_calculator_forces_stress_fd(omp_fit, cu_data):
+    atoms = cu_data[1][8].atoms.copy()
+    atoms.calc = MLIPCalculator(omp_fit.model)
+    f = atoms.get_forces()
+    np.testing.assert_allclose(f, calculate_numerical_forces(atoms, eps=1e-5), rtol=1e-6,
+                               atol=1e-7)
+    np.testing.assert_allclose(atoms.get_stress(), calculate_numerical_stress(atoms, eps=1e-6),
+                               rtol=1e-6, atol=1e-8)
+    assert atoms.get_potential_energies().sum() == pytest.approx(
+        atoms.get_potential_energy(), abs=1e-10)
+
+
+def test_model_round_trip_bit_identical(omp_fit, cu_data, tmp_path):
+    path = omp_fit.model.save(tmp_path / "model.json")
+    again = load_model(path)
+    atoms = cu_data[1][3].atoms
+    a, b = omp_fit.model.predict(atoms), again.predict(atoms)
+    assert a.energy == b.energy
+    assert np.array_equal(a.forces, b.forces) and np.array_equal(a.stress, b.stress)
+
+
+def test_models_along_the_path(omp_fit, cu_data):
+    small = omp_fit.path_fit.model_at(10)
+    assert small.n_functions <= 10
+    atoms = cu_data[1][0].atoms.copy()
+    atoms.calc = EMT()
+    e_ref = atoms.get_potential_energy()
+    assert abs(small.predict(atoms).energy - e_ref) / len(atoms) < 0.05
+
+
+@pytest.mark.parametrize("solver", ["asp", "rrqr", "blr"])
+def test_other_solvers(cu_data, solver):
+    configs, test = cu_data
+    res = fit(configs, {"solver": solver, "max_active": 60, "basis": BASIS}, test=test)
+    assert res.metrics["errors"]["test"]["force_mae_eV_per_A"] < 0.05
+    if solver == "blr":
+        pred = res.model.predict(test[0].atoms)
+        assert pred.extras["energy_std"] > 0 and pred.extras["forces_std"].shape == (
+            test[0].n_atoms, 3)
+
+
+def test_fit_bad_input(cu_data):
+    with pytest.raises(InputError, match="at least one training configuration"):
+        fit([], {})
+    with pytest.raises(InputError, match="unknown key 'solvr'"):
+        fit(cu_data[0], {"solvr": "omp"})
+    with pytest.raises(InputError, match="fit.basis"):
+        fit(cu_data[0], {"basis": {"correlation_orderr": 2}})
