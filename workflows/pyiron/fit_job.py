@@ -113,7 +113,7 @@ class MLIPFit(MLIPJob):
             raise InputError("MLIPFit has no training data: set job.training_job = <an "
                              "MLIPReferenceData job> or job.configurations = [...]")
         validation = self.validation_configurations
-        from mlip_plugin.pipeline import fit  # imported late: it pulls in the fitting code
+        from mlip_plugin.pipeline.fit import fit  # imported late: the fitting code
 
         result = fit(train, settings, validation=validation)
         text = model_to_text(result.model)

@@ -75,36 +75,41 @@ class MLIPValidation(MLIPJob):
         """The rows of the last run (empty before it ran)."""
         return [dict(row) for row in self.output.get("properties") or []]
 
-    def _resolve(self) -> tuple[Model, CalculatorSpec]:
-        """The model of the linked fit job and the reference calculator spec."""
+    def _resolve(self, settings: ValidateSettings) -> tuple[Model, CalculatorSpec | None]:
+        """The model of the linked fit job and the reference: the input's calculator spec,
+        else (for ``settings.reference == "calculator"``) the calculator of the job that
+        produced the fit's training data, else None (``settings.reference`` is a table)."""
         fit_job = self._load_link("fit_job", MLIPFit)
         if fit_job is None:
             raise InputError("MLIPValidation has no model: set job.fit_job = <an MLIPFit job>")
         reference = self.reference
-        if reference is None:
-            training = fit_job.training_job
-            if training is None:
+        if reference is None and settings.reference == "calculator":
+            if fit_job.training_job is None:
                 raise InputError(
                     f"fit job {fit_job.job_name!r} was given its training data directly, so "
                     "there is no reference calculator to compare with; set "
-                    "job.reference = {'calculator': ..., 'parameters': {...}}")
+                    "job.reference = {'calculator': ..., 'parameters': {...}} or "
+                    "job.input.validate['reference'] = <a JSON table of reference values>")
             reference = fit_job._load_link("training_job", MLIPReferenceData).reference
         return fit_job.get_model(), reference
 
     def _run_step(self) -> tuple[str, str]:
-        model, reference = self._resolve()
         settings = self.settings
-        from mlip_plugin.pipeline import validate  # imported late: it pulls in the properties
+        model, reference = self._resolve(settings)
+        from mlip_plugin.pipeline.validate import DIAGNOSTIC_ROWS, validate  # imported late
 
         result = validate(model, settings, reference=reference)
-        self.output.reference = reference.to_dict()
+        self.output.reference = (reference.to_dict() if reference is not None
+                                 else {"table": str(settings.reference)})
         self.output.properties = [dict(row) for row in result.rows]
         self.output.result = result.to_dict()
-        worst = max(result.rows, key=lambda r: abs(r["error_percent"] or 0.0), default=None)
-        message = f"{len(result.rows)} properties of suite {settings.suite!r} computed"
-        if worst is not None and worst["error_percent"] is not None:
-            message += (f"; largest error {worst['error_percent']:.2f} % "
-                        f"({worst['name']})")
+        errors = {r["name"]: abs(r["error_percent"]) for r in result.rows
+                  if r["error_percent"] is not None and r["name"] not in DIAGNOSTIC_ROWS}
+        message = f"{len(result.rows)} properties of suite {settings.suite!r} compared"
+        if errors:
+            worst = max(errors, key=errors.get)
+            message += (f"; mean |error| {sum(errors.values()) / len(errors):.2f} %, largest "
+                        f"{errors[worst]:.2f} % ({worst})")
         return "finished", message
 
     def get_model(self) -> Model:
