@@ -29,8 +29,12 @@ def chain(project):
     ref.input.structure_spec = {"preset": "tiny", "element": "Cu", "lattice": "fcc",
                                 "md_snapshots": 1}
     ref.run()
+    held_out = project.create.job.MLIPReferenceData("chain_test_data")
+    held_out.structures = probe_structures()
+    held_out.run()
     fit = project.create.job.MLIPFit("chain_fit")
     fit.training_job = ref
+    fit.test_job = held_out
     fit.settings = FAST_FIT
     fit.run()
     val = project.create.job.MLIPValidation("chain_validation")
@@ -58,6 +62,8 @@ def test_every_job_finishes(chain):
     ref, fit, val = chain
     assert fit.output.training_data["n_configurations"] == len(ref.configurations)
     assert fit.output.metrics["errors"]["train"]["force_rmse_eV_per_A"] < 0.5
+    assert fit.output.metrics["errors"]["test"]["n_configs"] == 2
+    assert fit.output.training_data["n_test"] == 2
     assert {"name", "unit", "model", "reference", "abs_error", "error_percent"} <= set(
         val.properties[0])
 

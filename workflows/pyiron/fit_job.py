@@ -32,6 +32,29 @@ __all__ = ["MLIPFit"]
 log = logging.getLogger(__name__)
 
 
+def _data_property(key: str, link_key: str, doc: str) -> property:
+    """Configurations given directly (``input[key]``) or by a linked reference job
+    (``input[link_key]``); setting one removes the other."""
+
+    def getter(self) -> list[Configuration] | None:
+        if self._get_link(link_key) is not None:
+            return self._load_link(link_key, MLIPReferenceData).configurations
+        arrays = self.input.get(key)
+        if arrays is None:
+            return [] if key == "configurations" else None
+        return arrays_to_configurations(arrays)
+
+    def setter(self, configs) -> None:
+        arrays = configurations_to_arrays(configs)
+        if len(arrays["n_atoms"]) == 0:
+            raise InputError(f"{key}=[] is empty; give labelled configurations "
+                             "(mlip_plugin.data.read_configs) or link a job instead")
+        self.input[key] = arrays
+        self._drop(link_key)
+
+    return property(getter, setter, doc=doc)
+
+
 class MLIPFit(MLIPJob):
     """Labelled configurations + fit settings → a model file and its metrics.
 
@@ -49,6 +72,8 @@ class MLIPFit(MLIPJob):
     validation_job, validation_configurations
         Optional held-out data for model selection, given the same two ways; without them
         the fit splits off ``fit["validation_fraction"]`` of the training data.
+    test_job, test_configurations
+        Optional test data, only evaluated (``metrics["errors"]["test"]``).
 
     Output (``job.output``)
     -----------------------
@@ -56,8 +81,8 @@ class MLIPFit(MLIPJob):
         The model file (JSON); ``job.get_model()`` and ``job.get_calculator()`` load it.
         A copy is written to ``model.json`` in the working directory.
     metrics : dict
-        Errors on the training and validation data (``errors/train/energy_rmse_meV_per_atom``,
-        ...) and the fit's own figures.
+        Errors on the training, validation and test data
+        (``errors/train/energy_rmse_meV_per_atom``, ...) and the fit's own figures.
     provenance : dict
         The model's provenance record.
     training_data : dict
@@ -78,32 +103,18 @@ class MLIPFit(MLIPJob):
         "validation_job", MLIPReferenceData, parent=False,
         replaces="validation_configurations",
         doc="The link to the job whose configurations are the validation data, if any.")
-
-    @property
-    def configurations(self) -> list[Configuration]:
-        """The training configurations (from the linked job or the input)."""
-        return self._configs("training_job", "configurations") or []
-
-    @configurations.setter
-    def configurations(self, configs) -> None:
-        self.input.configurations = _non_empty(configs, "configurations")
-        self._drop("training_job")
-
-    @property
-    def validation_configurations(self) -> list[Configuration] | None:
-        """The validation configurations, if any (from the linked job or the input)."""
-        return self._configs("validation_job", "validation_configurations")
-
-    @validation_configurations.setter
-    def validation_configurations(self, configs) -> None:
-        self.input.validation_configurations = _non_empty(configs, "validation_configurations")
-        self._drop("validation_job")
-
-    def _configs(self, link_key: str, key: str) -> list[Configuration] | None:
-        if self._get_link(link_key) is not None:
-            return self._load_link(link_key, MLIPReferenceData).configurations
-        arrays = self.input.get(key)
-        return None if arrays is None else arrays_to_configurations(arrays)
+    test_job = link_property(
+        "test_job", MLIPReferenceData, parent=False, replaces="test_configurations",
+        doc="The link to the job whose configurations are the test data, if any.")
+    configurations = _data_property(
+        "configurations", "training_job", "The training configurations (from the linked "
+        "job or the input; [] if none).")
+    validation_configurations = _data_property(
+        "validation_configurations", "validation_job", "The validation configurations, if "
+        "any (None: split off the training data).")
+    test_configurations = _data_property(
+        "test_configurations", "test_job", "The test configurations, if any (only "
+        "evaluated).")
 
     # -- the step --------------------------------------------------------------------
     def _run_step(self) -> tuple[str, str]:
@@ -112,10 +123,10 @@ class MLIPFit(MLIPJob):
         if not train:
             raise InputError("MLIPFit has no training data: set job.training_job = <an "
                              "MLIPReferenceData job> or job.configurations = [...]")
-        validation = self.validation_configurations
+        validation, test = self.validation_configurations, self.test_configurations
         from mlip_plugin.pipeline.fit import fit  # imported late: the fitting code
 
-        result = fit(train, settings, validation=validation)
+        result = fit(train, settings, validation=validation, test=test)
         text = model_to_text(result.model)
         self.output.model_json = text
         self._model_cache = (text, result.model)
@@ -127,7 +138,8 @@ class MLIPFit(MLIPJob):
         self.output.training_data = {
             "n_configurations": len(train), "sha256": hash_configs(train),
             "source": (f"job {link['job_name']!r} (id {link['job_id']})" if link else "input"),
-            "n_validation": 0 if validation is None else len(validation)}
+            "n_validation": 0 if validation is None else len(validation),
+            "n_test": 0 if test is None else len(test)}
         return "finished", (f"{result.model.family} model fitted on {len(train)} "
                             f"configurations ({self.output.training_data['source']})")
 
@@ -160,10 +172,3 @@ class MLIPFit(MLIPJob):
             path.write_text(self.output.model_json)
         return path
 
-
-def _non_empty(configs, name: str) -> dict:
-    arrays = configurations_to_arrays(configs)
-    if len(arrays["n_atoms"]) == 0:
-        raise InputError(f"{name}=[] is empty; give labelled configurations "
-                         "(mlip_plugin.data.read_configs) or link a job instead")
-    return arrays
