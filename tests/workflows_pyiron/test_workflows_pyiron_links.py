@@ -58,6 +58,8 @@ def test_bad_links_are_refused(project, reference_job):
         fit.training_job = "no_such_job"
     with pytest.raises(InputError, match="cannot be linked; give a job object"):
         fit.training_job = 2.5
+    with pytest.raises(InputError, match="=99999: no job with that id in the job table"):
+        fit.training_job = 99999
     unsaved = project.create.job.MLIPReferenceData("never_saved")
     with pytest.raises(InputError, match="'never_saved' has no job id yet"):
         fit.training_job = unsaved
@@ -83,6 +85,17 @@ def test_unfinished_training_job_and_missing_data_stop_the_fit(project):
         empty.run()
     with pytest.raises(InputError, match=r"configurations=\[\] is empty"):
         empty.configurations = []
+
+
+def test_a_deleted_training_job_is_reported(project, reference_job):
+    doomed = project.create.job.MLIPReferenceData("doomed_reference")
+    doomed.structures = reference_job.structures
+    doomed.run()
+    fit = project.create.job.MLIPFit("fit_on_deleted")
+    fit.training_job = doomed
+    project.remove_job("doomed_reference")
+    with pytest.raises(InputError, match="'doomed_reference' .* no longer exists"):
+        fit.run()
 
 
 def test_settings_round_trip_and_are_checked(project):

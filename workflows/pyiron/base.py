@@ -120,6 +120,8 @@ class MLIPJob(PythonTemplateJob):
                                  f"{self.project.path!r}")
             return int(job_id)
         if isinstance(job, int) and not isinstance(job, bool):
+            if not self.project.db.get_items_dict({"id": job}):
+                raise InputError(f"{key}={job}: no job with that id in the job table")
             return job
         raise InputError(f"{key}={job!r} cannot be linked; give a job object, a job id "
                          "(int) or a job name (str)")
@@ -133,10 +135,11 @@ class MLIPJob(PythonTemplateJob):
         link = self._get_link(key)
         if link is None:
             return None
-        job = self.project.load(int(link["job_id"]))
-        if job is None:
+        rows = self.project.db.get_items_dict({"id": int(link["job_id"])})
+        if not rows or rows[0]["job"] != link["job_name"]:  # SQLite reuses deleted ids
             raise InputError(f"{key}: job {link['job_name']!r} (id {link['job_id']}) no longer "
                              "exists; link another job")
+        job = self.project.load(int(link["job_id"]))
         if not isinstance(job, expected):
             raise InputError(f"{key}: job {link['job_name']!r} is a {type(job).__name__}, "
                              f"not a {expected.__name__}")
