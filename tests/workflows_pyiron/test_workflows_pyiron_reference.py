@@ -35,9 +35,13 @@ def _structures():
 
 
 def test_jobs_are_registered_on_import(project):
-    from mlip_plugin.workflows.pyiron import MLIPReferenceData
+    from mlip_plugin.workflows.pyiron import JOB_CLASSES, MLIPReferenceData
 
-    assert "MLIPReferenceData" in dir(project.create.job)
+    assert {cls.__name__ for cls in JOB_CLASSES} == {"MLIPReferenceData", "MLIPFit",
+                                                     "MLIPValidation"}
+    for cls in JOB_CLASSES:
+        assert cls.__name__ in dir(project.create.job)
+        assert type(getattr(project.create.job, cls.__name__)(f"new_{cls.__name__}")) is cls
     job = project.create.job.MLIPReferenceData("registered")
     assert type(job) is MLIPReferenceData
     assert job.input.reference == {"calculator": "ase.calculators.emt.EMT", "parameters": {}}
