@@ -32,10 +32,10 @@ def sandbox_pyiron(folder: Path) -> None:
 
 def run_chain(project_path: str, quick: bool = False) -> dict:
     """Run the three jobs in ``project_path``; return a summary of what they produced."""
-    import mlip_plugin.workflows.pyiron  # noqa: F401 - registers MLIPReferenceData, ...
     from ase.build import bulk
     from pyiron_base import Project
 
+    import mlip_plugin.workflows.pyiron  # noqa: F401 - registers MLIPReferenceData, ...
     from mlip_plugin.pipeline.config import FitSettings, ValidateSettings
 
     pr = Project(project_path)

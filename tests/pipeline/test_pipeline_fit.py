@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
-from mlip_plugin.calculators import MLIPCalculator
 
 from mlip_plugin import InputError, load_model
+from mlip_plugin.calculators import MLIPCalculator
 from mlip_plugin.pipeline.fit import fit
 from mlip_plugin.pipeline.reference import collect_reference_data
 from mlip_plugin.pipeline.structures import StructureSpec, generate_structures

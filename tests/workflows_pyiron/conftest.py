@@ -48,8 +48,9 @@ def pyiron_state():
 @pytest.fixture(scope="module")
 def project(pyiron_state, tmp_path_factory):
     """A pyiron Project in a fresh temporary folder, with the mlip-plugin jobs registered."""
-    import mlip_plugin.workflows.pyiron  # noqa: F401 - registers the job classes
     from pyiron_base import Project
+
+    import mlip_plugin.workflows.pyiron  # noqa: F401 - registers the job classes
 
     pr = Project(str(tmp_path_factory.mktemp("pyiron") / "project"))
     yield pr

@@ -54,8 +54,9 @@ def describe(job) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    import mlip_plugin.workflows.pyiron  # noqa: F401 - registers the job classes
     from pyiron_base import Project
+
+    import mlip_plugin.workflows.pyiron  # noqa: F401 - registers the job classes
 
     project = Project(argv[0])
     docs = {name: describe(project.load(name)) for name in argv[1:]}

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
+
+from mlip_plugin import InputError
+from mlip_plugin.data import Configuration, Weights
 from mlip_plugin.workflows.pyiron.arrays import (
     arrays_to_configurations,
     arrays_to_structures,
     configurations_to_arrays,
     structures_to_arrays,
 )
-
-from mlip_plugin import InputError
-from mlip_plugin.data import Configuration, Weights
 
 
 @pytest.fixture
