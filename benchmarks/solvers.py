@@ -6,11 +6,16 @@ Times, in one process with both sides pinned to the same number of BLAS threads:
   (``return_path=True``) on the same Gram matrix (column-normalised for scikit-learn, which
   expects unit-norm columns; ours normalises internally);
 * the LASSO homotopy to 1000 active: ``asp_path_gram`` vs ``lars_path_gram(method="lasso")``
-  run down to the same final λ;
+  run down to the same final λ (the problem handed to lars_path is scaled so that its
+  absolute stopping tolerance, alpha <= alpha_min + 1.2e-7, does not end it early; if it
+  still stops early, ours is timed again to lars_path's last λ);
 * a dense ridge solve (``ridge_gram``) on the full Gram matrix.
 
+It also checks the results: OMP supports and coefficients against scikit-learn at every
+step, the homotopy's breakpoints against lars_path and its KKT conditions at every point.
 The Gram matrix ``AᵀA`` is formed once (timed separately) and shared.  Targets: our OMP time
 <= scikit-learn's, our homotopy <= lars_path's and within 3× of our OMP to 1000.
+Only one copy of A (1.3 GB at full size) is held, and it is freed once G is formed.
 
 Design matrix: ``--design FILE.npz`` with arrays ``A`` (n, p) and ``y`` (n,) (rows already
 multiplied by square-root weights), e.g. a real ACE design matrix.  Without it, a synthetic
