@@ -80,7 +80,7 @@ def test_models_along_the_path(omp_fit, cu_data):
     assert abs(small.predict(atoms).energy - e_ref) / len(atoms) < 0.05
 
 
-@pytest.mark.parametrize("solver", ["asp", "rrqr", "blr"])
+@pytest.mark.parametrize("solver", ["asp", "rrqr", "blr", "ard", "ridge"])
 def test_other_solvers(cu_data, solver):
     configs, test = cu_data
     res = fit(configs, {"solver": solver, "max_active": 60, "basis": BASIS}, test=test)
