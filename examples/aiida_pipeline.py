@@ -51,6 +51,7 @@ def _property_table(properties: dict) -> str:
 
 def run_pipeline(protocol: str):
     from aiida.engine import run_get_node
+
     from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
 
     builder = PipelineWorkChain.get_builder_from_protocol("Cu", "fcc", protocol)
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     _load_temporary_profile()
     from aiida.manage.caching import enable_caching
+
     from mlip_plugin.workflows.aiida.provenance import format_trace
 
     with enable_caching():

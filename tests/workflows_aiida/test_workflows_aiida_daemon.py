@@ -9,11 +9,11 @@ import pytest
 from aiida.engine import submit
 from aiida.engine.daemon.client import DaemonException, get_daemon_client
 from ase.calculators.emt import EMT
-from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
-from mlip_plugin.workflows.aiida.provenance import trace_model
 from workflows_aiida_helpers import TINY
 
 from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
+from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
+from mlip_plugin.workflows.aiida.provenance import trace_model
 
 pytestmark = pytest.mark.slow
 

@@ -7,12 +7,12 @@ import pytest
 from aiida import orm
 from aiida.common.exceptions import ValidationError
 from ase.calculators.emt import EMT
-from mlip_plugin.workflows.aiida.data import ModelData, TrainingSetData
 from workflows_aiida_helpers import PerAtomTestModel
 
 from mlip_plugin import InputError
 from mlip_plugin.data import Configuration, Weights
 from mlip_plugin.models import Provenance
+from mlip_plugin.workflows.aiida.data import ModelData, TrainingSetData
 
 
 @pytest.fixture

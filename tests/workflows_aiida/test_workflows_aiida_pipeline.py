@@ -9,15 +9,15 @@ from aiida.engine import run_get_node
 from aiida.manage.caching import enable_caching
 from ase.build import bulk
 from ase.calculators.emt import EMT
+from workflows_aiida_helpers import MOCK_ENTRY_POINT, TINY, MockReferenceWorkChain
+
+from mlip_plugin.data import Configuration
+from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
 from mlip_plugin.workflows.aiida.data import ModelData, TrainingSetData
 from mlip_plugin.workflows.aiida.fit import FitWorkChain
 from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
 from mlip_plugin.workflows.aiida.provenance import ancestors, format_trace, trace_model
 from mlip_plugin.workflows.aiida.validate import ValidateWorkChain
-from workflows_aiida_helpers import MOCK_ENTRY_POINT, TINY, MockReferenceWorkChain
-
-from mlip_plugin.data import Configuration
-from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
 
 EMT_SPEC = {"calculator": "ase.calculators.emt.EMT", "parameters": {}}
 pytestmark = pytest.mark.slow  # the module's first pipeline run takes ~15 s

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from aiida.plugins import entry_point
+
 from mlip_plugin.workflows.aiida.exit_codes import EXIT_CODES
 from mlip_plugin.workflows.aiida.fit import FitWorkChain
 from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain

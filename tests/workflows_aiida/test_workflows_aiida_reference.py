@@ -7,11 +7,11 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from ase.calculators.emt import EMT
-from mlip_plugin.workflows.aiida.data import TrainingSetData
-from mlip_plugin.workflows.aiida.reference import ReferenceWorkChain
 from workflows_aiida_helpers import MOCK_ENTRY_POINT, MockReferenceWorkChain
 
 from mlip_plugin import InputError
+from mlip_plugin.workflows.aiida.data import TrainingSetData
+from mlip_plugin.workflows.aiida.reference import ReferenceWorkChain
 
 FAILING = {"calculator": "workflows_aiida_helpers.FailOn31AtomsEMT", "parameters": {}}
 
