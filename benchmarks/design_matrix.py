@@ -50,9 +50,12 @@ def run_ours(configs, degree, threads):
 
 
 #: python-ace function specifications (nradmax_by_orders, lmax_by_orders) per case; the
-#: number of functions is then cut to our basis size.  Smaller caps make python-ace faster
-#: at a given size; these are the fastest of the families tried at ~1000 functions.
-PYACE_SPECS = {"1000": ([15, 8, 6], [0, 4, 3]), "5000": ([25, 14, 10], [0, 5, 4])}
+#: number of functions is then cut to our basis size.  The caps change python-ace's speed at
+#: a given size several-fold; these were the fastest of the families tried (atoms/s on one
+#: configuration, 1 worker, busy machine): at ~1150 functions [15,8,6]/[0,4,3] 17,
+#: [12,8,6]/[0,5,3] 13, [20,12,8]/[0,6,4] 3.7; at 5317 functions [25,16,12]/[0,4,4] 0.95,
+#: [25,24,20]/[0,3,2] 0.75, [25,20,16]/[0,4,3] 0.57.
+PYACE_SPECS = {"1000": ([15, 8, 6], [0, 4, 3]), "5000": ([25, 16, 12], [0, 4, 4])}
 
 
 def _pyace_config(n_functions, spec):
@@ -84,7 +87,7 @@ def run_pyace(configs, n_functions, spec, workers):
     return ds.nfunc, time.perf_counter() - start, A.shape[0]
 
 
-def sizes_and_rank(quick: bool):
+def sizes_and_rank(quick: bool, skip_rank: bool = False):
     """Basis sizes of the issue's table and rank of the evaluated basis on random
     environments (many-body columns; pair columns separately)."""
     from ase import Atoms
@@ -97,7 +100,8 @@ def sizes_and_rank(quick: bool):
         sizes[f"N{order}_D{degree}"] = {"size": b.size, **b.summary()}
     rng = np.random.default_rng(0)
     ranks = {}
-    for order, degree in ([(3, 15)] if quick else [(3, 15), (3, 20), (4, 14)]):
+    todo = [] if skip_rank else [(3, 15)] if quick else [(3, 15), (3, 20), (4, 14)]
+    for order, degree in todo:
         b = ACEBasis(["Si"], order, degree, R_CUT)
         n_env = int(1.5 * b.size) + 100
         envs = []
@@ -129,6 +133,9 @@ def main(argv=None):
     parser.add_argument("--pyace-stride", type=int, default=20,
                         help="python-ace at ~5000 functions runs on every N-th configuration")
     parser.add_argument("--no-pyace", action="store_true", help="skip python-ace")
+    parser.add_argument("--cases", default="1000,5000",
+                        help="basis sizes to run, from 1000 and 5000 (default both)")
+    parser.add_argument("--no-rank", action="store_true", help="skip the rank report")
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
@@ -139,7 +146,9 @@ def main(argv=None):
     configs = _load(args.data, stride)
     n_atoms = sum(c.n_atoms for c in configs)
     print(f"Zuo Si train: {len(configs)} configurations, {n_atoms} atoms (stride {stride})")
-    cases = [("1000", 18, 1)] + ([] if args.quick else [("5000", 25, args.pyace_stride)])
+    wanted = set(args.cases.split(","))
+    cases = [c for c in [("1000", 18, 1), ("5000", 25, args.pyace_stride)]
+             if c[0] in wanted and not (args.quick and c[0] == "5000")]
     with threadpool_limits(args.threads, user_api="blas"):
         for label, degree, pstride in cases:
             size, sec, rows, peak = run_ours(configs, degree, args.threads)
@@ -169,7 +178,7 @@ def main(argv=None):
                 res.target(f"time ours/pyace at ~{label} functions", sec / scaled,
                            f"<= {goal}", sec / scaled <= goal)
             res.figures[label] = fig
-        sizes, ranks = sizes_and_rank(args.quick)
+        sizes, ranks = sizes_and_rank(args.quick, args.no_rank)
     res.figures["basis_sizes"] = sizes
     res.figures["rank"] = ranks
     print("\nbasis sizes (Si):")

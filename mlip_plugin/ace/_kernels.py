@@ -92,7 +92,7 @@ def one_particle_kernel(R, dR, Y, dY, u, vn, vlm, pair_start):
     return phi, dphi
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=True)
 def _pair_derivs(i, nfun, nslot, G, slot_v, s0, v1, pair_start, dphi, D, kk0):
     """∂B_k(i)/∂r_p = Σ_s G[k, s] dφ_s(r_p) for the group's functions: D[kk0 + k, 3 q + x]."""
     last = pair_start.shape[1] - 1

@@ -111,3 +111,13 @@ def test_design_bad_inputs(tial_basis, si_basis, configs):
         GramForm.zeros(3) + GramForm.zeros(4)
     with pytest.raises(InputError, match="at least one Gram form"):
         GramForm.accumulate([])
+
+
+def test_isolated_atom_rows_are_zero(si_basis):
+    from ase import Atoms
+
+    c = Configuration(Atoms("Si"), energy=-158.5, forces=np.zeros((1, 3)),
+                      config_type="isolated_atom")
+    dm = design_matrix(si_basis, [c], {"Si": -158.5})
+    assert dm.A.shape == (4, si_basis.size) and not dm.A.any()
+    assert np.allclose(dm.y, 0.0)
