@@ -1,6 +1,7 @@
 """GDML kernel force fields: our analytic and PCG solvers against sgdml 1.0.3, in one run.
 
     python benchmarks/kernel.py [--train FILE --test FILE] [--n-train 1000] [--json OUT]
+    python benchmarks/kernel.py --table --n-train 200 [--ks 50 100 200 400] [--tol 1e-4]
 
 Default: rMD17 ethanol and uracil (split 01), 1000 training frames, tested on the 1000 test
 frames, σ = 20, λ = 1e-10.  For each molecule it trains
@@ -27,7 +28,15 @@ from _common import Result, base_parser, max_rss_bytes, timed  # noqa: E402
 
 from mlip_plugin.data import read_configs  # noqa: E402
 from mlip_plugin.data.units import KCAL_PER_MOL  # noqa: E402
-from mlip_plugin.kernels import TrainSettings, arrays_from_configs, train_gdml  # noqa: E402
+from mlip_plugin.kernels import (  # noqa: E402
+    GDMLOperator,
+    TrainSettings,
+    WoodburyPreconditioner,
+    arrays_from_configs,
+    build_factor,
+    pcg,
+    train_gdml,
+)
 from mlip_plugin.kernels.rule import rule_of_thumb_k  # noqa: E402
 
 MOLECULES = ("ethanol", "uracil")
@@ -47,6 +56,11 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2, help="BLAS threads of every solver")
     p.add_argument("--max-analytic-gb", type=float, default=7.0)
     p.add_argument("--no-sgdml", action="store_true", help="skip the sgdml peers")
+    p.add_argument("--table", action="store_true",
+                   help="instead: CG iterations per preconditioner for k in --ks on "
+                        "--n-train frames of the first molecule (the paper's Fig. 5)")
+    p.add_argument("--ks", type=int, nargs="+", default=[50, 100, 200, 400])
+    p.add_argument("--maxiter", type=int, default=20000)
     return p.parse_args()
 
 
@@ -141,6 +155,32 @@ def add_targets(name: str, rows: dict, result: Result) -> None:
         result.target(f"{name}: train time PCG / sgdml CG", ratio, "<= 0.5", ratio <= 0.5)
 
 
+def iteration_table(train_file, args, result: Result) -> None:
+    """CG iterations to ``--tol`` at equal k for each preconditioner (same σ, λ)."""
+    R, _, _, F = load(train_file, args.n_train)
+    op = GDMLOperator(R, args.sigma)
+    y = F.reshape(-1)
+    kinds = ("cholesky", "leverage", "uniform")
+    print(f"\n== CG iterations to tol={args.tol} ({len(R)} frames, n={op.n}, sigma={args.sigma}, "
+          f"lam={args.lam})\n  {'k':>6} " + " ".join(f"{k:>10}" for k in kinds), flush=True)
+    table = {}
+    for k in args.ks:
+        row = {}
+        for kind in kinds:
+            P = WoodburyPreconditioner(build_factor(op, kind, k, np.random.default_rng(0)),
+                                       args.lam, overwrite=True)
+            res = pcg(lambda v: op.matvec(v) + args.lam * v, y, P, tol=args.tol,
+                      maxiter=args.maxiter)
+            row[kind] = res.n_iter if res.converged else None
+        table[k] = row
+        print(f"  {k:>6} " + " ".join(f"{str(row[c]):>10}" for c in kinds), flush=True)
+        ordered = None not in row.values() and \
+            row["cholesky"] <= row["leverage"] <= row["uniform"]
+        result.target(f"k={k}: iterations cholesky <= leverage <= uniform",
+                      float(ordered), "== 1", ordered)
+    result.figures["iterations"] = table
+
+
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -154,6 +194,9 @@ def main() -> None:
         args.n_train = min(args.n_train, 200)
     result = Result("kernel", settings={k: v for k, v in vars(args).items()})
     for name, train_file, test_file in jobs:
+        if args.table:
+            iteration_table(str(train_file), args, result)
+            break
         run_molecule(name, str(train_file), str(test_file), args, result)
     result.figures["max_rss_bytes"] = max_rss_bytes()
     result.finish(args.json)

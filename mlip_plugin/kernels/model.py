@@ -149,7 +149,8 @@ class GDMLModel:
     def _bad_shape(self, R):
         raise InputError(f"positions R have shape {R.shape}, not (n_frames, {self.n_atoms}, "
                          f"3): the model was trained on atoms z={self.z.tolist()}; give "
-                         "frames of the same atoms in the same order (predict_single takes one (n_atoms, 3) array)")
+                         "frames of the same atoms in the same order (predict_single takes "
+                         "one (n_atoms, 3) array)")
 
     def _predict_block(self, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         kern = Matern52(self.sigma)
