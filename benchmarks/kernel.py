@@ -168,7 +168,7 @@ def iteration_table(train_file, args, result: Result) -> None:
         row = {}
         for kind in kinds:
             P = WoodburyPreconditioner(build_factor(op, kind, k, np.random.default_rng(0)),
-                                       args.lam, overwrite=True)
+                                       args.lam)
             res = pcg(lambda v: op.matvec(v) + args.lam * v, y, P, tol=args.tol,
                       maxiter=args.maxiter)
             row[kind] = res.n_iter if res.converged else None

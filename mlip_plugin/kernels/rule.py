@@ -103,7 +103,7 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
         ks = np.unique(np.geomspace(max(2, op.n // 40), max(3, op.n // 5), 4).astype(int))
     iters = []
     for k in ks:
-        P = WoodburyPreconditioner(incomplete_cholesky(op, int(k)), lam, overwrite=True)
+        P = WoodburyPreconditioner(incomplete_cholesky(op, int(k)), lam)
         res = pcg(lambda v: op.matvec(v) + lam * v, y, P, tol=tol, maxiter=op.n)
         iters.append(max(res.n_iter, 1))
     slope, intercept = np.polyfit(np.log(ks), np.log(iters), 1)

@@ -157,5 +157,5 @@ def estimate_memory(op: GDMLOperator, solver: str, k: int = 0) -> int:
     base = 8 * (8 * n + 4 * op.mol.x.size + op.mol.diff.size) + BLOCK_BYTES
     if solver == "analytic":
         return base + 8 * n * n
-    # Lᵀ (k × n), candidate residual rows (128 × n), λI + LᵀL (k × k), scratch n-vectors.
-    return base + 8 * (k * n + 128 * n + k * k + 6 * n)
+    # Lᵀ (k × n), candidate residual rows (128 × n) and their product, λI + LᵀL (k × k).
+    return base + 8 * (k * n + 256 * n + 2 * k * k)

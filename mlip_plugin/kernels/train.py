@@ -42,6 +42,8 @@ class TrainSettings:
         ``"auto"`` takes the analytic solver when its estimated memory (``8 n²`` bytes and
         more) fits in ``max_memory``, else PCG; the choice is logged.
     preconditioner : {"cholesky", "leverage", "uniform", "eigen"}
+    woodbury : {"cholesky", "qr"}
+        How the preconditioner is applied (see :class:`WoodburyPreconditioner`).
     k : int, optional
         Preconditioner rank; default the rule of thumb with ``m``, ``k_min``.
     m, k_min : float
@@ -62,6 +64,7 @@ class TrainSettings:
     lam: float = 1e-10
     solver: str = "auto"
     preconditioner: str = "cholesky"
+    woodbury: str = "cholesky"
     k: int | None = None
     m: float = 1.0
     k_min: float = 100.0
@@ -82,6 +85,9 @@ class TrainSettings:
         if self.preconditioner not in PRECONDITIONERS:
             raise InputError(f"preconditioner={self.preconditioner!r} is not known; choose "
                              f"one of {PRECONDITIONERS}")
+        if self.woodbury not in ("cholesky", "qr"):
+            raise InputError(f"woodbury={self.woodbury!r} is not known; choose 'cholesky' or "
+                             "'qr'")
         if not (0 < self.tol < 1):
             raise InputError(f"tol={self.tol!r} must lie in (0, 1)")
         return self
@@ -102,7 +108,7 @@ def _solve_pcg(op, y, s: TrainSettings, k: int) -> tuple[np.ndarray, TrainingRec
     start = time.perf_counter()
     factor = build_factor(op, s.preconditioner, k, np.random.default_rng(s.seed))
     inducing = factor.inducing.copy()
-    P = WoodburyPreconditioner(factor, s.lam, overwrite=True)
+    P = WoodburyPreconditioner(factor, s.lam, method=s.woodbury, overwrite=True)
     t_pre = time.perf_counter() - start
     start = time.perf_counter()
     res = pcg(lambda v: op.matvec(v) + s.lam * v, y, P, tol=s.tol, maxiter=s.maxiter)

@@ -78,6 +78,7 @@ def test_rank_larger_than_system(make_molecule):
     ("solver", "lu", "solver='lu' is not known"),
     ("preconditioner", "ilu", "preconditioner='ilu' is not known"),
     ("tol", 2.0, "tol=2.0"),
+    ("woodbury", "lu", "woodbury='lu' is not known"),
 ])
 def test_bad_settings(field, value, match, make_molecule):
     R, z = make_molecule(2)

@@ -125,11 +125,23 @@ def test_woodbury_matches_dense_inverse(make_molecule, rng):
     for kind in ("cholesky", "leverage", "uniform", "eigen"):
         f = build_factor(op, kind, 30, np.random.default_rng(0))
         L = f.Lt.T.copy()
-        P = WoodburyPreconditioner(f, LAM)
-        assert np.array_equal(f.Lt.T, L)  # the caller's factor is untouched
         v = rng.standard_normal(op.n)
         x = np.linalg.solve(L @ L.T + LAM * np.eye(op.n), v)
-        assert np.linalg.norm(P(v) - x) <= 1e-5 * np.linalg.norm(x)
+        for method in ("cholesky", "qr"):
+            P = WoodburyPreconditioner(f, LAM, method=method)
+            assert np.array_equal(f.Lt.T, L)  # the caller's factor is untouched
+            assert np.linalg.norm(P(v) - x) <= 1e-5 * np.linalg.norm(x)
+
+
+def test_cholesky_woodbury_costs_few_extra_iterations(ethanol):
+    """The cheap Woodbury form loses accuracy for λ ≪ |L|², which costs CG few iterations."""
+    R, _, _, F = ethanol
+    op = GDMLOperator(R[:30], 20.0)
+    f = build_factor(op, "cholesky", 150, np.random.default_rng(0))
+    iters = [pcg(lambda v: op.matvec(v) + LAM * v, F[:30].reshape(-1),
+                 WoodburyPreconditioner(f, LAM, method=m), tol=1e-8).n_iter
+             for m in ("cholesky", "qr")]
+    assert iters[0] <= 1.15 * iters[1]
 
 
 def test_pcg_solves_spd_system_and_warns_when_stopped(rng):
