@@ -225,7 +225,8 @@ class WoodburyPreconditioner:
     For λ ≪ |L|² the cancellation makes ``P⁻¹`` accurate only to ~``eps |L|² / λ`` in the
     range of ``L``; CG barely notices (rMD17 ethanol, λ = 1e-10: 164 vs 163 iterations at
     200 frames, k = 1134; 810 vs 734 at 30 frames, k = 150).  ``method="qr"`` is the exact
-    form: with ``L = Q R`` (``Q`` orthonormal to machine precision, :func:`orthonormalize`) and ``R Rᵀ = W diag(s) Wᵀ``,
+    form: with ``L = Q R`` (``Q`` orthonormal to machine precision, :func:`orthonormalize`)
+    and ``R Rᵀ = W diag(s) Wᵀ``,
     ``P⁻¹ v = v / λ + Q W diag(1 / (s + λ) - 1 / λ) Wᵀ Qᵀ v``; it costs about five times
     as much to build.
 
