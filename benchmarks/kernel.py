@@ -1,0 +1,206 @@
+"""GDML kernel force fields: our analytic and PCG solvers against sgdml 1.0.3, in one run.
+
+    python benchmarks/kernel.py [--train FILE --test FILE] [--n-train 1000] [--json OUT]
+    python benchmarks/kernel.py --table --n-train 200 [--ks 50 100 200 400] [--tol 1e-4]
+
+Default: rMD17 ethanol and uracil (split 01), 1000 training frames, tested on the 1000 test
+frames, σ = 20, λ = 1e-10.  For each molecule it trains
+* our analytic solver (dense Cholesky; skipped when ``8 n²`` exceeds ``--max-analytic-gb``),
+* our PCG (incomplete-Cholesky preconditioner, rule-of-thumb k),
+* sgdml's iterative solver with symmetries off (the like-for-like time; sgdml takes CG when
+  ``GDMLTrain(max_memory=...)`` is below its analytic estimate),
+* sgdml with its default symmetries (accuracy reference),
+all with the same σ, λ, CG tolerance and number of BLAS threads, and prints force MAE
+(kcal/mol/Å), energy MAE (kcal/mol), train seconds and peak memory (tracemalloc).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Result, base_parser, max_rss_bytes, timed  # noqa: E402
+
+from mlip_plugin.data import read_configs  # noqa: E402
+from mlip_plugin.data.units import KCAL_PER_MOL  # noqa: E402
+from mlip_plugin.kernels import (  # noqa: E402
+    GDMLOperator,
+    TrainSettings,
+    WoodburyPreconditioner,
+    arrays_from_configs,
+    build_factor,
+    pcg,
+    train_gdml,
+)
+from mlip_plugin.kernels.rule import rule_of_thumb_k  # noqa: E402
+
+MOLECULES = ("ethanol", "uracil")
+
+
+def parse_args():
+    p = base_parser("kernel", __doc__.split("\n")[0])
+    p.add_argument("--train", help="sGDML-style .npz training file (default: rMD17 files)")
+    p.add_argument("--test", help="sGDML-style .npz test file (with --train)")
+    p.add_argument("--n-train", type=int, default=1000)
+    p.add_argument("--sigma", type=float, default=20.0)
+    p.add_argument("--lam", type=float, default=1e-10)
+    p.add_argument("--tol", type=float, default=1e-4,
+                   help="CG relative-residual tolerance (sgdml's default 1e-4)")
+    p.add_argument("--m", type=float, default=1.0, help="rule-of-thumb exponent")
+    p.add_argument("--k-min", type=float, default=100.0, help="rule-of-thumb k_min")
+    p.add_argument("--threads", type=int, default=2, help="BLAS threads of every solver")
+    p.add_argument("--max-analytic-gb", type=float, default=7.0)
+    p.add_argument("--no-sgdml", action="store_true", help="skip the sgdml peers")
+    p.add_argument("--table", action="store_true",
+                   help="instead: CG iterations per preconditioner for k in --ks on "
+                        "--n-train frames of the first molecule (the paper's Fig. 5)")
+    p.add_argument("--ks", type=int, nargs="+", default=[50, 100, 200, 400])
+    p.add_argument("--maxiter", type=int, default=20000)
+    return p.parse_args()
+
+
+def load(path: str, n: int | None):
+    configs = read_configs(path, require=("energy", "forces"))
+    R, z, E, F = arrays_from_configs(configs if n is None else configs[:n])
+    return R, z, E, F
+
+
+def ours(R, z, E, F, Rt, Et, Ft, settings: TrainSettings) -> dict:
+    with timed(trace_memory=True) as t:
+        model = train_gdml(R, z, E, F, settings)
+    Ep, Fp = model.predict(Rt)
+    rec = model.record
+    return {"force_mae": float(np.abs(Fp - Ft).mean() / KCAL_PER_MOL),
+            "energy_mae": float(np.abs(Ep - Et).mean() / KCAL_PER_MOL),
+            "seconds": t.seconds, "peak_bytes": t.peak_bytes, "k": rec.k,
+            "iterations": rec.n_iter, "time_preconditioner": rec.time_preconditioner,
+            "time_solve": rec.time_solve, "peak_estimate": rec.peak_memory_estimate}
+
+
+def sgdml_run(train_file, test_file, n_train, sigma, lam, use_sym) -> dict:
+    if not hasattr(np, "in1d"):  # sgdml 1.0.3 still calls the removed np.in1d
+        np.in1d = np.isin  # noqa: NPY201
+    from sgdml.predict import GDMLPredict
+    from sgdml.train import GDMLTrain
+
+    train = dict(np.load(train_file))
+    test = dict(np.load(test_file))
+    train = {**train, **{k: train[k][:n_train] for k in ("R", "E", "F")}}
+    gdml = GDMLTrain(max_memory=3, max_processes=None)
+    task = gdml.create_task(train, n_train, test, 10, sigma, lam=lam, use_sym=use_sym,
+                            use_E=True, use_E_cstr=False)
+    with timed(trace_memory=True) as t:
+        model = gdml.train(task)
+    E, F = GDMLPredict(model).predict(test["R"].reshape(len(test["R"]), -1))
+    return {"force_mae": float(np.abs(F.reshape(test["F"].shape) - test["F"]).mean()),
+            "energy_mae": float(np.abs(E - test["E"].ravel()).mean()),
+            "seconds": t.seconds, "peak_bytes": t.peak_bytes,
+            "k": int(len(model.get("inducing_pts_idxs", []))),
+            "iterations": int(model.get("solver_iters", -1))}
+
+
+def print_row(name: str, r: dict) -> None:
+    print(f"  {name:<26} {r['force_mae']:>9.4f} {r['energy_mae']:>9.4f} {r['seconds']:>9.1f} "
+          f"{r['peak_bytes'] / 2**20:>10.0f} {r.get('k', 0):>6} {r.get('iterations', 0):>6}",
+          flush=True)
+
+
+def run_molecule(name, train_file, test_file, args, result: Result) -> None:
+    R, z, E, F = load(train_file, args.n_train)
+    Rt, _, Et, Ft = load(test_file, None)
+    n = R.size
+    k = rule_of_thumb_k(n, args.m, args.k_min)
+    print(f"\n== {name}: {len(R)} training frames (n = {n}), {len(Rt)} test frames, "
+          f"sigma={args.sigma}, lam={args.lam}, tol={args.tol}, k={k}")
+    print(f"  {'method':<26} {'F MAE':>9} {'E MAE':>9} {'train s':>9} {'peak MiB':>10} "
+          f"{'k':>6} {'iters':>6}")
+    base = TrainSettings(sigma=args.sigma, lam=args.lam, tol=args.tol, m=args.m,
+                         k_min=args.k_min)
+    rows = {}
+    if 8.0 * n * n / 1e9 <= args.max_analytic_gb:
+        rows["ours_analytic"] = ours(R, z, E, F, Rt, Et, Ft,
+                                     TrainSettings(**{**base.__dict__, "solver": "analytic"}))
+        print_row("ours analytic", rows["ours_analytic"])
+    else:
+        print(f"  ours analytic: skipped, needs {8.0 * n * n / 1e9:.1f} GB > "
+              f"--max-analytic-gb {args.max_analytic_gb}")
+    with threadpool_limits(args.threads, user_api="blas"):
+        rows["ours_pcg"] = ours(R, z, E, F, Rt, Et, Ft,
+                                TrainSettings(**{**base.__dict__, "solver": "pcg"}))
+        print_row("ours PCG (inc. Cholesky)", rows["ours_pcg"])
+        if not args.no_sgdml:
+            for key, sym in (("sgdml_cg_nosym", False), ("sgdml_cg_sym", True)):
+                rows[key] = sgdml_run(train_file, test_file, len(R), args.sigma, args.lam,
+                                      sym)
+                print_row(key.replace("_", " "), rows[key])
+    result.figures[name] = rows
+    add_targets(name, rows, result)
+
+
+def add_targets(name: str, rows: dict, result: Result) -> None:
+    pcg = rows["ours_pcg"]
+    if "ours_analytic" in rows:
+        an = rows["ours_analytic"]
+        rel = abs(pcg["force_mae"] / an["force_mae"] - 1)
+        result.target(f"{name}: |MAE_pcg / MAE_analytic - 1|", rel, "<= 0.01", rel <= 0.01)
+        ratio = pcg["peak_bytes"] / an["peak_bytes"]
+        result.target(f"{name}: peak memory PCG / analytic", ratio, "<= 0.25", ratio <= 0.25)
+    if "sgdml_cg_nosym" in rows:
+        ratio = pcg["seconds"] / rows["sgdml_cg_nosym"]["seconds"]
+        result.target(f"{name}: train time PCG / sgdml CG", ratio, "<= 0.5", ratio <= 0.5)
+
+
+def iteration_table(train_file, args, result: Result) -> None:
+    """CG iterations to ``--tol`` at equal k for each preconditioner (same σ, λ)."""
+    R, _, _, F = load(train_file, args.n_train)
+    op = GDMLOperator(R, args.sigma)
+    y = F.reshape(-1)
+    kinds = ("cholesky", "leverage", "uniform")
+    print(f"\n== CG iterations to tol={args.tol} ({len(R)} frames, n={op.n}, sigma={args.sigma}, "
+          f"lam={args.lam})\n  {'k':>6} " + " ".join(f"{k:>10}" for k in kinds), flush=True)
+    table = {}
+    for k in args.ks:
+        row = {}
+        for kind in kinds:
+            P = WoodburyPreconditioner(build_factor(op, kind, k, np.random.default_rng(0)),
+                                       args.lam)
+            res = pcg(lambda v: op.matvec(v) + args.lam * v, y, P, tol=args.tol,
+                      maxiter=args.maxiter)
+            row[kind] = res.n_iter if res.converged else None
+        table[k] = row
+        print(f"  {k:>6} " + " ".join(f"{str(row[c]):>10}" for c in kinds), flush=True)
+        ordered = None not in row.values() and \
+            row["cholesky"] <= row["leverage"] <= row["uniform"]
+        result.target(f"k={k}: iterations cholesky <= leverage <= uniform",
+                      float(ordered), "== 1", ordered)
+    result.figures["iterations"] = table
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    data = Path(args.data) / "rmd17"
+    if args.train:
+        jobs = [(Path(args.train).stem, args.train, args.test or args.train)]
+    else:
+        jobs = [(m, data / f"{m}_rmd17_train_01.npz", data / f"{m}_rmd17_test_01.npz")
+                for m in MOLECULES]
+    if args.quick:
+        args.n_train = min(args.n_train, 200)
+    result = Result("kernel", settings={k: v for k, v in vars(args).items()})
+    for name, train_file, test_file in jobs:
+        if args.table:
+            iteration_table(str(train_file), args, result)
+            break
+        run_molecule(name, str(train_file), str(test_file), args, result)
+    result.figures["max_rss_bytes"] = max_rss_bytes()
+    result.finish(args.json)
+
+
+if __name__ == "__main__":
+    main()
