@@ -67,17 +67,20 @@ class MLIPCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         self.model.check_atoms(self.atoms)
-        periodic = self.atoms.cell.rank == 3 and all(self.atoms.pbc)
+        periodic = (self.atoms.cell.rank == 3 and all(self.atoms.pbc)
+                    and self.model.cutoff is not None)
         if "stress" in properties and not periodic:
             raise PropertyNotImplementedError(
-                "stress needs a three-dimensional periodic cell; this structure has none"
+                "stress needs a three-dimensional periodic cell and a model with a cutoff; "
+                "this structure or model has none"
             )
         # stress costs little next to forces: compute it whenever it exists, so that a later
         # get_stress() is served from the cache
         pred = self.model.predict(self.atoms, stress=periodic)
         self.results["energy"] = pred.energy
         self.results["free_energy"] = pred.energy
-        self.results["energies"] = pred.energies
+        if pred.energies is not None:  # molecular kernel models have no site energies
+            self.results["energies"] = pred.energies
         self.results["forces"] = pred.forces
         if pred.stress is not None:
             self.results["stress"] = pred.stress

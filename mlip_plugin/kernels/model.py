@@ -71,7 +71,8 @@ class TrainingRecord:
 
     def to_json(self) -> dict:
         """JSON-safe dict (arrays as lists)."""
-        out = asdict(self)
+        out = {k: v.item() if isinstance(v, np.generic) else v
+               for k, v in asdict(self).items()}  # numpy scalars (np.bool_) are not JSON
         out["inducing"] = [int(i) for i in self.inducing]
         out["residuals"] = [float(r) for r in self.residuals]
         return out

@@ -30,13 +30,14 @@ FAMILIES: dict[str, type[Model]] = {}
 class Prediction:
     """A model's prediction for one structure (ASE units).
 
-    energy : float, eV; energies : (n_atoms,) eV; forces : (n_atoms, 3) eV/Å;
+    energy : float, eV; energies : (n_atoms,) eV, or None for models without a site
+    decomposition (molecular kernels); forces : (n_atoms, 3) eV/Å;
     stress : (6,) eV/Å³ Voigt, ASE sign, or None (not periodic, or not requested).
     extras : per-property uncertainties and the like (e.g. ``energy_std``).
     """
 
     energy: float
-    energies: np.ndarray
+    energies: np.ndarray | None
     forces: np.ndarray
     stress: np.ndarray | None = None
     extras: dict | None = None

@@ -56,9 +56,18 @@ def decode_array(doc: dict, name: str = "") -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 
 
+def _plain(obj):
+    """JSON fallback for numpy scalars and small arrays in params and provenance."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} cannot be stored in a model file")
+
+
 def _checksum(doc: dict) -> str:
     body = {k: v for k, v in doc.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=_plain).encode()).hexdigest()
 
 
 def write_model_document(path: str | os.PathLike, family: str, params: dict,
@@ -67,6 +76,7 @@ def write_model_document(path: str | os.PathLike, family: str, params: dict,
     doc = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "family": family,
            "params": params, "arrays": {k: encode_array(v) for k, v in arrays.items()},
            "provenance": provenance}
+    doc = json.loads(json.dumps(doc, default=_plain))  # plain types, as a reader sees them
     doc["checksum"] = _checksum(doc)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")

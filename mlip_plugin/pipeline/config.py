@@ -34,6 +34,7 @@ __all__ = ["DataSettings", "FitSettings", "ValidateSettings", "RunConfig", "load
            "check_keys"]
 
 SOLVERS = ("omp", "asp", "rrqr", "ridge", "blr", "ard")
+MODELS = ("ace", "kernel")
 SELECTIONS = ("validation", "final")
 
 
@@ -86,11 +87,15 @@ class DataSettings:
 
 @dataclass
 class FitSettings:
-    """How to fit a linear ACE model.
+    """How to fit a model.
 
-    ``basis`` holds :class:`mlip_plugin.ace.ACEBasis` keywords (elements come from the data),
-    ``prior`` the smoothness prior (``kind`` and its parameters), ``weights`` the default
-    weights (``energy``, ``forces``, ``virial``) and ``by_config_type`` overrides.
+    ``model`` is ``"ace"`` (sparse linear ACE) or ``"kernel"`` (GDML force field of one
+    molecule).  For ACE, ``basis`` holds :class:`mlip_plugin.ace.ACEBasis` keywords (elements
+    come from the data), ``prior`` the smoothness prior (``kind`` and its parameters),
+    ``weights`` the default weights (``energy``, ``forces``, ``virial``) and
+    ``by_config_type`` overrides.  For kernels, ``kernel`` holds
+    :class:`mlip_plugin.kernels.TrainSettings` keywords plus an optional ``sigmas`` grid
+    (σ is then chosen on the validation data).
     """
 
     basis: dict = field(default_factory=lambda: {"correlation_order": 3, "total_degree": 10,
@@ -106,8 +111,12 @@ class FitSettings:
     tsvd: bool = True
     e0: str | dict = "auto"
     seed: int = 0
+    model: str = "ace"
+    kernel: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.model not in MODELS:
+            raise InputError(f"fit.model={self.model!r} is not one of {MODELS}")
         if self.solver not in SOLVERS:
             raise InputError(f"fit.solver={self.solver!r} is not one of {SOLVERS}")
         if self.selection not in SELECTIONS:

@@ -20,6 +20,7 @@ from ..ace.prior import smoothness_prior
 from ..data import Configuration, Weights, assign_weights, hash_configs, random_split
 from ..data.e0 import resolve_e0
 from ..errors import FitError, InputError
+from ..models.base import Model
 from ..models.linear_ace import LinearACEModel
 from ..models.provenance import Provenance
 from ..solvers import asp, bayes, dense, omp, path, tsvd
@@ -68,7 +69,7 @@ class PathFit:
 class FitResult:
     """A fitted model, its metrics (metrics.json's ``errors`` and more) and the path."""
 
-    model: LinearACEModel
+    model: LinearACEModel | Model
     metrics: dict
     path_fit: PathFit | None = None
     timings: dict = field(default_factory=dict)
@@ -148,7 +149,8 @@ def _path_summary(p: path.SolutionPath, sel) -> list[dict]:
 def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None = None, *,
         validation: Sequence[Configuration] | None = None,
         test: Sequence[Configuration] | None = None, executor=None) -> FitResult:
-    """Fit a linear ACE model to labelled configurations.
+    """Fit a linear ACE model (or, with ``settings.model="kernel"``, a GDML kernel model)
+    to labelled configurations.
 
     Parameters
     ----------
@@ -169,6 +171,10 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
     s = _coerce(settings)
     t0 = time.perf_counter()
     train, val = _split(configs, validation, s)
+    if s.model == "kernel":
+        from .fit_kernel import fit_kernel
+
+        return fit_kernel(train, val, test, s)
     weights = Weights(**s.weights)
     by_type = {k: Weights(**v) for k, v in s.by_config_type.items()}
     for part in (train, val):

@@ -1,0 +1,97 @@
+"""Kernel models through the pipeline, the model file and the ASE calculator (rMD17)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.fd import calculate_numerical_forces
+
+from mlip_plugin import InputError, load_model
+from mlip_plugin.calculators import MLIPCalculator
+from mlip_plugin.cli import main
+from mlip_plugin.data import read_configs
+from mlip_plugin.pipeline import fit
+
+
+@pytest.fixture(scope="module")
+def ethanol(shared_data):
+    train = read_configs(shared_data / "rmd17" / "ethanol_rmd17_train_01.npz")[:60]
+    test = read_configs(shared_data / "rmd17" / "ethanol_rmd17_test_01.npz")[:40]
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def kernel_fit(ethanol):
+    train, test = ethanol
+    return fit(train, {"model": "kernel", "validation_fraction": 0.2,
+                       "kernel": {"sigma": 20.0, "lam": 1e-10, "solver": "pcg"}}, test=test)
+
+
+def test_kernel_fit_through_the_pipeline(kernel_fit, ethanol):
+    err = kernel_fit.metrics["errors"]
+    mean_abs_force = np.mean([np.abs(c.forces).mean() for c in ethanol[1]])
+    # 48 training frames: a rough but real model (1000 frames reach ~0.02 eV/Å)
+    assert err["test"]["force_mae_eV_per_A"] < 0.25 * mean_abs_force
+    assert err["train"]["force_mae_eV_per_A"] < err["test"]["force_mae_eV_per_A"]
+    assert err["test"]["virial_mae_meV_per_atom"] is None
+    prov = kernel_fit.model.provenance
+    assert prov.solver == "pcg" and prov.solver_parameters["record"]["n_iter"] > 0
+
+
+def test_round_trip_and_calculator(kernel_fit, ethanol, tmp_path):
+    path = kernel_fit.model.save(tmp_path / "kernel.json")
+    atoms = ethanol[1][0].atoms.copy()
+    a = kernel_fit.model.predict(atoms)
+    b = load_model(path).predict(atoms)
+    assert a.energy == b.energy and np.array_equal(a.forces, b.forces)
+    atoms.calc = MLIPCalculator(path)
+    f = atoms.get_forces()
+    fd = calculate_numerical_forces(atoms, eps=1e-4)
+    assert np.linalg.norm(fd - f) <= 1e-6 * np.linalg.norm(f)
+    with pytest.raises(PropertyNotImplementedError):
+        atoms.get_stress()
+    with pytest.raises(PropertyNotImplementedError):
+        atoms.get_potential_energies()
+
+
+def test_wrong_molecule_is_refused(kernel_fit, ethanol):
+    atoms = ethanol[1][0].atoms.copy()
+    atoms.calc = MLIPCalculator(kernel_fit.model)
+    swapped = atoms[[1, 0, *range(2, len(atoms))]]
+    swapped.calc = MLIPCalculator(kernel_fit.model)
+    if not np.array_equal(swapped.numbers, atoms.numbers):
+        with pytest.raises(InputError, match="same atoms in the same order"):
+            swapped.get_potential_energy()
+    shorter = atoms[:-1]
+    shorter.calc = MLIPCalculator(kernel_fit.model)
+    with pytest.raises(InputError, match="trained on the molecule"):
+        shorter.get_potential_energy()
+
+
+def test_kernel_settings_errors(ethanol):
+    with pytest.raises(InputError, match="unknown keys \\['sigmaa'\\] in fit.kernel"):
+        fit(ethanol[0], {"model": "kernel", "kernel": {"sigmaa": 3}})
+    with pytest.raises(InputError, match="fit.model='gp' is not one of"):
+        fit(ethanol[0], {"model": "gp"})
+
+
+def test_mlip_fit_kernel_config(shared_data, tmp_path, capsys):
+    doc = {"data": {"train": str(shared_data / "rmd17" / "uracil_rmd17_test_01.npz")},
+           "fit": {"model": "kernel", "validation_fraction": 0.0,
+                   "kernel": {"sigma": 20.0, "solver": "analytic"}},
+           "validate": None, "output": str(tmp_path / "out")}
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    # keep it small: a config pointing at 1000 frames would be slow; use a subset file
+    from mlip_plugin.data import write_extxyz
+
+    sub = tmp_path / "uracil40.extxyz"
+    write_extxyz(sub, read_configs(doc["data"]["train"])[:40])
+    doc["data"]["train"] = str(sub)
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["fit", str(cfg)]) == 0
+    assert main(["info", str(tmp_path / "out" / "model.json")]) == 0
+    out = capsys.readouterr().out
+    assert "kernel model for C, H, N, O" in out
