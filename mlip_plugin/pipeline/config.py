@@ -31,7 +31,7 @@ from .reference import DEFAULT_REFERENCE, CalculatorSpec
 from .structures import StructureSpec
 
 __all__ = ["DataSettings", "FitSettings", "ValidateSettings", "RunConfig", "load_config",
-           "check_keys"]
+           "check_keys", "coerce_settings"]
 
 SOLVERS = ("omp", "asp", "rrqr", "ridge", "blr", "ard")
 MODELS = ("ace", "kernel")
@@ -51,9 +51,12 @@ def check_keys(section: str, given: Mapping, allowed) -> None:
             )
 
 
-def _build(cls, section: str, doc):
+def coerce_settings(cls, section: str, doc):
+    """``cls`` from None (defaults), an instance (kept) or a mapping (keys checked)."""
     if doc is None:
         return cls()
+    if isinstance(doc, cls):
+        return doc
     if not isinstance(doc, Mapping):
         raise InputError(f"section {section!r} must be a mapping, got {type(doc).__name__}")
     check_keys(section, doc, [f.name for f in fields(cls)])
@@ -176,7 +179,7 @@ class RunConfig:
             preset = s.pop("preset", "tiny")
             check_keys("structures", s, [f.name for f in fields(StructureSpec)])
             structures = StructureSpec.from_preset(preset, **s)
-        data = _build(DataSettings, "data", doc["data"]) if doc.get("data") else None
+        data = coerce_settings(DataSettings, "data", doc["data"]) if doc.get("data") else None
         if data is not None:
             base = Path(base_dir)
             data.train = str(base / data.train) if data.train else ""
@@ -187,10 +190,10 @@ class RunConfig:
         if structures is not None and data is not None:
             raise InputError("give either 'structures' or 'data', not both")
         validate = (None if "validate" in doc and doc["validate"] is None
-                    else _build(ValidateSettings, "validate", doc.get("validate")))
+                    else coerce_settings(ValidateSettings, "validate", doc.get("validate")))
         return cls(output=str(doc.get("output", "results")), structures=structures,
                    reference=CalculatorSpec.coerce(doc.get("reference") or DEFAULT_REFERENCE),
-                   data=data, fit=_build(FitSettings, "fit", doc.get("fit")),
+                   data=data, fit=coerce_settings(FitSettings, "fit", doc.get("fit")),
                    validate=validate)
 
     def to_dict(self) -> dict:

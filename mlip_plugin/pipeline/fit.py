@@ -24,7 +24,7 @@ from ..models.base import Model
 from ..models.linear_ace import LinearACEModel
 from ..models.provenance import Provenance
 from ..solvers import asp, bayes, dense, omp, path, tsvd
-from .config import FitSettings
+from .config import FitSettings, coerce_settings
 from .metrics import error_metrics
 
 __all__ = ["FitResult", "fit", "PathFit"]
@@ -73,19 +73,6 @@ class FitResult:
     metrics: dict
     path_fit: PathFit | None = None
     timings: dict = field(default_factory=dict)
-
-
-def _coerce(settings) -> FitSettings:
-    if settings is None:
-        return FitSettings()
-    if isinstance(settings, FitSettings):
-        return settings
-    if isinstance(settings, Mapping):
-        from .config import check_keys
-
-        check_keys("fit", settings, FitSettings.__dataclass_fields__)
-        return FitSettings(**settings)
-    raise InputError(f"settings={settings!r} is neither FitSettings nor a mapping")
 
 
 def _split(configs, validation, s: FitSettings):
@@ -168,7 +155,7 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
     -------
     FitResult
     """
-    s = _coerce(settings)
+    s = coerce_settings(FitSettings, "fit", settings)
     t0 = time.perf_counter()
     train, val = _split(configs, validation, s)
     if s.model == "kernel":

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..models import Model
 from ..properties import suites
-from .config import ValidateSettings, check_keys
+from .config import ValidateSettings, coerce_settings
 from .reference import CalculatorSpec
 
 __all__ = ["ValidationResult", "validate", "validate_run", "suite_settings"]
@@ -92,15 +92,6 @@ def suite_settings(settings: ValidateSettings, symbol: str) -> suites.SuiteSetti
     raise InputError(f"validate.preset={settings.preset!r} is not one of ('fast', 'default')")
 
 
-def _coerce(settings) -> ValidateSettings:
-    if isinstance(settings, ValidateSettings):
-        return settings
-    if isinstance(settings, Mapping):
-        check_keys("validate", settings, ValidateSettings.__dataclass_fields__)
-        return ValidateSettings(**settings)
-    raise InputError(f"settings={settings!r} is neither ValidateSettings nor a mapping")
-
-
 def _reference_table(reference, suite: str, sset: suites.SuiteSettings):
     """(kind, SuiteResult or None, table for compare or None)."""
     if reference in (None, "none"):
@@ -137,7 +128,7 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     """
     from mlip_plugin.calculators import MLIPCalculator
 
-    s = _coerce(settings or ValidateSettings())
+    s = coerce_settings(ValidateSettings, "validate", settings)
     if reference is None and s.reference != "calculator":
         reference = s.reference
     if symbol is None:
