@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["atomic_base", "assemble_many_body", "adjoint_many_body"]
+__all__ = ["atomic_base", "assemble_many_body", "model_base", "model_adjoint", "model_contract"]
 
 
 @nb.njit(cache=True)
@@ -241,62 +241,108 @@ def assemble_many_body(A, dphi, rvec, pair_j, pair_start, species, atom_cfg, n_c
                                    acc, F, W)
 
 
-@nb.njit(parallel=True, cache=True)
-def contract_adjoint(dEdA, dphi, pair_start, pair_z, v1):
-    """``g[p] = Σ_v dE/dA[i_p, z_p V1 + v] dφ_v/dr_p``, shape (n_pairs, 3)."""
+@nb.njit(cache=True)
+def model_base(R, Y, pair_start, pair_z, vn, vlm):
+    """``A[i, z V1 + v] = Σ_p R[p, vn[v]] Y[p, vlm[v]]`` over the pairs of i with species z.
+
+    The one-particle values are formed and summed on the fly (nothing of size
+    n_pairs × V1 is stored).
+    """
     n_atoms = pair_start.shape[0]
     last = pair_start.shape[1] - 1
-    g = np.zeros((pair_start[n_atoms - 1, last] if n_atoms else 0, 3))
-    for i in nb.prange(n_atoms):
-        P0 = pair_start[i, 0]
-        nbi = pair_start[i, last] - P0
-        base = 3 * v1 * P0
-        for q in range(nbi):
-            p = P0 + q
+    v1 = vn.shape[0]
+    A = np.zeros((n_atoms, last * v1))
+    for i in range(n_atoms):
+        Ai = A[i]
+        for p in range(pair_start[i, 0], pair_start[i, last]):
             off = pair_z[p] * v1
-            gx = gy = gz = 0.0
+            Rp = R[p]
+            Yp = Y[p]
             for v in range(v1):
-                a = dEdA[i, off + v]
-                o = base + (v * nbi + q) * 3
-                gx += a * dphi[o]
-                gy += a * dphi[o + 1]
-                gz += a * dphi[o + 2]
-            g[p, 0] = gx
-            g[p, 1] = gy
-            g[p, 2] = gz
-    return g
+                Ai[off + v] += Rp[vn[v]] * Yp[vlm[v]]
+    return A
 
 
 @nb.njit(cache=True)
-def adjoint_many_body(A, species, grp_center, grp_nu, grp_term_off, term_v, ccoef):
+def model_adjoint(A, species, term_off, term_nu, term_v, ccoef):
     """Site energies and the adjoint ``dE/dA[i, v]`` for collapsed coefficients.
 
-    ``ccoef[τ] = Σ_k c_k coef[τ, k]`` is the model's coefficient of term τ, so a group costs
-    one pass over its terms whatever its number of functions.
+    ``ccoef[τ] = Σ_k c_k coef[τ, k]`` is the model's coefficient of product term τ (zero
+    terms removed); the terms of centre species z are ``term_off[z] … term_off[z + 1]``, so a
+    term costs one pass whatever the number of functions that share it.
     """
     n_atoms, nv = A.shape
     e = np.zeros(n_atoms)
     dEdA = np.zeros((n_atoms, nv))
     part = np.empty(8)
     for i in range(n_atoms):
-        for g in range(grp_center.shape[0]):
-            if species[i] != grp_center[g]:
-                continue
-            nu = grp_nu[g]
-            for tau in range(grp_term_off[g], grp_term_off[g + 1]):
-                c = ccoef[tau]
-                if c == 0.0:
-                    continue
+        Ai = A[i]
+        Di = dEdA[i]
+        z = species[i]
+        ei = 0.0
+        for tau in range(term_off[z], term_off[z + 1]):
+            c = ccoef[tau]
+            nu = term_nu[tau]
+            tv = term_v[tau]
+            if nu == 1:
+                ei += c * Ai[tv[0]]
+                Di[tv[0]] += c
+            elif nu == 2:
+                a0, a1 = Ai[tv[0]], Ai[tv[1]]
+                ei += c * a0 * a1
+                Di[tv[0]] += c * a1
+                Di[tv[1]] += c * a0
+            elif nu == 3:
+                a0, a1, a2 = Ai[tv[0]], Ai[tv[1]], Ai[tv[2]]
+                c01 = c * a0 * a1
+                ei += c01 * a2
+                Di[tv[2]] += c01
+                c2 = c * a2
+                Di[tv[0]] += c2 * a1
+                Di[tv[1]] += c2 * a0
+            else:
                 full = c
                 for t in range(nu):
                     part[t] = c
                 for t in range(nu):
-                    a = A[i, term_v[tau, t]]
+                    a = Ai[tv[t]]
                     for u in range(nu):
                         if u != t:
                             part[u] *= a
                     full *= a
-                e[i] += full
+                ei += full
                 for t in range(nu):
-                    dEdA[i, term_v[tau, t]] += part[t]
+                    Di[tv[t]] += part[t]
+        e[i] = ei
     return e, dEdA
+
+
+@nb.njit(cache=True, fastmath=True)
+def model_contract(dEdA, R, dR, Y, dY, rvec, r, pair_i, pair_z, vn, vlm):
+    """``g[p] = Σ_v dE/dA[i_p, z_p V1 + v] ∂φ_v/∂r_p``, shape (n_pairs, 3), with
+    ``∂φ_v/∂r = R'_n Y_lm u + R_n ∇Y_lm`` formed on the fly (u = r/|r|)."""
+    n_pairs = R.shape[0]
+    v1 = vn.shape[0]
+    g = np.empty((n_pairs, 3))
+    for p in range(n_pairs):
+        w = dEdA[pair_i[p]]
+        off = pair_z[p] * v1
+        Rp, dRp, Yp, dYp = R[p], dR[p], Y[p], dY[p]
+        s = 0.0
+        gx = 0.0
+        gy = 0.0
+        gz = 0.0
+        for v in range(v1):
+            a = w[off + v]
+            n = vn[v]
+            lm = vlm[v]
+            s += a * dRp[n] * Yp[lm]
+            ar = a * Rp[n]
+            gx += ar * dYp[lm, 0]
+            gy += ar * dYp[lm, 1]
+            gz += ar * dYp[lm, 2]
+        s /= r[p]
+        g[p, 0] = gx + s * rvec[p, 0]
+        g[p, 1] = gy + s * rvec[p, 1]
+        g[p, 2] = gz + s * rvec[p, 2]
+    return g

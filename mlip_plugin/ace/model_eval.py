@@ -17,8 +17,9 @@ from ase import Atoms
 from ..errors import InputError
 from . import _kernels
 from .basis import ACEBasis
-from .evaluate import KERNEL_LOCK, Neighbours, neighbours, one_particle, plan_for
-from .radial import pair_basis
+from .evaluate import Neighbours, neighbours, plan_for
+from .radial import pair_basis, radial_basis
+from .sph import real_sph_harm
 
 __all__ = ["ModelResult", "energy_forces_virial"]
 
@@ -34,15 +35,69 @@ class ModelResult:
     virial: np.ndarray
 
 
-def _collapsed(basis: ACEBasis, coef: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class _Terms:
+    """Product terms of a model with nonzero collapsed coefficient, sorted by centre species."""
+
+    coef: np.ndarray        # (basis.size,) the coefficients these terms were built for
+    off: np.ndarray         # (n_species + 1,) term range of each centre species
+    nu: np.ndarray          # (n_terms,) correlation order of each term
+    v: np.ndarray           # (n_terms, 8) A indices (first nu used)
+    ccoef: np.ndarray       # (n_terms,) Σ_k c_k coef[τ, k]
+
+
+def _collapsed(basis: ACEBasis, coef: np.ndarray) -> _Terms:
+    """The model's product terms (cached on the basis for the last coefficient vector)."""
+    cached = getattr(basis, "_model_terms", None)
+    if cached is not None and np.array_equal(cached.coef, coef):
+        return cached
     plan = plan_for(basis)
     out = np.zeros(len(plan.term_v))
+    nu = np.zeros(len(plan.term_v), dtype=np.int64)
+    center = np.zeros(len(plan.term_v), dtype=np.int64)
     for g in range(len(plan.grp_center)):
         t0, t1 = plan.grp_term_off[g], plan.grp_term_off[g + 1]
         cols = plan.grp_cols[plan.grp_col_off[g]:plan.grp_col_off[g + 1]]
         C = plan.coef[plan.coef_off[g]:plan.coef_off[g] + (t1 - t0) * len(cols)]
         out[t0:t1] = C.reshape(t1 - t0, len(cols)) @ coef[cols]
-    return out
+        nu[t0:t1] = plan.grp_nu[g]
+        center[t0:t1] = plan.grp_center[g]
+    keep = np.flatnonzero(out != 0.0)
+    keep = keep[np.argsort(center[keep], kind="stable")]
+    off = np.searchsorted(center[keep], np.arange(len(basis.elements) + 1)).astype(np.int64)
+    cached = _Terms(coef.copy(), off, np.ascontiguousarray(nu[keep]),
+                    np.ascontiguousarray(plan.term_v[keep]), np.ascontiguousarray(out[keep]))
+    basis._model_terms = cached
+    return cached
+
+
+def _radial_angular(basis: ACEBasis, plan, nbr: Neighbours):
+    """R, dR (n_pairs, nmax), Y (n_pairs, (lmax+1)²) and ∇Y (n_pairs, (lmax+1)², 3)."""
+    n_pairs = len(nbr.r)
+    R = np.empty((n_pairs, plan.nmax))
+    dR = np.empty((n_pairs, plan.nmax))
+    si, sj = nbr.species[nbr.i], nbr.species[nbr.j]
+    ns = len(basis.elements)
+    for a in range(ns):
+        for b in range(ns):
+            mask = (si == a) & (sj == b) if ns > 1 else slice(None)
+            R[mask], dR[mask] = radial_basis(nbr.r[mask], basis.transform(a, b), plan.nmax)
+    Y, dY = real_sph_harm(nbr.rvec, plan.lmax)
+    return R, dR, Y, dY
+
+
+def _many_body(basis: ACEBasis, nbr: Neighbours, coef: np.ndarray):
+    """Many-body part: site energies (n_atoms,) and dE/dr_p (n_pairs, 3)."""
+    plan = plan_for(basis)
+    terms = _collapsed(basis, coef)
+    R, dR, Y, dY = _radial_angular(basis, plan, nbr)
+    pair_z = nbr.species[nbr.j]
+    A = _kernels.model_base(R, Y, nbr.start, pair_z, plan.vn, plan.vlm)
+    e, dEdA = _kernels.model_adjoint(A, nbr.species, terms.off, terms.nu, terms.v,
+                                     terms.ccoef)
+    g = _kernels.model_contract(dEdA, R, dR, Y, dY, nbr.rvec, nbr.r, nbr.i, pair_z, plan.vn,
+                                plan.vlm)
+    return e, g
 
 
 def _pair_energy(basis: ACEBasis, nbr: Neighbours, coef: np.ndarray):
@@ -81,21 +136,12 @@ def energy_forces_virial(basis: ACEBasis, atoms: Atoms, coef) -> ModelResult:
     if coef.shape != (basis.size,):
         raise InputError(f"coef has shape {coef.shape}; expected ({basis.size},), one per "
                          "basis function")
-    plan = plan_for(basis)
     nbr = neighbours(basis, [atoms])
     n_atoms = len(atoms)
     site, g = _pair_energy(basis, nbr, coef)
-    if len(plan.grp_center):
-        ns = len(basis.elements)
-        with KERNEL_LOCK:
-            phi, dphi = one_particle(basis, plan, nbr)
-            A = _kernels.atomic_base(phi, nbr.i, nbr.species[nbr.j], n_atoms, ns)
-            e_mb, dEdA = _kernels.adjoint_many_body(
-                A, nbr.species, plan.grp_center, plan.grp_nu, plan.grp_term_off, plan.term_v,
-                _collapsed(basis, coef))
-            g = g + _kernels.contract_adjoint(dEdA, dphi, nbr.start, nbr.species[nbr.j],
-                                              plan.v1)
-        site = site + e_mb
+    if len(plan_for(basis).grp_center) and len(nbr.r):
+        e_mb, g_mb = _many_body(basis, nbr, coef)
+        site, g = site + e_mb, g + g_mb
     dEdx = np.zeros((n_atoms, 3))
     for x in range(3):
         dEdx[:, x] = (np.bincount(nbr.j, g[:, x], minlength=n_atoms)
