@@ -12,7 +12,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["atomic_base", "assemble_many_body", "model_base", "model_adjoint", "model_contract"]
+__all__ = ["atomic_base", "assemble_many_body", "model_base", "model_adjoint", "model_contract",
+           "sph_harm_grad"]
 
 
 @nb.njit(cache=True)
@@ -346,3 +347,61 @@ def model_contract(dEdA, R, dR, Y, dY, rvec, r, pair_i, pair_z, vn, vlm):
         g[p, 1] = gy + s * rvec[p, 1]
         g[p, 2] = gz + s * rvec[p, 2]
     return g
+
+
+@nb.njit(cache=True, fastmath=True)
+def sph_harm_grad(rvec, lmax, kn):
+    """Real spherical harmonics Y_lm(r/|r|) and ∇_r Y_lm of every row of rvec, pair by pair.
+
+    The same construction as :func:`mlip_plugin.ace.sph.real_sph_harm` (``kn`` its norms,
+    shape (lmax+1, lmax+1)): Q[l, m] = d^m P_l/dz^m by recurrence, cos/sin(mφ) sin^m θ by
+    the complex power (x + iy)^m, and the chain rule through u = r/|r|.
+    Returns Y (n, (lmax+1)²) and dY (n, (lmax+1)², 3) in 1/Å.
+    """
+    n = rvec.shape[0]
+    nlm = (lmax + 1) ** 2
+    Y = np.empty((n, nlm))
+    dY = np.empty((n, nlm, 3))
+    q = np.zeros((lmax + 2, lmax + 2))
+    c = np.empty(lmax + 1)
+    s = np.empty(lmax + 1)
+    sq2 = np.sqrt(2.0)
+    for p in range(n):
+        r = np.sqrt(rvec[p, 0] ** 2 + rvec[p, 1] ** 2 + rvec[p, 2] ** 2)
+        x, y, z = rvec[p, 0] / r, rvec[p, 1] / r, rvec[p, 2] / r
+        dfact = 1.0
+        for m in range(lmax + 2):
+            if m > 0:
+                dfact *= 2 * m - 1
+            q[m, m] = dfact
+            if m + 1 <= lmax + 1:
+                q[m + 1, m] = (2 * m + 1) * z * q[m, m]
+            for l in range(m + 2, lmax + 2):
+                q[l, m] = ((2 * l - 1) * z * q[l - 1, m] - (l + m - 1) * q[l - 2, m]) / (l - m)
+        c[0] = 1.0
+        s[0] = 0.0
+        for m in range(1, lmax + 1):
+            c[m] = x * c[m - 1] - y * s[m - 1]
+            s[m] = x * s[m - 1] + y * c[m - 1]
+        for l in range(lmax + 1):
+            k0 = l * l + l
+            _sph_store(p, k0, kn[l, 0] * q[l, 0], 0.0, 0.0, kn[l, 0] * q[l, 1],
+                       x, y, z, r, Y, dY)
+            for m in range(1, l + 1):
+                f = sq2 * kn[l, m]
+                fq = f * q[l, m]
+                _sph_store(p, k0 + m, fq * c[m], fq * m * c[m - 1], -fq * m * s[m - 1],
+                           f * q[l, m + 1] * c[m], x, y, z, r, Y, dY)
+                _sph_store(p, k0 - m, fq * s[m], fq * m * s[m - 1], fq * m * c[m - 1],
+                           f * q[l, m + 1] * s[m], x, y, z, r, Y, dY)
+    return Y, dY
+
+
+@nb.njit(cache=True, inline="always")
+def _sph_store(p, k, val, gx, gy, gz, x, y, z, r, Y, dY):
+    """Y[p, k] = val; dY[p, k] = (I − u uᵀ) (gx, gy, gz) / r."""
+    Y[p, k] = val
+    rad = gx * x + gy * y + gz * z
+    dY[p, k, 0] = (gx - rad * x) / r
+    dY[p, k, 1] = (gy - rad * y) / r
+    dY[p, k, 2] = (gz - rad * z) / r

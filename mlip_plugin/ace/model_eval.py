@@ -19,7 +19,7 @@ from . import _kernels
 from .basis import ACEBasis
 from .evaluate import Neighbours, neighbours, plan_for
 from .radial import pair_basis, radial_basis
-from .sph import real_sph_harm
+from .sph import _norms
 
 __all__ = ["ModelResult", "energy_forces_virial"]
 
@@ -82,7 +82,7 @@ def _radial_angular(basis: ACEBasis, plan, nbr: Neighbours):
         for b in range(ns):
             mask = (si == a) & (sj == b) if ns > 1 else slice(None)
             R[mask], dR[mask] = radial_basis(nbr.r[mask], basis.transform(a, b), plan.nmax)
-    Y, dY = real_sph_harm(nbr.rvec, plan.lmax)
+    Y, dY = _kernels.sph_harm_grad(nbr.rvec, plan.lmax, _norms(plan.lmax))
     return R, dR, Y, dY
 
 
