@@ -21,7 +21,7 @@ from .evaluate import Neighbours, neighbours, plan_for
 from .radial import pair_basis, radial_basis
 from .sph import _norms
 
-__all__ = ["ModelResult", "energy_forces_virial"]
+__all__ = ["CoreRepulsion", "ModelResult", "energy_forces_virial"]
 
 
 @dataclass(frozen=True)
@@ -123,14 +123,72 @@ def _pair_energy(basis: ACEBasis, nbr: Neighbours, coef: np.ndarray):
     return e, g
 
 
-def energy_forces_virial(basis: ACEBasis, atoms: Atoms, coef) -> ModelResult:
-    """E = Σ_k c_k B_k(atoms), its forces and virial, by the adjoint method.
+@dataclass(frozen=True)
+class CoreRepulsion:
+    """A fixed, fit-independent core repulsion that keeps MD from collapsing atoms.
+
+    ``E = Σ_{i<j} ε (x − 1)³ x⁹`` with ``x = r_in/r`` for ``r < r_in`` (zero beyond): it
+    vanishes with its first two derivatives at ``r_in`` (forces stay continuous) and grows
+    like ``r⁻¹²`` as r → 0, faster than any fitted pair function (those diverge like 1/r),
+    whatever the sign of their coefficients.
+
+    Parameters
+    ----------
+    radius : mapping of (str, str) to float
+        ``r_in`` (Å) per species pair (both orders).
+    epsilon : float
+        Energy scale ε (eV); at r = r_in/2 one pair has 512 ε.
+    """
+
+    radius: dict
+    epsilon: float = 1.0
+
+    @classmethod
+    def for_basis(cls, basis: ACEBasis, fraction: float = 0.75, epsilon: float = 1.0):
+        """``r_in = fraction × r0`` of the basis (r0: its typical neighbour distance)."""
+        if not 0 < fraction < 1 or not epsilon > 0:
+            raise InputError(f"core repulsion: fraction={fraction!r} must be in (0, 1) and "
+                             f"epsilon={epsilon!r} > 0")
+        return cls({k: fraction * v for k, v in basis.r0.items()}, float(epsilon))
+
+    def to_dict(self) -> dict:
+        return {"radius": {f"{a}-{b}": v for (a, b), v in self.radius.items()},
+                "epsilon": self.epsilon, "form": "eps*(x-1)^3*x^9, x=r_in/r, r<r_in"}
+
+    @classmethod
+    def from_dict(cls, doc) -> CoreRepulsion:
+        return cls({tuple(k.split("-")): float(v) for k, v in doc["radius"].items()},
+                   float(doc["epsilon"]))
+
+    def site_and_gradient(self, basis: ACEBasis, nbr: Neighbours):
+        """Site energies (n_atoms,) and dE/dr_p (n_pairs, 3) of the repulsion."""
+        els = basis.elements
+        r_in = np.array([[self.radius.get((a, b), self.radius.get((b, a), 0.0))
+                          for b in els] for a in els])[nbr.species[nbr.i], nbr.species[nbr.j]]
+        e = np.zeros(len(nbr.species))
+        g = np.zeros((len(nbr.r), 3))
+        close = np.flatnonzero(nbr.r < r_in)
+        if close.size:
+            r = nbr.r[close]
+            x = r_in[close] / r
+            phi = 0.5 * self.epsilon * (x - 1) ** 3 * x ** 9   # half to each atom of a pair
+            dphi_dx = 0.5 * self.epsilon * (x - 1) ** 2 * x ** 8 * (12 * x - 9)
+            e += np.bincount(nbr.i[close], phi, minlength=len(e))
+            g[close] = (dphi_dx * -x / r / r)[:, None] * nbr.rvec[close]
+        return e, g
+
+
+def energy_forces_virial(basis: ACEBasis, atoms: Atoms, coef,
+                         core: CoreRepulsion | None = None) -> ModelResult:
+    """E = Σ_k c_k B_k(atoms) (+ a core repulsion), its forces and virial, by the adjoint.
 
     Parameters
     ----------
     basis : ACEBasis
     atoms : ase.Atoms
     coef : array_like of shape (basis.size,)
+    core : CoreRepulsion, optional
+        Added to the energy, forces and virial.
     """
     coef = np.asarray(coef, dtype=float)
     if coef.shape != (basis.size,):
@@ -139,6 +197,9 @@ def energy_forces_virial(basis: ACEBasis, atoms: Atoms, coef) -> ModelResult:
     nbr = neighbours(basis, [atoms])
     n_atoms = len(atoms)
     site, g = _pair_energy(basis, nbr, coef)
+    if core is not None:
+        e_core, g_core = core.site_and_gradient(basis, nbr)
+        site, g = site + e_core, g + g_core
     if len(plan_for(basis).grp_center) and len(nbr.r):
         e_mb, g_mb = _many_body(basis, nbr, coef)
         site, g = site + e_mb, g + g_mb
