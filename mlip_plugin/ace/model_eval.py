@@ -93,8 +93,10 @@ def _many_body(basis: ACEBasis, nbr: Neighbours, coef: np.ndarray):
     R, dR, Y, dY = _radial_angular(basis, plan, nbr)
     pair_z = nbr.species[nbr.j]
     A = _kernels.model_base(R, Y, nbr.start, pair_z, plan.vn, plan.vlm)
-    e, dEdA = _kernels.model_adjoint(A, nbr.species, terms.off, terms.nu, terms.v,
-                                     terms.ccoef)
+    order = np.argsort(nbr.species, kind="stable")
+    atom_off = np.searchsorted(nbr.species[order], np.arange(len(basis.elements) + 1))
+    e, dEdA = _kernels.model_adjoint_blocked(A, order, atom_off, terms.off, terms.nu, terms.v,
+                                             terms.ccoef)
     g = _kernels.model_contract(dEdA, R, dR, Y, dY, nbr.rvec, nbr.r, nbr.i, pair_z, plan.vn,
                                 plan.vlm)
     return e, g
