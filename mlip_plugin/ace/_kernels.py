@@ -12,8 +12,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["atomic_base", "assemble_many_body", "model_base", "model_adjoint", "model_contract",
-           "sph_harm_grad"]
+__all__ = ["atomic_base", "assemble_many_body", "model_base", "model_adjoint_blocked",
+           "model_contract", "sph_harm_grad"]
 
 
 @nb.njit(cache=True)
@@ -242,88 +242,16 @@ def assemble_many_body(A, dphi, rvec, pair_j, pair_start, species, atom_cfg, n_c
                                    acc, F, W)
 
 
-@nb.njit(cache=True)
-def model_base(R, Y, pair_start, pair_z, vn, vlm):
-    """``A[i, z V1 + v] = Σ_p R[p, vn[v]] Y[p, vlm[v]]`` over the pairs of i with species z.
-
-    The one-particle values are formed and summed on the fly (nothing of size
-    n_pairs × V1 is stored).
-    """
-    n_atoms = pair_start.shape[0]
-    last = pair_start.shape[1] - 1
-    v1 = vn.shape[0]
-    A = np.zeros((n_atoms, last * v1))
-    for i in range(n_atoms):
-        Ai = A[i]
-        for p in range(pair_start[i, 0], pair_start[i, last]):
-            off = pair_z[p] * v1
-            Rp = R[p]
-            Yp = Y[p]
-            for v in range(v1):
-                Ai[off + v] += Rp[vn[v]] * Yp[vlm[v]]
-    return A
-
-
-@nb.njit(cache=True)
-def model_adjoint(A, species, term_off, term_nu, term_v, ccoef):
-    """Site energies and the adjoint ``dE/dA[i, v]`` for collapsed coefficients.
-
-    ``ccoef[τ] = Σ_k c_k coef[τ, k]`` is the model's coefficient of product term τ (zero
-    terms removed); the terms of centre species z are ``term_off[z] … term_off[z + 1]``, so a
-    term costs one pass whatever the number of functions that share it.
-    """
-    n_atoms, nv = A.shape
-    e = np.zeros(n_atoms)
-    dEdA = np.zeros((n_atoms, nv))
-    part = np.empty(8)
-    for i in range(n_atoms):
-        Ai = A[i]
-        Di = dEdA[i]
-        z = species[i]
-        ei = 0.0
-        for tau in range(term_off[z], term_off[z + 1]):
-            c = ccoef[tau]
-            nu = term_nu[tau]
-            tv = term_v[tau]
-            if nu == 1:
-                ei += c * Ai[tv[0]]
-                Di[tv[0]] += c
-            elif nu == 2:
-                a0, a1 = Ai[tv[0]], Ai[tv[1]]
-                ei += c * a0 * a1
-                Di[tv[0]] += c * a1
-                Di[tv[1]] += c * a0
-            elif nu == 3:
-                a0, a1, a2 = Ai[tv[0]], Ai[tv[1]], Ai[tv[2]]
-                c01 = c * a0 * a1
-                ei += c01 * a2
-                Di[tv[2]] += c01
-                c2 = c * a2
-                Di[tv[0]] += c2 * a1
-                Di[tv[1]] += c2 * a0
-            else:
-                full = c
-                for t in range(nu):
-                    part[t] = c
-                for t in range(nu):
-                    a = Ai[tv[t]]
-                    for u in range(nu):
-                        if u != t:
-                            part[u] *= a
-                    full *= a
-                ei += full
-                for t in range(nu):
-                    Di[tv[t]] += part[t]
-        e[i] = ei
-    return e, dEdA
-
-
 @nb.njit(cache=True, fastmath=True)
-def model_contract(dEdA, R, dR, Y, dY, rvec, r, pair_i, pair_z, vn, vlm):
+def model_contract(dEdA, R, dR, Y, dY, rvec, r, pair_i, pair_z, blocks):
     """``g[p] = Σ_v dE/dA[i_p, z_p V1 + v] ∂φ_v/∂r_p``, shape (n_pairs, 3), with
-    ``∂φ_v/∂r = R'_n Y_lm u + R_n ∇Y_lm`` formed on the fly (u = r/|r|)."""
+    ``∂φ_v/∂r = R'_n Y_lm u + R_n ∇Y_lm`` formed on the fly (u = r/|r|).
+
+    ``blocks[b] = (v0, n, lm0, 2l+1)``: the local A indices v0 … v0+2l of one (n, l), whose
+    harmonics lm0 … lm0+2l are consecutive, so R_n is read once per block.
+    """
     n_pairs = R.shape[0]
-    v1 = vn.shape[0]
+    v1 = blocks[-1, 0] + blocks[-1, 3] if blocks.shape[0] else 0
     g = np.empty((n_pairs, 3))
     for p in range(n_pairs):
         w = dEdA[pair_i[p]]
@@ -333,20 +261,48 @@ def model_contract(dEdA, R, dR, Y, dY, rvec, r, pair_i, pair_z, vn, vlm):
         gx = 0.0
         gy = 0.0
         gz = 0.0
-        for v in range(v1):
-            a = w[off + v]
-            n = vn[v]
-            lm = vlm[v]
-            s += a * dRp[n] * Yp[lm]
-            ar = a * Rp[n]
-            gx += ar * dYp[lm, 0]
-            gy += ar * dYp[lm, 1]
-            gz += ar * dYp[lm, 2]
+        for b in range(blocks.shape[0]):
+            v0, n, lm0, nm = blocks[b, 0] + off, blocks[b, 1], blocks[b, 2], blocks[b, 3]
+            sy = 0.0
+            sx0 = 0.0
+            sx1 = 0.0
+            sx2 = 0.0
+            for m in range(nm):
+                a = w[v0 + m]
+                sy += a * Yp[lm0 + m]
+                sx0 += a * dYp[lm0 + m, 0]
+                sx1 += a * dYp[lm0 + m, 1]
+                sx2 += a * dYp[lm0 + m, 2]
+            s += dRp[n] * sy
+            gx += Rp[n] * sx0
+            gy += Rp[n] * sx1
+            gz += Rp[n] * sx2
         s /= r[p]
         g[p, 0] = gx + s * rvec[p, 0]
         g[p, 1] = gy + s * rvec[p, 1]
         g[p, 2] = gz + s * rvec[p, 2]
     return g
+
+
+@nb.njit(cache=True)
+def model_base(R, Y, pair_start, pair_z, blocks):
+    """``A[i, z V1 + v] = Σ_p R[p, n_v] Y[p, lm_v]`` over the pairs of i with species z,
+    formed and summed on the fly (``blocks`` as in :func:`model_contract`)."""
+    n_atoms = pair_start.shape[0]
+    last = pair_start.shape[1] - 1
+    v1 = blocks[-1, 0] + blocks[-1, 3] if blocks.shape[0] else 0
+    A = np.zeros((n_atoms, last * v1))
+    for i in range(n_atoms):
+        Ai = A[i]
+        for p in range(pair_start[i, 0], pair_start[i, last]):
+            off = pair_z[p] * v1
+            Rp = R[p]
+            Yp = Y[p]
+            for b in range(blocks.shape[0]):
+                v0, lm0, rn = blocks[b, 0] + off, blocks[b, 2], Rp[blocks[b, 1]]
+                for m in range(blocks[b, 3]):
+                    Ai[v0 + m] += rn * Yp[lm0 + m]
+    return A
 
 
 @nb.njit(cache=True, fastmath=True)

@@ -86,19 +86,27 @@ def _radial_angular(basis: ACEBasis, plan, nbr: Neighbours):
     return R, dR, Y, dY
 
 
+def _nl_blocks(plan) -> np.ndarray:
+    """(v0, n, lm0, 2l+1) of every (n, l) of the plan's local A indices, shape (n_nl, 4)."""
+    l = np.sqrt(plan.vlm).astype(np.int64)
+    v0 = np.flatnonzero(plan.vlm == l * l)
+    return np.ascontiguousarray(
+        np.stack([v0, plan.vn[v0], plan.vlm[v0], 2 * l[v0] + 1], axis=1).astype(np.int64))
+
+
 def _many_body(basis: ACEBasis, nbr: Neighbours, coef: np.ndarray):
     """Many-body part: site energies (n_atoms,) and dE/dr_p (n_pairs, 3)."""
     plan = plan_for(basis)
     terms = _collapsed(basis, coef)
     R, dR, Y, dY = _radial_angular(basis, plan, nbr)
     pair_z = nbr.species[nbr.j]
-    A = _kernels.model_base(R, Y, nbr.start, pair_z, plan.vn, plan.vlm)
+    blocks = _nl_blocks(plan)
+    A = _kernels.model_base(R, Y, nbr.start, pair_z, blocks)
     order = np.argsort(nbr.species, kind="stable")
     atom_off = np.searchsorted(nbr.species[order], np.arange(len(basis.elements) + 1))
     e, dEdA = _kernels.model_adjoint_blocked(A, order, atom_off, terms.off, terms.nu, terms.v,
                                              terms.ccoef)
-    g = _kernels.model_contract(dEdA, R, dR, Y, dY, nbr.rvec, nbr.r, nbr.i, pair_z, plan.vn,
-                                plan.vlm)
+    g = _kernels.model_contract(dEdA, R, dR, Y, dY, nbr.rvec, nbr.r, nbr.i, pair_z, blocks)
     return e, g
 
 
