@@ -5,6 +5,12 @@ couplings (one coefficient per product term), the site energies give ``dE/dA`` i
 and forces follow from contracting ``dE/dA`` with ``dφ/dr`` over the pairs.  On a pruned
 basis (:meth:`ACEBasis.prune`) only the radial functions, harmonics and couplings of the
 selected functions are evaluated.
+
+Built for MD (many calls on one model): the evaluation plan and the collapsed product terms
+are cached on the basis (the latter for the last coefficient vector); φ and dφ/dr are never
+stored per pair and basis index (A is summed and the forces contracted on the fly); the
+product terms run vectorised over blocks of atoms (:func:`_kernels.model_adjoint_blocked`).
+An optional :class:`CoreRepulsion` keeps atoms from collapsing.
 """
 
 from __future__ import annotations
