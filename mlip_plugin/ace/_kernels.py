@@ -12,8 +12,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["atomic_base", "assemble_many_body", "model_base", "model_adjoint_blocked",
-           "model_contract", "sph_harm_grad"]
+__all__ = ["atomic_base", "assemble_many_body", "model_base_dense", "model_adjoint_blocked",
+           "model_contract_dense", "sph_harm_grad"]
 
 
 @nb.njit(cache=True)
@@ -243,69 +243,6 @@ def assemble_many_body(A, dphi, rvec, pair_j, pair_start, species, atom_cfg, n_c
 
 
 @nb.njit(cache=True, fastmath=True)
-def model_contract(dEdA, R, dR, Y, dY, rvec, r, pair_i, pair_z, blocks):
-    """``g[p] = Σ_v dE/dA[i_p, z_p V1 + v] ∂φ_v/∂r_p``, shape (n_pairs, 3), with
-    ``∂φ_v/∂r = R'_n Y_lm u + R_n ∇Y_lm`` formed on the fly (u = r/|r|).
-
-    ``blocks[b] = (v0, n, lm0, 2l+1)``: the local A indices v0 … v0+2l of one (n, l), whose
-    harmonics lm0 … lm0+2l are consecutive, so R_n is read once per block.
-    """
-    n_pairs = R.shape[0]
-    v1 = blocks[-1, 0] + blocks[-1, 3] if blocks.shape[0] else 0
-    g = np.empty((n_pairs, 3))
-    for p in range(n_pairs):
-        w = dEdA[pair_i[p]]
-        off = pair_z[p] * v1
-        Rp, dRp, Yp, dYp = R[p], dR[p], Y[p], dY[p]
-        s = 0.0
-        gx = 0.0
-        gy = 0.0
-        gz = 0.0
-        for b in range(blocks.shape[0]):
-            v0, n, lm0, nm = blocks[b, 0] + off, blocks[b, 1], blocks[b, 2], blocks[b, 3]
-            sy = 0.0
-            sx0 = 0.0
-            sx1 = 0.0
-            sx2 = 0.0
-            for m in range(nm):
-                a = w[v0 + m]
-                sy += a * Yp[lm0 + m]
-                sx0 += a * dYp[lm0 + m, 0]
-                sx1 += a * dYp[lm0 + m, 1]
-                sx2 += a * dYp[lm0 + m, 2]
-            s += dRp[n] * sy
-            gx += Rp[n] * sx0
-            gy += Rp[n] * sx1
-            gz += Rp[n] * sx2
-        s /= r[p]
-        g[p, 0] = gx + s * rvec[p, 0]
-        g[p, 1] = gy + s * rvec[p, 1]
-        g[p, 2] = gz + s * rvec[p, 2]
-    return g
-
-
-@nb.njit(cache=True)
-def model_base(R, Y, pair_start, pair_z, blocks):
-    """``A[i, z V1 + v] = Σ_p R[p, n_v] Y[p, lm_v]`` over the pairs of i with species z,
-    formed and summed on the fly (``blocks`` as in :func:`model_contract`)."""
-    n_atoms = pair_start.shape[0]
-    last = pair_start.shape[1] - 1
-    v1 = blocks[-1, 0] + blocks[-1, 3] if blocks.shape[0] else 0
-    A = np.zeros((n_atoms, last * v1))
-    for i in range(n_atoms):
-        Ai = A[i]
-        for p in range(pair_start[i, 0], pair_start[i, last]):
-            off = pair_z[p] * v1
-            Rp = R[p]
-            Yp = Y[p]
-            for b in range(blocks.shape[0]):
-                v0, lm0, rn = blocks[b, 0] + off, blocks[b, 2], Rp[blocks[b, 1]]
-                for m in range(blocks[b, 3]):
-                    Ai[v0 + m] += rn * Yp[lm0 + m]
-    return A
-
-
-@nb.njit(cache=True, fastmath=True)
 def sph_harm_grad(rvec, lmax, kn):
     """Real spherical harmonics Y_lm(r/|r|) and ∇_r Y_lm of every row of rvec, pair by pair.
 
@@ -455,3 +392,64 @@ def _term_block(c, nu, tv, AT, DT, eb, tmp):
 def _add(d, t):
     for k in range(t.shape[0]):
         d[k] += t[k]
+
+
+@nb.njit(cache=True)
+def model_base_dense(R, Y, pair_start, vn, vlm):
+    """:func:`model_base` by one small matrix product per atom and species:
+    ``M = R_iᵀ Y_i`` (nmax, nlm) over the atom's pairs, then ``A[i, z V1 + v] = M[n_v, lm_v]``.
+
+    Computes all (n, lm) (a few times the flops of the V1 needed) but at BLAS speed.
+    """
+    n_atoms = pair_start.shape[0]
+    last = pair_start.shape[1] - 1
+    v1 = vn.shape[0]
+    A = np.zeros((n_atoms, last * v1))
+    for i in range(n_atoms):
+        for z in range(last):
+            p0, p1 = pair_start[i, z], pair_start[i, z + 1]
+            if p1 == p0:
+                continue
+            M = np.dot(np.ascontiguousarray(R[p0:p1].T), Y[p0:p1])
+            off = z * v1
+            for v in range(v1):
+                A[i, off + v] = M[vn[v], vlm[v]]
+    return A
+
+
+@nb.njit(cache=True, fastmath=True)
+def model_contract_dense(dEdA, R, dR, Y, dY, rvec, r, pair_start, vn, vlm):
+    """:func:`model_contract` by small matrix products per atom and species: with
+    ``W[n, lm] = dE/dA[i, z V1 + v(n, lm)]``, ``T = dR_i W`` and ``S = R_i W`` (n_pairs_i,
+    nlm), ``g_p = (Σ_lm T Y / r) r_p + Σ_lm S ∇Y``."""
+    n_atoms = pair_start.shape[0]
+    last = pair_start.shape[1] - 1
+    v1 = vn.shape[0]
+    g = np.zeros((R.shape[0], 3))
+    W = np.zeros((R.shape[1], Y.shape[1]))
+    for i in range(n_atoms):
+        for z in range(last):
+            p0, p1 = pair_start[i, z], pair_start[i, z + 1]
+            if p1 == p0:
+                continue
+            off = z * v1
+            for v in range(v1):
+                W[vn[v], vlm[v]] = dEdA[i, off + v]
+            T = np.dot(dR[p0:p1], W)
+            S = np.dot(R[p0:p1], W)
+            for q in range(p1 - p0):
+                p = p0 + q
+                s = 0.0
+                gx = 0.0
+                gy = 0.0
+                gz = 0.0
+                for lm in range(Y.shape[1]):
+                    s += T[q, lm] * Y[p, lm]
+                    gx += S[q, lm] * dY[p, lm, 0]
+                    gy += S[q, lm] * dY[p, lm, 1]
+                    gz += S[q, lm] * dY[p, lm, 2]
+                s /= r[p]
+                g[p, 0] = gx + s * rvec[p, 0]
+                g[p, 1] = gy + s * rvec[p, 1]
+                g[p, 2] = gz + s * rvec[p, 2]
+    return g

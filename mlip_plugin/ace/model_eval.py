@@ -8,8 +8,9 @@ selected functions are evaluated.
 
 Built for MD (many calls on one model): the evaluation plan and the collapsed product terms
 are cached on the basis (the latter for the last coefficient vector); φ and dφ/dr are never
-stored per pair and basis index (A is summed and the forces contracted on the fly); the
-product terms run vectorised over blocks of atoms (:func:`_kernels.model_adjoint_blocked`).
+stored per pair and basis index: A and the force contraction are small matrix products per
+atom (R_iᵀ Y_i, dR_i W_i, R_i W_i); the product terms run vectorised over blocks of atoms
+(:func:`_kernels.model_adjoint_blocked`).
 An optional :class:`CoreRepulsion` keeps atoms from collapsing.
 """
 
@@ -92,27 +93,18 @@ def _radial_angular(basis: ACEBasis, plan, nbr: Neighbours):
     return R, dR, Y, dY
 
 
-def _nl_blocks(plan) -> np.ndarray:
-    """(v0, n, lm0, 2l+1) of every (n, l) of the plan's local A indices, shape (n_nl, 4)."""
-    l = np.sqrt(plan.vlm).astype(np.int64)
-    v0 = np.flatnonzero(plan.vlm == l * l)
-    return np.ascontiguousarray(
-        np.stack([v0, plan.vn[v0], plan.vlm[v0], 2 * l[v0] + 1], axis=1).astype(np.int64))
-
-
 def _many_body(basis: ACEBasis, nbr: Neighbours, coef: np.ndarray):
     """Many-body part: site energies (n_atoms,) and dE/dr_p (n_pairs, 3)."""
     plan = plan_for(basis)
     terms = _collapsed(basis, coef)
     R, dR, Y, dY = _radial_angular(basis, plan, nbr)
-    pair_z = nbr.species[nbr.j]
-    blocks = _nl_blocks(plan)
-    A = _kernels.model_base(R, Y, nbr.start, pair_z, blocks)
+    A = _kernels.model_base_dense(R, Y, nbr.start, plan.vn, plan.vlm)
     order = np.argsort(nbr.species, kind="stable")
     atom_off = np.searchsorted(nbr.species[order], np.arange(len(basis.elements) + 1))
     e, dEdA = _kernels.model_adjoint_blocked(A, order, atom_off, terms.off, terms.nu, terms.v,
                                              terms.ccoef)
-    g = _kernels.model_contract(dEdA, R, dR, Y, dY, nbr.rvec, nbr.r, nbr.i, pair_z, blocks)
+    g = _kernels.model_contract_dense(dEdA, R, dR, Y, dY, nbr.rvec, nbr.r, nbr.start, plan.vn,
+                                      plan.vlm)
     return e, g
 
 
