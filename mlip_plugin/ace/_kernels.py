@@ -396,8 +396,9 @@ def _add(d, t):
 
 @nb.njit(cache=True)
 def model_base_dense(R, Y, pair_start, vn, vlm):
-    """:func:`model_base` by one small matrix product per atom and species:
-    ``M = R_iᵀ Y_i`` (nmax, nlm) over the atom's pairs, then ``A[i, z V1 + v] = M[n_v, lm_v]``.
+    """Atomic base ``A[i, z V1 + v] = Σ_p R[p, n_v] Y[p, lm_v]`` over the pairs of atom i
+    with species z, by one small matrix product per atom and species: ``M = R_iᵀ Y_i``
+    (nmax, nlm), then ``A[i, z V1 + v] = M[n_v, lm_v]``; φ is never stored.
 
     Computes all (n, lm) (a few times the flops of the V1 needed) but at BLAS speed.
     """
@@ -419,9 +420,10 @@ def model_base_dense(R, Y, pair_start, vn, vlm):
 
 @nb.njit(cache=True, fastmath=True)
 def model_contract_dense(dEdA, R, dR, Y, dY, rvec, r, pair_start, vn, vlm):
-    """:func:`model_contract` by small matrix products per atom and species: with
+    """``g[p] = Σ_v dE/dA[i_p, z_p V1 + v] ∂φ_v/∂r_p`` (n_pairs, 3), with ∂φ/∂r =
+    R'_n Y_lm r/|r| + R_n ∇Y_lm, by small matrix products per atom and species: with
     ``W[n, lm] = dE/dA[i, z V1 + v(n, lm)]``, ``T = dR_i W`` and ``S = R_i W`` (n_pairs_i,
-    nlm), ``g_p = (Σ_lm T Y / r) r_p + Σ_lm S ∇Y``."""
+    nlm), ``g_p = (Σ_lm T Y / r) r_p + Σ_lm S ∇Y``; dφ is never stored."""
     n_atoms = pair_start.shape[0]
     last = pair_start.shape[1] - 1
     v1 = vn.shape[0]
