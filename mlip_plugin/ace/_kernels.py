@@ -12,7 +12,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["atomic_base", "assemble_many_body", "adjoint_many_body"]
+__all__ = ["atomic_base", "assemble_many_body", "model_base_dense", "model_adjoint_blocked",
+           "model_contract_dense", "sph_harm_grad"]
 
 
 @nb.njit(cache=True)
@@ -241,62 +242,216 @@ def assemble_many_body(A, dphi, rvec, pair_j, pair_start, species, atom_cfg, n_c
                                    acc, F, W)
 
 
-@nb.njit(parallel=True, cache=True)
-def contract_adjoint(dEdA, dphi, pair_start, pair_z, v1):
-    """``g[p] = Σ_v dE/dA[i_p, z_p V1 + v] dφ_v/dr_p``, shape (n_pairs, 3)."""
-    n_atoms = pair_start.shape[0]
-    last = pair_start.shape[1] - 1
-    g = np.zeros((pair_start[n_atoms - 1, last] if n_atoms else 0, 3))
-    for i in nb.prange(n_atoms):
-        P0 = pair_start[i, 0]
-        nbi = pair_start[i, last] - P0
-        base = 3 * v1 * P0
-        for q in range(nbi):
-            p = P0 + q
-            off = pair_z[p] * v1
-            gx = gy = gz = 0.0
-            for v in range(v1):
-                a = dEdA[i, off + v]
-                o = base + (v * nbi + q) * 3
-                gx += a * dphi[o]
-                gy += a * dphi[o + 1]
-                gz += a * dphi[o + 2]
-            g[p, 0] = gx
-            g[p, 1] = gy
-            g[p, 2] = gz
-    return g
+@nb.njit(cache=True, fastmath=True)
+def sph_harm_grad(rvec, lmax, kn):
+    """Real spherical harmonics Y_lm(r/|r|) and ∇_r Y_lm of every row of rvec, pair by pair.
+
+    The same construction as :func:`mlip_plugin.ace.sph.real_sph_harm` (``kn`` its norms,
+    shape (lmax+1, lmax+1)): Q[l, m] = d^m P_l/dz^m by recurrence, cos/sin(mφ) sin^m θ by
+    the complex power (x + iy)^m, and the chain rule through u = r/|r|.
+    Returns Y (n, (lmax+1)²) and dY (n, (lmax+1)², 3) in 1/Å.
+    """
+    n = rvec.shape[0]
+    nlm = (lmax + 1) ** 2
+    Y = np.empty((n, nlm))
+    dY = np.empty((n, nlm, 3))
+    q = np.zeros((lmax + 2, lmax + 2))
+    c = np.empty(lmax + 1)
+    s = np.empty(lmax + 1)
+    sq2 = np.sqrt(2.0)
+    for p in range(n):
+        r = np.sqrt(rvec[p, 0] ** 2 + rvec[p, 1] ** 2 + rvec[p, 2] ** 2)
+        x, y, z = rvec[p, 0] / r, rvec[p, 1] / r, rvec[p, 2] / r
+        dfact = 1.0
+        for m in range(lmax + 2):
+            if m > 0:
+                dfact *= 2 * m - 1
+            q[m, m] = dfact
+            if m + 1 <= lmax + 1:
+                q[m + 1, m] = (2 * m + 1) * z * q[m, m]
+            for l in range(m + 2, lmax + 2):
+                q[l, m] = ((2 * l - 1) * z * q[l - 1, m] - (l + m - 1) * q[l - 2, m]) / (l - m)
+        c[0] = 1.0
+        s[0] = 0.0
+        for m in range(1, lmax + 1):
+            c[m] = x * c[m - 1] - y * s[m - 1]
+            s[m] = x * s[m - 1] + y * c[m - 1]
+        for l in range(lmax + 1):
+            k0 = l * l + l
+            _sph_store(p, k0, kn[l, 0] * q[l, 0], 0.0, 0.0, kn[l, 0] * q[l, 1],
+                       x, y, z, r, Y, dY)
+            for m in range(1, l + 1):
+                f = sq2 * kn[l, m]
+                fq = f * q[l, m]
+                _sph_store(p, k0 + m, fq * c[m], fq * m * c[m - 1], -fq * m * s[m - 1],
+                           f * q[l, m + 1] * c[m], x, y, z, r, Y, dY)
+                _sph_store(p, k0 - m, fq * s[m], fq * m * s[m - 1], fq * m * c[m - 1],
+                           f * q[l, m + 1] * s[m], x, y, z, r, Y, dY)
+    return Y, dY
 
 
-@nb.njit(cache=True)
-def adjoint_many_body(A, species, grp_center, grp_nu, grp_term_off, term_v, ccoef):
-    """Site energies and the adjoint ``dE/dA[i, v]`` for collapsed coefficients.
+@nb.njit(cache=True, inline="always")
+def _sph_store(p, k, val, gx, gy, gz, x, y, z, r, Y, dY):
+    """Y[p, k] = val; dY[p, k] = (I − u uᵀ) (gx, gy, gz) / r."""
+    Y[p, k] = val
+    rad = gx * x + gy * y + gz * z
+    dY[p, k, 0] = (gx - rad * x) / r
+    dY[p, k, 1] = (gy - rad * y) / r
+    dY[p, k, 2] = (gz - rad * z) / r
 
-    ``ccoef[τ] = Σ_k c_k coef[τ, k]`` is the model's coefficient of term τ, so a group costs
-    one pass over its terms whatever its number of functions.
+
+#: Atoms evaluated together by :func:`model_adjoint_blocked` (their A rows are transposed
+#: into a (V, BLOCK_ATOMS) block, so every term is a short vector loop over atoms; 2 × V ×
+#: 128 doubles stay in a 2 MB L2 cache; 32: 1.5×, 128: 2.9× faster than atom by atom).
+BLOCK_ATOMS = 128
+
+
+@nb.njit(cache=True, fastmath=True)
+def model_adjoint_blocked(A, atom_order, atom_off, term_off, term_nu, term_v, ccoef):
+    """:func:`model_adjoint` vectorised over blocks of atoms of one species.
+
+    ``atom_order[atom_off[z]:atom_off[z + 1]]`` are the atoms of species z.  For each block
+    of up to BLOCK_ATOMS of them, A is transposed into ``AT[v, k]`` and every product term
+    updates the energies and ``∂E/∂A`` of all atoms of the block in one contiguous loop.
     """
     n_atoms, nv = A.shape
     e = np.zeros(n_atoms)
     dEdA = np.zeros((n_atoms, nv))
-    part = np.empty(8)
-    for i in range(n_atoms):
-        for g in range(grp_center.shape[0]):
-            if species[i] != grp_center[g]:
-                continue
-            nu = grp_nu[g]
-            for tau in range(grp_term_off[g], grp_term_off[g + 1]):
-                c = ccoef[tau]
-                if c == 0.0:
-                    continue
-                full = c
-                for t in range(nu):
-                    part[t] = c
-                for t in range(nu):
-                    a = A[i, term_v[tau, t]]
-                    for u in range(nu):
-                        if u != t:
-                            part[u] *= a
-                    full *= a
-                e[i] += full
-                for t in range(nu):
-                    dEdA[i, term_v[tau, t]] += part[t]
+    most = 1
+    for z in range(atom_off.shape[0] - 1):
+        most = max(most, atom_off[z + 1] - atom_off[z])
+    nb_ = min(BLOCK_ATOMS, (most + 7) // 8 * 8)  # small cells: no padding beyond 8
+    AT = np.zeros((nv, nb_))
+    DT = np.zeros((nv, nb_))
+    eb = np.zeros(nb_)
+    tmp = np.empty((3, nb_))
+    for z in range(atom_off.shape[0] - 1):
+        for b0 in range(atom_off[z], atom_off[z + 1], nb_):
+            nk = min(nb_, atom_off[z + 1] - b0)
+            AT[:, :] = 0.0
+            DT[:, :] = 0.0
+            eb[:] = 0.0
+            for k in range(nk):
+                Ai = A[atom_order[b0 + k]]
+                for v in range(nv):
+                    AT[v, k] = Ai[v]
+            for tau in range(term_off[z], term_off[z + 1]):
+                _term_block(ccoef[tau], term_nu[tau], term_v[tau], AT, DT, eb, tmp)
+            for k in range(nk):
+                i = atom_order[b0 + k]
+                e[i] = eb[k]
+                for v in range(nv):
+                    dEdA[i, v] = DT[v, k]
     return e, dEdA
+
+
+@nb.njit(cache=True, fastmath=True, inline="always")
+def _term_block(c, nu, tv, AT, DT, eb, tmp):
+    """One product term c Π_t A[tv[t]] on a block of atoms: energies and ∂E/∂A."""
+    nb_ = eb.shape[0]
+    if nu == 1:
+        a0, d0 = AT[tv[0]], DT[tv[0]]
+        for k in range(nb_):
+            eb[k] += c * a0[k]
+            d0[k] += c
+    elif nu == 2:
+        a0, a1, d0, d1 = AT[tv[0]], AT[tv[1]], DT[tv[0]], DT[tv[1]]
+        for k in range(nb_):
+            ca0 = c * a0[k]
+            eb[k] += ca0 * a1[k]
+            d0[k] += c * a1[k]
+            d1[k] += ca0
+    elif nu == 3:
+        a0, a1, a2 = AT[tv[0]], AT[tv[1]], AT[tv[2]]
+        t0, t1, t2 = tmp[0], tmp[1], tmp[2]
+        for k in range(nb_):
+            c2 = c * a2[k]
+            c01 = c * a0[k] * a1[k]
+            eb[k] += c01 * a2[k]
+            t2[k] = c01
+            t0[k] = c2 * a1[k]
+            t1[k] = c2 * a0[k]
+        _add(DT[tv[0]], t0)
+        _add(DT[tv[1]], t1)
+        _add(DT[tv[2]], t2)
+    else:
+        for k in range(nb_):
+            full = c
+            for t in range(nu):
+                full *= AT[tv[t], k]
+            eb[k] += full
+            for t in range(nu):
+                part = c
+                for u in range(nu):
+                    if u != t:
+                        part *= AT[tv[u], k]
+                DT[tv[t], k] += part
+
+
+@nb.njit(cache=True, fastmath=True, inline="always")
+def _add(d, t):
+    for k in range(t.shape[0]):
+        d[k] += t[k]
+
+
+@nb.njit(cache=True)
+def model_base_dense(R, Y, pair_start, vn, vlm):
+    """Atomic base ``A[i, z V1 + v] = Σ_p R[p, n_v] Y[p, lm_v]`` over the pairs of atom i
+    with species z, by one small matrix product per atom and species: ``M = R_iᵀ Y_i``
+    (nmax, nlm), then ``A[i, z V1 + v] = M[n_v, lm_v]``; φ is never stored.
+
+    Computes all (n, lm) (a few times the flops of the V1 needed) but at BLAS speed.
+    """
+    n_atoms = pair_start.shape[0]
+    last = pair_start.shape[1] - 1
+    v1 = vn.shape[0]
+    A = np.zeros((n_atoms, last * v1))
+    for i in range(n_atoms):
+        for z in range(last):
+            p0, p1 = pair_start[i, z], pair_start[i, z + 1]
+            if p1 == p0:
+                continue
+            M = np.dot(np.ascontiguousarray(R[p0:p1].T), Y[p0:p1])
+            off = z * v1
+            for v in range(v1):
+                A[i, off + v] = M[vn[v], vlm[v]]
+    return A
+
+
+@nb.njit(cache=True, fastmath=True)
+def model_contract_dense(dEdA, R, dR, Y, dY, rvec, r, pair_start, vn, vlm):
+    """``g[p] = Σ_v dE/dA[i_p, z_p V1 + v] ∂φ_v/∂r_p`` (n_pairs, 3), with ∂φ/∂r =
+    R'_n Y_lm r/|r| + R_n ∇Y_lm, by small matrix products per atom and species: with
+    ``W[n, lm] = dE/dA[i, z V1 + v(n, lm)]``, ``T = dR_i W`` and ``S = R_i W`` (n_pairs_i,
+    nlm), ``g_p = (Σ_lm T Y / r) r_p + Σ_lm S ∇Y``; dφ is never stored."""
+    n_atoms = pair_start.shape[0]
+    last = pair_start.shape[1] - 1
+    v1 = vn.shape[0]
+    g = np.zeros((R.shape[0], 3))
+    W = np.zeros((R.shape[1], Y.shape[1]))
+    for i in range(n_atoms):
+        for z in range(last):
+            p0, p1 = pair_start[i, z], pair_start[i, z + 1]
+            if p1 == p0:
+                continue
+            off = z * v1
+            for v in range(v1):
+                W[vn[v], vlm[v]] = dEdA[i, off + v]
+            T = np.dot(dR[p0:p1], W)
+            S = np.dot(R[p0:p1], W)
+            for q in range(p1 - p0):
+                p = p0 + q
+                s = 0.0
+                gx = 0.0
+                gy = 0.0
+                gz = 0.0
+                for lm in range(Y.shape[1]):
+                    s += T[q, lm] * Y[p, lm]
+                    gx += S[q, lm] * dY[p, lm, 0]
+                    gy += S[q, lm] * dY[p, lm, 1]
+                    gz += S[q, lm] * dY[p, lm, 2]
+                s /= r[p]
+                g[p, 0] = gx + s * rvec[p, 0]
+                g[p, 1] = gy + s * rvec[p, 1]
+                g[p, 2] = gz + s * rvec[p, 2]
+    return g

@@ -5,6 +5,13 @@ couplings (one coefficient per product term), the site energies give ``dE/dA`` i
 and forces follow from contracting ``dE/dA`` with ``dφ/dr`` over the pairs.  On a pruned
 basis (:meth:`ACEBasis.prune`) only the radial functions, harmonics and couplings of the
 selected functions are evaluated.
+
+Built for MD (many calls on one model): the evaluation plan and the collapsed product terms
+are cached on the basis (the latter for the last coefficient vector); φ and dφ/dr are never
+stored per pair and basis index: A and the force contraction are small matrix products per
+atom (R_iᵀ Y_i, dR_i W_i, R_i W_i); the product terms run vectorised over blocks of atoms
+(:func:`_kernels.model_adjoint_blocked`).
+An optional :class:`CoreRepulsion` keeps atoms from collapsing.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ from ase import Atoms
 from ..errors import InputError
 from . import _kernels
 from .basis import ACEBasis
-from .evaluate import KERNEL_LOCK, Neighbours, neighbours, one_particle, plan_for
-from .radial import pair_basis
+from .evaluate import Neighbours, neighbours, plan_for
+from .radial import pair_basis, radial_basis
+from .sph import _norms
 
-__all__ = ["ModelResult", "energy_forces_virial"]
+__all__ = ["CoreRepulsion", "ModelResult", "energy_forces_virial"]
 
 
 @dataclass(frozen=True)
@@ -34,15 +42,70 @@ class ModelResult:
     virial: np.ndarray
 
 
-def _collapsed(basis: ACEBasis, coef: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class _Terms:
+    """Product terms of a model with nonzero collapsed coefficient, sorted by centre species."""
+
+    coef: np.ndarray        # (basis.size,) the coefficients these terms were built for
+    off: np.ndarray         # (n_species + 1,) term range of each centre species
+    nu: np.ndarray          # (n_terms,) correlation order of each term
+    v: np.ndarray           # (n_terms, 8) A indices (first nu used)
+    ccoef: np.ndarray       # (n_terms,) Σ_k c_k coef[τ, k]
+
+
+def _collapsed(basis: ACEBasis, coef: np.ndarray) -> _Terms:
+    """The model's product terms (cached on the basis for the last coefficient vector)."""
+    cached = getattr(basis, "_model_terms", None)
+    if cached is not None and np.array_equal(cached.coef, coef):
+        return cached
     plan = plan_for(basis)
     out = np.zeros(len(plan.term_v))
+    nu = np.zeros(len(plan.term_v), dtype=np.int64)
+    center = np.zeros(len(plan.term_v), dtype=np.int64)
     for g in range(len(plan.grp_center)):
         t0, t1 = plan.grp_term_off[g], plan.grp_term_off[g + 1]
         cols = plan.grp_cols[plan.grp_col_off[g]:plan.grp_col_off[g + 1]]
         C = plan.coef[plan.coef_off[g]:plan.coef_off[g] + (t1 - t0) * len(cols)]
         out[t0:t1] = C.reshape(t1 - t0, len(cols)) @ coef[cols]
-    return out
+        nu[t0:t1] = plan.grp_nu[g]
+        center[t0:t1] = plan.grp_center[g]
+    keep = np.flatnonzero(out != 0.0)
+    keep = keep[np.argsort(center[keep], kind="stable")]
+    off = np.searchsorted(center[keep], np.arange(len(basis.elements) + 1)).astype(np.int64)
+    cached = _Terms(coef.copy(), off, np.ascontiguousarray(nu[keep]),
+                    np.ascontiguousarray(plan.term_v[keep]), np.ascontiguousarray(out[keep]))
+    basis._model_terms = cached
+    return cached
+
+
+def _radial_angular(basis: ACEBasis, plan, nbr: Neighbours):
+    """R, dR (n_pairs, nmax), Y (n_pairs, (lmax+1)²) and ∇Y (n_pairs, (lmax+1)², 3)."""
+    n_pairs = len(nbr.r)
+    R = np.empty((n_pairs, plan.nmax))
+    dR = np.empty((n_pairs, plan.nmax))
+    si, sj = nbr.species[nbr.i], nbr.species[nbr.j]
+    ns = len(basis.elements)
+    for a in range(ns):
+        for b in range(ns):
+            mask = (si == a) & (sj == b) if ns > 1 else slice(None)
+            R[mask], dR[mask] = radial_basis(nbr.r[mask], basis.transform(a, b), plan.nmax)
+    Y, dY = _kernels.sph_harm_grad(nbr.rvec, plan.lmax, _norms(plan.lmax))
+    return R, dR, Y, dY
+
+
+def _many_body(basis: ACEBasis, nbr: Neighbours, coef: np.ndarray):
+    """Many-body part: site energies (n_atoms,) and dE/dr_p (n_pairs, 3)."""
+    plan = plan_for(basis)
+    terms = _collapsed(basis, coef)
+    R, dR, Y, dY = _radial_angular(basis, plan, nbr)
+    A = _kernels.model_base_dense(R, Y, nbr.start, plan.vn, plan.vlm)
+    order = np.argsort(nbr.species, kind="stable")
+    atom_off = np.searchsorted(nbr.species[order], np.arange(len(basis.elements) + 1))
+    e, dEdA = _kernels.model_adjoint_blocked(A, order, atom_off, terms.off, terms.nu, terms.v,
+                                             terms.ccoef)
+    g = _kernels.model_contract_dense(dEdA, R, dR, Y, dY, nbr.rvec, nbr.r, nbr.start, plan.vn,
+                                      plan.vlm)
+    return e, g
 
 
 def _pair_energy(basis: ACEBasis, nbr: Neighbours, coef: np.ndarray):
@@ -68,34 +131,86 @@ def _pair_energy(basis: ACEBasis, nbr: Neighbours, coef: np.ndarray):
     return e, g
 
 
-def energy_forces_virial(basis: ACEBasis, atoms: Atoms, coef) -> ModelResult:
-    """E = Σ_k c_k B_k(atoms), its forces and virial, by the adjoint method.
+@dataclass(frozen=True)
+class CoreRepulsion:
+    """A fixed, fit-independent core repulsion that keeps MD from collapsing atoms.
+
+    ``E = Σ_{i<j} ε (x − 1)³ x⁹`` with ``x = r_in/r`` for ``r < r_in`` (zero beyond): it
+    vanishes with its first two derivatives at ``r_in`` (forces stay continuous) and grows
+    like ``r⁻¹²`` as r → 0, faster than any fitted pair function (those diverge like 1/r),
+    whatever the sign of their coefficients.
+
+    Parameters
+    ----------
+    radius : mapping of (str, str) to float
+        ``r_in`` (Å) per species pair (both orders).
+    epsilon : float
+        Energy scale ε (eV); at r = r_in/2 one pair has 512 ε.
+    """
+
+    radius: dict
+    epsilon: float = 1.0
+
+    @classmethod
+    def for_basis(cls, basis: ACEBasis, fraction: float = 0.75, epsilon: float = 1.0):
+        """``r_in = fraction × r0`` of the basis (r0: its typical neighbour distance)."""
+        if not 0 < fraction < 1 or not epsilon > 0:
+            raise InputError(f"core repulsion: fraction={fraction!r} must be in (0, 1) and "
+                             f"epsilon={epsilon!r} > 0")
+        return cls({k: fraction * v for k, v in basis.r0.items()}, float(epsilon))
+
+    def to_dict(self) -> dict:
+        return {"radius": {f"{a}-{b}": v for (a, b), v in self.radius.items()},
+                "epsilon": self.epsilon, "form": "eps*(x-1)^3*x^9, x=r_in/r, r<r_in"}
+
+    @classmethod
+    def from_dict(cls, doc) -> CoreRepulsion:
+        return cls({tuple(k.split("-")): float(v) for k, v in doc["radius"].items()},
+                   float(doc["epsilon"]))
+
+    def site_and_gradient(self, basis: ACEBasis, nbr: Neighbours):
+        """Site energies (n_atoms,) and dE/dr_p (n_pairs, 3) of the repulsion."""
+        els = basis.elements
+        r_in = np.array([[self.radius.get((a, b), self.radius.get((b, a), 0.0))
+                          for b in els] for a in els])[nbr.species[nbr.i], nbr.species[nbr.j]]
+        e = np.zeros(len(nbr.species))
+        g = np.zeros((len(nbr.r), 3))
+        close = np.flatnonzero(nbr.r < r_in)
+        if close.size:
+            r = nbr.r[close]
+            x = r_in[close] / r
+            phi = 0.5 * self.epsilon * (x - 1) ** 3 * x ** 9   # half to each atom of a pair
+            dphi_dx = 0.5 * self.epsilon * (x - 1) ** 2 * x ** 8 * (12 * x - 9)
+            e += np.bincount(nbr.i[close], phi, minlength=len(e))
+            g[close] = (dphi_dx * -x / r / r)[:, None] * nbr.rvec[close]
+        return e, g
+
+
+def energy_forces_virial(basis: ACEBasis, atoms: Atoms, coef,
+                         core: CoreRepulsion | None = None) -> ModelResult:
+    """E = Σ_k c_k B_k(atoms) (+ a core repulsion), its forces and virial, by the adjoint.
 
     Parameters
     ----------
     basis : ACEBasis
     atoms : ase.Atoms
     coef : array_like of shape (basis.size,)
+    core : CoreRepulsion, optional
+        Added to the energy, forces and virial.
     """
     coef = np.asarray(coef, dtype=float)
     if coef.shape != (basis.size,):
         raise InputError(f"coef has shape {coef.shape}; expected ({basis.size},), one per "
                          "basis function")
-    plan = plan_for(basis)
     nbr = neighbours(basis, [atoms])
     n_atoms = len(atoms)
     site, g = _pair_energy(basis, nbr, coef)
-    if len(plan.grp_center):
-        ns = len(basis.elements)
-        with KERNEL_LOCK:
-            phi, dphi = one_particle(basis, plan, nbr)
-            A = _kernels.atomic_base(phi, nbr.i, nbr.species[nbr.j], n_atoms, ns)
-            e_mb, dEdA = _kernels.adjoint_many_body(
-                A, nbr.species, plan.grp_center, plan.grp_nu, plan.grp_term_off, plan.term_v,
-                _collapsed(basis, coef))
-            g = g + _kernels.contract_adjoint(dEdA, dphi, nbr.start, nbr.species[nbr.j],
-                                              plan.v1)
-        site = site + e_mb
+    if core is not None:
+        e_core, g_core = core.site_and_gradient(basis, nbr)
+        site, g = site + e_core, g + g_core
+    if len(plan_for(basis).grp_center) and len(nbr.r):
+        e_mb, g_mb = _many_body(basis, nbr, coef)
+        site, g = site + e_mb, g + g_mb
     dEdx = np.zeros((n_atoms, 3))
     for x in range(3):
         dEdx[:, x] = (np.bincount(nbr.j, g[:, x], minlength=n_atoms)

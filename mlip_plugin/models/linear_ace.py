@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from ..ace.basis import ACEBasis
-from ..ace.model_eval import energy_forces_virial
+from ..ace.model_eval import CoreRepulsion, energy_forces_virial
 from ..errors import InputError
 from .base import Model, Prediction, register_family
 from .provenance import Provenance
@@ -38,12 +38,17 @@ class LinearACEModel(Model):
     committee : ndarray of shape (n_members, basis.size), optional
         Coefficient samples for uncertainties (``energy_std``, ``forces_std``).
     provenance : Provenance, optional
+    core : CoreRepulsion or bool
+        Fixed short-range repulsion added to the energy so that MD cannot collapse atoms:
+        True (default) uses :meth:`CoreRepulsion.for_basis` (``r_in = 0.75 r0``, below the
+        distances of usual training data, so the fit is unaffected), False none.  Recorded
+        in the model file.
     """
 
     family = "linear_ace"
 
     def __init__(self, basis: ACEBasis, coef, e0: Mapping[str, float], *, committee=None,
-                 provenance: Provenance | None = None):
+                 provenance: Provenance | None = None, core: CoreRepulsion | bool = True):
         coef = np.asarray(coef, dtype=float)
         if coef.shape != (basis.size,):
             raise InputError(f"coef has shape {coef.shape}; the basis has {basis.size} "
@@ -59,6 +64,12 @@ class LinearACEModel(Model):
             raise InputError(f"committee has shape {self.committee.shape}; expected "
                              f"(n_members, {basis.size})")
         self.provenance = provenance or Provenance()
+        if core is True:
+            core = CoreRepulsion.for_basis(basis)
+        elif core is not False and not isinstance(core, CoreRepulsion):
+            raise InputError(f"core={core!r} is not allowed; give True (default core "
+                             "repulsion), False (none) or a CoreRepulsion")
+        self.core = core or None
 
     @classmethod
     def from_support(cls, basis: ACEBasis, support, values, e0, **kwargs) -> LinearACEModel:
@@ -88,14 +99,15 @@ class LinearACEModel(Model):
 
     def predict(self, atoms: Atoms, stress: bool = True) -> Prediction:
         self.check_atoms(atoms)
-        res = energy_forces_virial(self.basis, atoms, self.coef)
+        res = energy_forces_virial(self.basis, atoms, self.coef, self.core)
         e_sites = self._e0_sites(atoms)
         out = Prediction(energy=float(res.energy + e_sites.sum()),
                          energies=res.site_energies + e_sites, forces=res.forces)
         if stress:
             out.stress = -res.virial / atoms.get_volume()
         if self.committee is not None:
-            members = [energy_forces_virial(self.basis, atoms, c) for c in self.committee]
+            members = [energy_forces_virial(self.basis, atoms, c, self.core)
+                       for c in self.committee]
             out.extras = {
                 "energy_std": float(np.std([m.energy for m in members])),
                 "forces_std": np.std([m.forces for m in members], axis=0),
@@ -103,7 +115,8 @@ class LinearACEModel(Model):
         return out
 
     def to_state(self):
-        params = {"basis": self.basis.to_dict(), "e0": self.e0}
+        params = {"basis": self.basis.to_dict(), "e0": self.e0,
+                  "core": None if self.core is None else self.core.to_dict()}
         arrays = {"coef": self.coef}
         if self.committee is not None:
             arrays["committee"] = self.committee
@@ -111,5 +124,7 @@ class LinearACEModel(Model):
 
     @classmethod
     def from_state(cls, params, arrays, provenance):
+        core = params.get("core")  # absent in files written before the core repulsion
         return cls(ACEBasis.from_dict(params["basis"]), arrays["coef"], params["e0"],
-                   committee=arrays.get("committee"), provenance=provenance)
+                   committee=arrays.get("committee"), provenance=provenance,
+                   core=False if core is None else CoreRepulsion.from_dict(core))
