@@ -16,8 +16,10 @@ import numpy as np
 
 from ..ace.basis import ACEBasis
 from ..ace.design import GramForm, gram_form
+from ..ace.model_eval import CoreRepulsion, energy_forces_virial
 from ..ace.prior import smoothness_prior
 from ..data import Configuration, Weights, assign_weights, hash_configs, random_split
+from ..data.configuration import min_distance
 from ..data.e0 import resolve_e0
 from ..errors import FitError, InputError
 from ..models.base import Model
@@ -73,6 +75,37 @@ class FitResult:
     metrics: dict
     path_fit: PathFit | None = None
     timings: dict = field(default_factory=dict)
+
+
+def without_core(configs: Sequence[Configuration], basis: ACEBasis) -> list[Configuration]:
+    """Labels minus the fixed core repulsion that every LinearACEModel adds.
+
+    Only configurations with a pair closer than the core radius feel the core; they are
+    copied with the core's energy, forces and stress subtracted, so the fitted model (ACE
+    plus core) reproduces the original labels.  The others are returned as they are.
+    """
+    core = CoreRepulsion.for_basis(basis)
+    r_in = max(core.radius.values())
+    probe, zero = basis.prune([0])[0], np.zeros(1)
+    out, n_close = [], 0
+    for c in configs:
+        if min_distance(c.atoms, r_in) >= r_in:
+            out.append(c)
+            continue
+        res = energy_forces_virial(probe, c.atoms, zero, core)
+        c = c.copy()
+        n_close += 1
+        if c.energy is not None:
+            c.energy -= res.energy
+        if c.forces is not None:
+            c.forces = c.forces - res.forces
+        if c.stress is not None:
+            c.stress = c.stress + res.virial / c.volume  # stress_core = −virial_core / V
+        out.append(c)
+    if n_close:
+        log.info("%d configurations have pairs inside the core radius (%.3g Å): the core "
+                 "repulsion is subtracted from their labels before fitting", n_close, r_in)
+    return out
 
 
 def _split(configs, validation, s: FitSettings):
@@ -173,10 +206,11 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
     except TypeError as err:
         raise InputError(f"fit.basis: {err}") from err
     gamma = smoothness_prior(basis, **s.prior)
+    train_fit, val_fit = without_core(train, basis), without_core(val, basis)
     log.info("fitting %s (%d functions) on %d train / %d validation configurations",
              s.solver, basis.size, len(train), len(val))
-    G = gram_form(basis, train, e0, executor=executor)
-    Gv = gram_form(basis, val, e0, executor=executor) if val else None
+    G = gram_form(basis, train_fit, e0, executor=executor)
+    Gv = gram_form(basis, val_fit, e0, executor=executor) if val else None
     t_assembly = time.perf_counter() - t0
     path_fit, committee = None, None
     if s.solver in ("omp", "asp"):

@@ -98,3 +98,28 @@ def test_fit_bad_input(cu_data):
         fit(cu_data[0], {"solvr": "omp"})
     with pytest.raises(InputError, match="fit.basis"):
         fit(cu_data[0], {"basis": {"correlation_orderr": 2}})
+
+
+def test_core_repulsion_is_taken_out_of_close_pair_labels():
+    from ase import Atoms
+
+    from mlip_plugin.ace import ACEBasis
+    from mlip_plugin.ace.model_eval import CoreRepulsion, energy_forces_virial
+    from mlip_plugin.data import Configuration
+    from mlip_plugin.pipeline.fit import without_core
+
+    basis = ACEBasis(["Cu"], 2, 6, 4.5)
+    r_in = CoreRepulsion.for_basis(basis).radius[("Cu", "Cu")]
+    close = Atoms("Cu2", positions=[[0, 0, 0], [0.8 * r_in, 0, 0]], cell=[8, 8, 8], pbc=True)
+    far = Atoms("Cu2", positions=[[0, 0, 0], [1.2 * r_in, 0, 0]], cell=[8, 8, 8], pbc=True)
+    labelled = [Configuration(atoms=a, energy=1.0, forces=np.zeros((2, 3)),
+                              stress=np.zeros(6)) for a in (close, far)]
+    adjusted = without_core(labelled, basis)
+    assert adjusted[1] is labelled[1]  # no pair inside the core: untouched
+    core = energy_forces_virial(basis.prune([0])[0], close, np.zeros(1),
+                                CoreRepulsion.for_basis(basis))
+    assert core.energy > 0
+    assert adjusted[0].energy == pytest.approx(1.0 - core.energy)
+    np.testing.assert_allclose(adjusted[0].forces, -core.forces)
+    np.testing.assert_allclose(adjusted[0].stress, core.virial / close.get_volume())
+    assert labelled[0].energy == 1.0  # the caller's data are not changed
