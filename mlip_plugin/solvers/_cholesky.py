@@ -37,6 +37,9 @@ class GrowingCholesky:
     def _trtrs(self, rhs: np.ndarray, trans: int) -> np.ndarray:
         if self.k == 0:
             return np.zeros_like(rhs, dtype=float)
+        if rhs.ndim == 2:  # one vector at a time: OpenBLAS's multi-threaded dtrsm is far
+            # slower than dtrsv for a few right-hand sides
+            return np.column_stack([self._trtrs(rhs[:, m], trans) for m in range(rhs.shape[1])])
         out, info = dtrtrs(self.L, rhs, lower=1, trans=trans)
         if info != 0:  # only for a zero pivot, which append never lets in
             raise RuntimeError(f"LAPACK dtrtrs failed with info={info}")

@@ -105,13 +105,20 @@ def blr_gram(G, b, yy, n_rows, *, prior=None, settings: EvidenceSettings | None 
     e = np.clip(e, 0.0, None)
     q = V.T @ rhs  # b̂ in the eigenbasis
     eps = np.finfo(float).eps
+    # Directions below the eigen-solver's resolution carry only round-off: treat them as
+    # the exact null space (no data), or the evidence updates drive λ → 0 and overflow.
+    null = e <= e.max(initial=0.0) * len(e) * eps
+    e[null], q[null] = 0.0, 0.0
+    # ‖Ax − y‖² from the Gram form cancels catastrophically near an exact fit; floor it
+    # at the round-off of yᵀy so the noise precision stays finite.
+    sse_floor = np.sqrt(len(e)) * eps * yy
     beta = (n_rows / (yy + eps) if noise_precision_init is None
             else check_nonneg_float(noise_precision_init, "noise_precision_init"))
     lam, x_old, converged, it = 1.0, None, False, 0
     for _ in range(s.max_iter):
         it += 1
         w = q / (e + lam / beta)  # posterior mean in the eigenbasis
-        sse = max(yy - 2 * w @ q + (w * e) @ w, 0.0)
+        sse = max(yy - 2 * w @ q + (w * e) @ w, sse_floor)
         gamma = float(np.sum(beta * e / (lam + beta * e)))
         lam = (gamma + 2 * s.lambda_1) / (w @ w + 2 * s.lambda_2)
         beta = (n_rows - gamma + 2 * s.alpha_1) / (sse + 2 * s.alpha_2)

@@ -11,10 +11,10 @@ import pytest
 from ase.build import bulk
 from ase.calculators.calculator import PropertyNotImplementedError, get_calculator_class
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
-from mlip_plugin.calculators import MLIPCalculator
 from model_test_family import SmoothPairModel
 
 from mlip_plugin import InputError, ModelFormatError, load_model
+from mlip_plugin.calculators import MLIPCalculator
 from mlip_plugin.models import Provenance
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
-from mlip_plugin.calculators import MLIPCalculator
 
 from mlip_plugin import InputError, load_model
+from mlip_plugin.calculators import MLIPCalculator
 from mlip_plugin.pipeline.fit import fit
 from mlip_plugin.pipeline.reference import collect_reference_data
 from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
@@ -80,7 +80,7 @@ def test_models_along_the_path(omp_fit, cu_data):
     assert abs(small.predict(atoms).energy - e_ref) / len(atoms) < 0.05
 
 
-@pytest.mark.parametrize("solver", ["asp", "rrqr", "blr"])
+@pytest.mark.parametrize("solver", ["asp", "rrqr", "blr", "ard", "ridge"])
 def test_other_solvers(cu_data, solver):
     configs, test = cu_data
     res = fit(configs, {"solver": solver, "max_active": 60, "basis": BASIS}, test=test)

@@ -1,0 +1,110 @@
+"""The data types: training sets round-trip configurations; model nodes carry provenance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.common.exceptions import ValidationError
+from ase.calculators.emt import EMT
+from workflows_aiida_helpers import PerAtomTestModel
+
+from mlip_plugin import InputError
+from mlip_plugin.data import Configuration, Weights
+from mlip_plugin.models import Provenance
+from mlip_plugin.workflows.aiida.data import ModelData, TrainingSetData
+
+
+@pytest.fixture
+def labelled(tiny_atoms):
+    """Labelled configurations of different sizes; the last has no stress, one no forces."""
+    configs = []
+    for k, atoms in enumerate(tiny_atoms):
+        a = atoms.copy()
+        a.calc = EMT()
+        configs.append(Configuration(
+            atoms=atoms.copy(), energy=a.get_potential_energy(), forces=a.get_forces(),
+            stress=a.get_stress(), config_type=atoms.info["config_type"],
+            weights=Weights(energy=10.0 + k, forces=1.0, virial=0.5),
+            info={"structure_id": atoms.info["structure_id"]}))
+    configs[-1].stress = None
+    configs[0].forces = None
+    return configs
+
+
+def test_training_set_round_trips_configurations(aiida_profile, labelled):
+    node = TrainingSetData.from_configurations(labelled).store()
+    back = orm.load_node(node.pk).get_configurations()
+    assert node.numsteps == len(labelled)
+    assert node.numsites == sum(c.n_atoms for c in labelled)
+    for a, b in zip(labelled, back, strict=True):
+        assert np.array_equal(a.atoms.numbers, b.atoms.numbers)
+        np.testing.assert_array_equal(a.atoms.positions, b.atoms.positions)
+        np.testing.assert_array_equal(a.atoms.cell.array, b.atoms.cell.array)
+        assert a.energy == b.energy
+        assert (a.forces is None) == (b.forces is None)
+        if a.forces is not None:
+            np.testing.assert_array_equal(a.forces, b.forces)
+        assert (a.stress is None) == (b.stress is None)
+        if a.stress is not None:
+            np.testing.assert_array_equal(a.stress, b.stress)
+        assert (a.config_type, a.weights, a.info["structure_id"]) == (
+            b.config_type, b.weights, b.info["structure_id"])
+
+
+def test_training_set_is_a_trajectory_of_ragged_steps(aiida_profile, labelled):
+    node = TrainingSetData.from_configurations(labelled).store()
+    assert isinstance(node, orm.TrajectoryData)
+    assert node.base.attributes.get("symbols") == ["Cu"]
+    assert node.base.attributes.get("units")["forces"] == "eV/Angstrom"
+    big = next(i for i, c in enumerate(labelled) if c.n_atoms == 31)
+    structure = node.get_step_structure(big)
+    assert len(structure.sites) == 31
+    np.testing.assert_allclose(structure.get_ase().positions, labelled[big].atoms.positions)
+    assert node.get_step_data(big)[3] == ["Cu"] * 31
+    with pytest.raises(IndexError, match="outside"):
+        node.get_atoms(len(labelled))
+    with pytest.raises(InputError, match="custom_kinds"):
+        node.get_step_structure(0, custom_kinds=["Cu"])
+
+
+def test_training_set_rejects_bad_input(aiida_profile, labelled):
+    with pytest.raises(InputError, match="at least one configuration"):
+        TrainingSetData.from_configurations([])
+    node = TrainingSetData.from_configurations(labelled)
+    node.set_array("energies", np.zeros(3))
+    with pytest.raises(ValidationError, match="'energies' has shape"):
+        node.store()
+
+
+def test_model_node_carries_provenance_and_predicts(aiida_profile, tiny_atoms):
+    model = PerAtomTestModel(["Cu"], [-3.5], Provenance(solver="omp", seed=11,
+                                                        training_data_sha256="ab" * 32))
+    node = ModelData.from_model(model).store()
+    assert node.filename == "model.json"
+    assert node.family == "test_per_atom"
+    assert node.base.attributes.get("species") == ["Cu"]
+    assert node.provenance["solver"] == "omp" and node.provenance["seed"] == 11
+    hits = orm.QueryBuilder().append(
+        ModelData, filters={"attributes.provenance.training_data_sha256": "ab" * 32}).all()
+    assert [h[0].pk for h in hits] == [node.pk]
+    atoms = tiny_atoms[0].copy()
+    atoms.calc = orm.load_node(node.pk).get_calculator()
+    assert atoms.get_potential_energy() == pytest.approx(-3.5 * len(atoms))
+
+
+def test_model_node_rejects_a_file_that_is_not_a_model(aiida_profile, tmp_path):
+    path = tmp_path / "model.json"
+    path.write_text("not json")
+    with pytest.raises(InputError, match="not an mlip-plugin model file"):
+        ModelData(file=str(path))
+
+
+def test_json_safe_replaces_non_finite_numbers():
+    from mlip_plugin.workflows.aiida.data import json_safe
+
+    doc = {"a": np.float64(1.5), "b": [float("nan"), np.inf, 2], "c": {"d": -np.inf},
+           "e": np.int64(3), 4: "x"}
+    assert json_safe(doc) == {"a": 1.5, "b": [None, None, 2], "c": {"d": None}, "e": 3,
+                              "4": "x"}
+    assert type(json_safe(doc)["e"]) is int

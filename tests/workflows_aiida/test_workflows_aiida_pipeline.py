@@ -1,0 +1,205 @@
+"""mlip.fit, mlip.validate and mlip.pipeline: runs, provenance queries, caching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from aiida.manage.caching import enable_caching
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from workflows_aiida_helpers import MOCK_ENTRY_POINT, TINY, MockReferenceWorkChain
+
+from mlip_plugin.data import Configuration
+from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
+from mlip_plugin.workflows.aiida.data import ModelData, TrainingSetData
+from mlip_plugin.workflows.aiida.fit import FitWorkChain
+from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
+from mlip_plugin.workflows.aiida.provenance import ancestors, format_trace, trace_model
+from mlip_plugin.workflows.aiida.validate import ValidateWorkChain
+
+EMT_SPEC = {"calculator": "ase.calculators.emt.EMT", "parameters": {}}
+pytestmark = pytest.mark.slow  # the module's first pipeline run takes ~15 s
+
+STRUCTURES = {k: v for k, v in TINY.items() if k not in ("element", "lattice")}
+
+
+def pipeline_builder(**kwargs):
+    """The fast protocol on the TINY structures, validating EOS and elastic constants only."""
+    return PipelineWorkChain.get_builder_from_protocol(
+        "Cu", "fcc", "fast", overrides={"structure_settings": STRUCTURES, "validate": {
+            "settings": {"properties": ["eos", "elastic"]}}}, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def first_run(aiida_profile):
+    """The fast Cu/EMT pipeline, run once with caching enabled."""
+    with enable_caching():
+        results, node = run_get_node(pipeline_builder())
+    assert node.is_finished_ok, node.exit_message
+    return results, node
+
+
+def test_pipeline_produces_model_and_property_table(first_run):
+    results, node = first_run
+    assert {"structures", "training_set", "failed_structures", "model", "metrics",
+            "properties"} <= set(results)
+    assert results["failed_structures"].get_list() == []
+    rows = {r["name"]: r for r in results["properties"].get_dict()["properties"]}
+    assert {"model", "reference", "abs_error", "error_percent"} <= set(rows["c11"])
+    # a fast fit to 12 structures already gets EMT's a0 to 0.01 % and B, C_ij to ~5 %
+    assert abs(rows["a0_fcc"]["error_percent"]) < 0.5
+    for name in ("bulk_modulus", "c11", "c12", "c44"):
+        assert abs(rows[name]["error_percent"]) < 15, rows[name]
+    model = results["model"]
+    assert model.family == "linear_ace" and model.base.attributes.get("species") == ["Cu"]
+    # the model reproduces its EMT training energies to well under 10 meV/atom
+    configs = results["training_set"].get_configurations()
+    calc = model.get_calculator()
+    errors = []
+    for c in configs:
+        atoms = c.atoms.copy()
+        atoms.calc = calc
+        errors.append(abs(atoms.get_potential_energy() - c.energy) / c.n_atoms)
+    assert np.mean(errors) < 0.01
+    sub = {n.process_label for n in node.called}
+    assert sub == {"generate_structures", "ReferenceWorkChain", "FitWorkChain",
+                   "ValidateWorkChain"}
+
+
+def test_model_traces_back_to_every_structure_and_the_calculator(first_run):
+    results, _ = first_run
+    model = results["model"]
+    trace = trace_model(model)
+    expected = generate_structures(StructureSpec.from_preset(**TINY), EMT())
+    assert [a.info["structure_id"] for a in trace.structures] == [
+        a.info["structure_id"] for a in expected]
+    for got, want in zip(trace.structures, expected, strict=True):
+        np.testing.assert_allclose(got.positions, want.positions, atol=1e-12)
+        np.testing.assert_allclose(got.cell.array, want.cell.array, atol=1e-12)
+    assert trace.reference_parameters == [EMT_SPEC]
+    assert [c.process_label for c in trace.reference_calculations] == ["collect_reference"]
+    assert trace.fit_calculation.process_label == "fit_model"
+    # the same walk as a plain query: the calculator spec and the structure protocol
+    dicts = [d.get_dict() for d in ancestors(model, orm.Dict)]
+    assert EMT_SPEC in dicts
+    assert {**STRUCTURES, "element": "Cu", "lattice": "fcc"} in dicts
+    text = format_trace(model)
+    assert "12 reference structures" in text and "ase.calculators.emt.EMT" in text
+
+
+def test_second_identical_run_reuses_the_fit(first_run):
+    results, _ = first_run
+    first_fit = results["model"].creator
+    with enable_caching():
+        again, node = run_get_node(pipeline_builder())
+    assert node.is_finished_ok
+    fit = again["model"].creator
+    assert fit.base.caching.get_cache_source() == first_fit.uuid
+    executed = orm.QueryBuilder().append(orm.CalcFunctionNode, filters={
+        "attributes.process_label": "fit_model"}).all(flat=True)
+    same = [n for n in executed if n.base.caching.get_hash() == first_fit.base.caching.get_hash()]
+    assert sum(not n.base.caching.is_created_from_cache for n in same) == 1
+    assert again["model"].get_content() == results["model"].get_content()
+
+
+def test_pipeline_with_reference_workflow_and_a_failing_structure(entry_points):
+    entry_points.add(MockReferenceWorkChain, f"aiida.workflows:{MOCK_ENTRY_POINT}")
+    builder = pipeline_builder(
+        reference_workflow=MOCK_ENTRY_POINT,
+        reference_inputs={"parameters": orm.Dict(), "fail_if_n_atoms": orm.Int(31)})
+    builder.run_validation = False
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    [failed] = results["failed_structures"].get_list()
+    assert failed["structure_id"] == "vacancy-0"
+    assert "properties" not in results
+    trace = trace_model(results["model"])
+    assert len(trace.structures) == 12  # the failed structure was a reference structure too
+    assert len(trace.reference_calculations) == 12
+    assert all(isinstance(n, orm.WorkflowNode) for n in trace.reference_calculations)
+    assert trace.reference_parameters[0] == {"parameters": {}, "fail_if_n_atoms": 31}
+    assert results["training_set"].numsteps == 11
+
+
+def test_fit_workchain_with_validation_and_test_sets(first_run):
+    results, _ = first_run
+    training = results["training_set"]
+    configs = training.get_configurations()
+    validation = TrainingSetData.from_configurations(configs[::3])
+    builder = FitWorkChain.get_builder_from_protocol(training, "fast")
+    builder.validation = validation
+    builder.test_set = training
+    out, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert isinstance(out["model"], ModelData)
+    assert out["metrics"]["errors"]["validation"]["n_configs"] == validation.numsteps
+    assert out["model"].provenance["n_validation"] == validation.numsteps
+    assert out["test_errors"]["n_configs"] == training.numsteps
+    assert out["test_errors"]["force_rmse_eV_per_A"] < 0.5
+    assert [t.pk for t in trace_model(out["model"]).training_sets] == [training.pk,
+                                                                       validation.pk]
+
+
+def test_validate_workchain_needs_a_reference(first_run):
+    results, _ = first_run
+    with pytest.raises(ValueError, match="needs the input `calculator`"):
+        run_get_node(ValidateWorkChain, model=results["model"],
+                     settings=orm.Dict({"suite": "fcc"}))
+
+
+@pytest.mark.parametrize(("inputs", "match"), [
+    ({"settings": {"solvr": "omp"}}, "unknown keys \\['solvr'\\]"),
+    ({"settings": {"solver": "magic"}}, "fit.solver='magic' is not one of"),
+])
+def test_fit_rejects_bad_settings(first_run, inputs, match):
+    with pytest.raises(ValueError, match=match):
+        run_get_node(FitWorkChain, training_set=first_run[0]["training_set"], **inputs)
+
+
+def test_pipeline_input_validation(tiny_structures, entry_points):
+    entry_points.add(MockReferenceWorkChain, f"aiida.workflows:{MOCK_ENTRY_POINT}")
+    builder = pipeline_builder()
+    builder.structures = tiny_structures
+    with pytest.raises(ValueError, match="exactly one of `structures` and"):
+        run_get_node(builder)
+    builder = pipeline_builder(reference_workflow=MOCK_ENTRY_POINT,
+                               reference_inputs={"parameters": orm.Dict()})
+    with pytest.raises(ValueError, match="give `validate.calculator`"):
+        run_get_node(builder)
+
+
+def test_failing_steps_return_their_exit_codes(first_run, tiny_structures):
+    results, _ = first_run
+    codes = PipelineWorkChain.exit_codes
+    _, node = run_get_node(FitWorkChain, training_set=results["training_set"],
+                           settings={"basis": {"correlation_order": 2, "colour": "red"}})
+    assert node.exit_status == FitWorkChain.exit_codes.ERROR_FIT_FAILED.status
+    assert "fit.basis" in node.exit_message
+    al = bulk("Al", "fcc", a=4.05, cubic=True)
+    al.calc = EMT()
+    test_set = TrainingSetData.from_configurations([Configuration(
+        atoms=al, energy=al.get_potential_energy(), forces=al.get_forces())])
+    builder = FitWorkChain.get_builder_from_protocol(results["training_set"], "fast")
+    builder.test_set = test_set
+    _, node = run_get_node(builder)
+    assert node.exit_status == FitWorkChain.exit_codes.ERROR_EVALUATION_FAILED.status
+    assert "species ['Al']" in node.exit_message
+    _, node = run_get_node(ValidateWorkChain, model=results["model"], calculator=EMT_SPEC,
+                           settings={"preset": "exhaustive"})
+    assert node.exit_status == ValidateWorkChain.exit_codes.ERROR_VALIDATION_FAILED.status
+    assert "validate.preset='exhaustive'" in node.exit_message
+    builder = pipeline_builder()
+    builder.structure_settings = {"preset": "huge"}
+    _, node = run_get_node(builder)
+    assert node.exit_status == codes.ERROR_STRUCTURE_GENERATION_FAILED.status
+    assert "preset='huge'" in node.exit_message
+    builder = pipeline_builder()
+    del builder.structure_settings
+    builder.structures = tiny_structures
+    builder.reference.calculator = {"calculator": "ase.calculators.emt.NoSuchEMT"}
+    _, node = run_get_node(builder)
+    assert node.exit_status == codes.ERROR_SUB_PROCESS_FAILED.status
+    assert "ReferenceWorkChain" in node.exit_message and "NoSuchEMT" in node.exit_message
+    assert "model" not in node.outputs

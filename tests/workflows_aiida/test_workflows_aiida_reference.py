@@ -1,0 +1,155 @@
+"""mlip.reference: ASE calculator path, reference_workflow path, failures, protocols."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from ase.calculators.emt import EMT
+from workflows_aiida_helpers import MOCK_ENTRY_POINT, MockReferenceWorkChain
+
+from mlip_plugin import InputError
+from mlip_plugin.workflows.aiida.data import TrainingSetData
+from mlip_plugin.workflows.aiida.reference import ReferenceWorkChain
+
+FAILING = {"calculator": "workflows_aiida_helpers.FailOn31AtomsEMT", "parameters": {}}
+
+
+@pytest.fixture
+def mock_workflow(entry_points):
+    entry_points.add(MockReferenceWorkChain, f"aiida.workflows:{MOCK_ENTRY_POINT}")
+    return MOCK_ENTRY_POINT
+
+
+@pytest.fixture
+def few_atoms(tiny_atoms):
+    """Three structures of different sizes (4, 31 and 16 atoms), one is the vacancy cell."""
+    return [a for a in tiny_atoms if a.info["structure_id"] in (
+        "ground_state", "vacancy-0", "surface-111")]
+
+
+def assert_emt_labels(structures, training_set, atol=1e-12, stress=True):
+    """``training_set`` holds exactly ``structures`` (in order) with their EMT labels."""
+    configs = training_set.get_configurations()
+    assert [c.info["structure_id"] for c in configs] == [
+        a.info["structure_id"] for a in structures]
+    for atoms, config in zip(structures, configs, strict=True):
+        a = atoms.copy()
+        a.calc = EMT()
+        assert config.energy == pytest.approx(a.get_potential_energy(), abs=atol)
+        np.testing.assert_allclose(config.forces, a.get_forces(), atol=atol)
+        assert (config.stress is not None) == stress
+
+
+def test_ase_path_labels_all_structures_in_one_calcfunction(tiny_structures, tiny_atoms):
+    builder = ReferenceWorkChain.get_builder_from_protocol(tiny_structures, "fast")
+    result, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert result["failed_structures"].get_list() == []
+    assert_emt_labels(tiny_atoms, result["training_set"])
+    [calc] = node.called_descendants  # one calcfunction for all structures
+    assert calc.process_label == "collect_reference"
+    assert calc.inputs.calculator.get_dict() == {"calculator": "ase.calculators.emt.EMT",
+                                                 "parameters": {}}
+
+
+def test_failing_structure_is_reported_not_fatal(tiny_structures):
+    result, node = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                                calculator=orm.Dict(FAILING))
+    assert node.is_finished_ok, node.exit_message
+    failed = result["failed_structures"].get_list()
+    assert [(f["structure_id"], f["error_type"]) for f in failed] == [
+        ("vacancy-0", "RuntimeError")]
+    assert "simulated SCF failure" in failed[0]["message"]
+    assert result["training_set"].numsteps == tiny_structures.numsteps - 1
+    assert "vacancy-0" not in result["training_set"].structure_ids
+
+
+def test_too_many_failures_and_all_failed_exit_codes(tiny_structures, tiny_atoms):
+    _, node = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                           calculator=orm.Dict(FAILING), max_failed_fraction=orm.Float(0.0))
+    assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_TOO_MANY_REFERENCE_FAILED.status
+    assert "1 of 12" in node.exit_message
+    assert len(node.outputs.failed_structures.get_list()) == 1
+    vacancy = TrainingSetData.from_atoms([a for a in tiny_atoms if len(a) == 31])
+    _, node = run_get_node(ReferenceWorkChain, structures=vacancy, calculator=orm.Dict(FAILING))
+    assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_ALL_REFERENCE_FAILED.status
+    assert "training_set" not in node.outputs
+
+
+def test_reference_workflow_path_matches_ase_path(few_atoms, mock_workflow):
+    structures = TrainingSetData.from_atoms(few_atoms)
+    builder = ReferenceWorkChain.get_builder_from_protocol(
+        structures, "fast", reference_workflow=mock_workflow,
+        reference_inputs={"parameters": orm.Dict({"fixed_cutoff": False})})
+    result, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert "calculator" not in node.inputs
+    # the common-workflows outputs carry no stress
+    assert_emt_labels(few_atoms, result["training_set"], atol=1e-10, stress=False)
+    launched = [n for n in node.called if n.process_class is MockReferenceWorkChain]
+    assert len(launched) == len(few_atoms)
+
+
+def test_reference_workflow_failure_is_reported(few_atoms, mock_workflow):
+    result, node = run_get_node(
+        ReferenceWorkChain, structures=TrainingSetData.from_atoms(few_atoms),
+        reference_workflow=orm.Str(mock_workflow),
+        reference_inputs={"parameters": orm.Dict(), "fail_if_n_atoms": orm.Int(31)})
+    assert node.is_finished_ok, node.exit_message
+    [failed] = result["failed_structures"].get_list()
+    assert failed["structure_id"] == "vacancy-0" and failed["error_type"] == "exit_status_400"
+    assert failed["message"] == "simulated SCF failure"
+    assert orm.load_node(failed["process_pk"]).exit_status == 400
+
+
+@pytest.mark.parametrize(("inputs", "match"), [
+    ({"calculator": {"calculator": "ase.calculators.emt.EMT"},
+      "reference_workflow": "mlip.fit"}, "not both"),
+    ({"reference_workflow": "no.such.workflow"}, "not a loadable"),
+    ({"reference_inputs": {"parameters": {}}}, "only used with `reference_workflow`"),
+    ({"max_failed_fraction": 1.5}, r"must lie in \[0, 1\]"),
+    ({"chunk_size": 0}, "chunk_size=0 must be a positive"),
+    ({"chunk_size": 2, "reference_workflow": "mlip.fit"}, "applies to the in-process ASE"),
+])
+def test_invalid_inputs_are_rejected(tiny_structures, inputs, match):
+    if "reference_inputs" in inputs:
+        inputs = {"reference_inputs": {"parameters": orm.Dict()}}
+    with pytest.raises(ValueError, match=match):
+        run_get_node(ReferenceWorkChain, structures=tiny_structures, **inputs)
+
+
+def test_protocols(tiny_structures):
+    assert set(ReferenceWorkChain.get_available_protocols()) == {"fast", "balanced",
+                                                                 "stringent"}
+    fractions = [ReferenceWorkChain.get_protocol_inputs(p)["max_failed_fraction"]
+                 for p in ("fast", "balanced", "stringent")]
+    assert fractions == sorted(fractions, reverse=True)
+    builder = ReferenceWorkChain.get_builder_from_protocol(
+        tiny_structures, "stringent", overrides={"calculator": {"parameters": {"a": 1}}})
+    assert builder.calculator.get_dict() == {"calculator": "ase.calculators.emt.EMT",
+                                             "parameters": {"a": 1}}
+    with pytest.raises(InputError, match="protocol='precise' is not known"):
+        ReferenceWorkChain.get_builder_from_protocol(tiny_structures, "precise")
+
+
+def test_unusable_calculator_returns_an_exit_code(tiny_structures):
+    _, node = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                           calculator={"calculator": "ase.calculators.emt.NoSuchEMT"})
+    code = ReferenceWorkChain.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED
+    assert node.exit_status == code.status
+    assert "unknown calculator class 'ase.calculators.emt.NoSuchEMT'" in node.exit_message
+
+
+def test_chunks_give_the_same_labels_and_global_failure_indices(tiny_structures, tiny_atoms):
+    result, node = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                                calculator=FAILING, chunk_size=5)
+    assert node.is_finished_ok, node.exit_message
+    chunks = [n for n in node.called if n.process_label == "ReferenceChunkWorkChain"]
+    assert [n.inputs.structures.numsteps for n in chunks] == [5, 5, 2]
+    assert all([c.process_label for c in n.called] == ["collect_reference"] for n in chunks)
+    [failed] = result["failed_structures"].get_list()
+    vacancy = next(i for i, a in enumerate(tiny_atoms) if a.info["structure_id"] == "vacancy-0")
+    assert (failed["index"], failed["structure_id"]) == (vacancy, "vacancy-0")
+    assert_emt_labels([a for a in tiny_atoms if len(a) != 31], result["training_set"])

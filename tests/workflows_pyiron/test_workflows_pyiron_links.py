@@ -1,0 +1,121 @@
+"""Links between jobs (the recorded chain) and the input errors of MLIPFit/MLIPValidation;
+none of these runs a fit."""
+
+from __future__ import annotations
+
+import pytest
+from ase.build import bulk
+
+from mlip_plugin import InputError
+from mlip_plugin.pipeline.config import FitSettings, ValidateSettings
+
+
+@pytest.fixture(scope="module")
+def reference_job(project):
+    job = project.create.job.MLIPReferenceData("link_reference")
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    job.structures = [atoms, atoms.repeat((2, 1, 1))]
+    job.run()
+    return job
+
+
+def test_a_fit_job_records_its_training_job(project, reference_job):
+    fit = project.create.job.MLIPFit("link_fit")
+    fit.training_job = reference_job
+    assert fit.input.training_job == {
+        "job_id": reference_job.job_id, "job_name": "link_reference",
+        "project": reference_job.project.path, "job_type": "MLIPReferenceData"}
+    assert fit.parent_id == reference_job.job_id
+    fit.save()
+    table = project.job_table()
+    assert table.set_index("job").loc["link_fit", "parentid"] == reference_job.job_id
+    # the data it will train on are the reference job's
+    assert len(fit.configurations) == 2
+    assert fit.configurations[1].energy == reference_job.configurations[1].energy
+    # by name or id as well; direct configurations replace the link
+    fit.training_job = "link_reference"
+    assert fit.training_job["job_id"] == reference_job.job_id
+    fit.configurations = reference_job.configurations[:1]
+    assert fit.training_job is None and len(fit.configurations) == 1
+
+
+def test_a_validation_job_records_its_fit_job(project, reference_job):
+    fit = project.create.job.MLIPFit("link_fit_for_validation")
+    fit.training_job = reference_job.job_id
+    fit.save()
+    val = project.create.job.MLIPValidation("link_validation")
+    val.fit_job = fit
+    assert val.fit_job["job_name"] == "link_fit_for_validation"
+    assert val.parent_id == fit.job_id
+    with pytest.raises(InputError, match="has status 'created'.*run it first"):
+        val.run()
+    assert project.load("link_validation").output.error["type"] == "InputError"
+
+
+def test_bad_links_are_refused(project, reference_job):
+    fit = project.create.job.MLIPFit("bad_links")
+    with pytest.raises(InputError, match="no job of that name in project"):
+        fit.training_job = "no_such_job"
+    with pytest.raises(InputError, match="cannot be linked; give a job object"):
+        fit.training_job = 2.5
+    with pytest.raises(InputError, match="=99999: no job with that id in the job table"):
+        fit.training_job = 99999
+    unsaved = project.create.job.MLIPReferenceData("never_saved")
+    with pytest.raises(InputError, match="'never_saved' has no job id yet"):
+        fit.training_job = unsaved
+    val = project.create.job.MLIPValidation("bad_validation_link")
+    with pytest.raises(InputError, match="is a MLIPReferenceData; give a MLIPFit job"):
+        val.fit_job = reference_job
+
+
+def test_unfinished_training_job_and_missing_data_stop_the_fit(project):
+    failed = project.create.job.MLIPReferenceData("failed_reference")
+    failed.structures = [bulk("Cu", "fcc", a=3.6)]
+    failed.reference = {"calculator": "pyiron_test_calculators.SelectivelyFailingEMT",
+                        "parameters": {"fail_natoms": "all"}}
+    with pytest.raises(Exception, match="could be labelled"):
+        failed.run()
+    fit = project.create.job.MLIPFit("fit_on_failed")
+    fit.training_job = failed
+    with pytest.raises(InputError, match="has status 'aborted'"):
+        fit.run()
+    assert project.load("fit_on_failed").status.string == "aborted"
+    empty = project.create.job.MLIPFit("fit_without_data")
+    with pytest.raises(InputError, match="MLIPFit has no training data"):
+        empty.run()
+    with pytest.raises(InputError, match=r"configurations=\[\] is empty"):
+        empty.configurations = []
+
+
+def test_a_deleted_training_job_is_reported(project, reference_job):
+    doomed = project.create.job.MLIPReferenceData("doomed_reference")
+    doomed.structures = reference_job.structures
+    doomed.run()
+    fit = project.create.job.MLIPFit("fit_on_deleted")
+    fit.training_job = doomed
+    project.remove_job("doomed_reference")
+    with pytest.raises(InputError, match="'doomed_reference' .* no longer exists"):
+        fit.run()
+
+
+def test_settings_round_trip_and_are_checked(project):
+    fit = project.create.job.MLIPFit("settings_fit")
+    fit.settings = FitSettings(solver="asp", max_active=20, tsvd=False)
+    assert fit.settings == FitSettings(solver="asp", max_active=20, tsvd=False)
+    with pytest.raises(InputError, match="fit.solver='nope' is not one of"):
+        fit.settings = {"solver": "nope"}
+    with pytest.raises(InputError, match=r"unknown keys \['solvr'\] in job.input\['fit'\]"):
+        fit.settings = {"solvr": "omp"}
+    with pytest.raises(InputError, match="must be a FitSettings or a dict"):
+        fit.settings = "omp"
+    fit.save()
+    reloaded = project.load("settings_fit")
+    assert reloaded.settings == FitSettings(solver="asp", max_active=20, tsvd=False)
+    assert reloaded.settings.tsvd is False  # HDF5 gives 0; the job gives the bool back
+    val = project.create.job.MLIPValidation("settings_validation")
+    val.settings = ValidateSettings(preset="fast", properties=["C11"])
+    val.reference = "ase.calculators.emt.EMT"
+    val.save()
+    reloaded = project.load("settings_validation")
+    assert reloaded.settings.properties == ["C11"]
+    assert reloaded.reference.calculator == "ase.calculators.emt.EMT"

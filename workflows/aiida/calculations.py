@@ -1,0 +1,180 @@
+"""Calcfunctions: thin wrappers that call the engine-free steps of :mod:`mlip_plugin.pipeline`.
+
+Each one turns nodes into plain objects, calls one pipeline function, and turns the result
+back into nodes, so every number of a run is an output of a recorded calculation.  Expected
+failures (bad settings, a failed fit) return a named exit code instead of raising.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from mlip_plugin.errors import MLIPError
+
+from .data import ModelData, TrainingSetData, json_safe
+from .exit_codes import exit_code
+
+__all__ = ["generate_structures", "collect_reference", "split_structures", "split_chunks",
+           "merge_reference", "gather_reference", "fit_model", "evaluate_model",
+           "validate_model"]
+
+log = logging.getLogger(__name__)
+
+
+@calcfunction
+def generate_structures(settings: orm.Dict, calculator: orm.Dict | None = None):
+    """Training structures of a protocol (:func:`mlip_plugin.pipeline.structures.
+    generate_structures`).
+
+    ``settings``: ``preset`` plus any :class:`StructureSpec` field; ``calculator``: the
+    reference calculator spec, which relaxes the lattice constant and drives NVT snapshots.
+    """
+    from mlip_plugin.pipeline.reference import CalculatorSpec
+    from mlip_plugin.pipeline.structures import StructureSpec
+    from mlip_plugin.pipeline.structures import generate_structures as generate
+
+    try:
+        doc = settings.get_dict()
+        spec = StructureSpec.from_preset(doc.pop("preset", "tiny"), **doc)
+        calc = None if calculator is None else CalculatorSpec.coerce(
+            calculator.get_dict()).build()
+        structures = generate(spec, calc)
+    except MLIPError as err:
+        return exit_code("ERROR_STRUCTURE_GENERATION_FAILED", message=str(err))
+    return TrainingSetData.from_atoms(structures)
+
+
+@calcfunction
+def collect_reference(structures: TrainingSetData, calculator: orm.Dict):
+    """Label every structure with an in-process ASE calculator.
+
+    Returns ``training_set`` (labelled structures; absent if none succeeded) and
+    ``failed_structures`` (a list of ``{index, structure_id, error_type, message}``).
+    """
+    from mlip_plugin.pipeline.reference import collect_reference_data
+
+    atoms = [structures.get_atoms(i) for i in range(structures.numsteps)]
+    try:
+        result = collect_reference_data(atoms, calculator.get_dict())
+    except MLIPError as err:
+        return exit_code("ERROR_REFERENCE_CALCULATION_FAILED", message=str(err))
+    out = {"failed_structures": orm.List(json_safe(result.failures))}
+    if result.configs:
+        out["training_set"] = TrainingSetData.from_configurations(result.configs)
+    return out
+
+
+@calcfunction
+def split_structures(structures: TrainingSetData):
+    """One :class:`StructureData` per structure (``structure_0000``, ...), so that an
+    external reference workflow can take each as its input with provenance."""
+    return {f"structure_{i:04d}": structures.get_step_structure(i)
+            for i in range(structures.numsteps)}
+
+
+@calcfunction
+def split_chunks(structures: TrainingSetData, chunk_size: orm.Int):
+    """Consecutive chunks of at most ``chunk_size`` structures (``chunk_0000``, ...), each a
+    TrainingSetData with its position in ``structures`` as attribute ``offset``."""
+    configs = structures.get_configurations()
+    n = chunk_size.value
+    out = {}
+    for k, start in enumerate(range(0, len(configs), n)):
+        chunk = TrainingSetData.from_configurations(configs[start:start + n])
+        chunk.base.attributes.set("offset", start)
+        out[f"chunk_{k:04d}"] = chunk
+    return out
+
+
+@calcfunction
+def merge_reference(**parts):
+    """Merge the outputs of :func:`collect_reference` over chunks: ``chunk_NNNN`` (the
+    input chunk), ``training_set_NNNN`` (absent if all of it failed) and
+    ``failed_structures_NNNN``; failure indices become indices of the whole set."""
+    keys = sorted(k.split("_", 1)[1] for k in parts if k.startswith("chunk_"))
+    configs, failures = [], []
+    for key in keys:
+        offset = parts[f"chunk_{key}"].base.attributes.get("offset")
+        if f"training_set_{key}" in parts:
+            configs += parts[f"training_set_{key}"].get_configurations()
+        failures += [{**f, "index": f["index"] + offset}
+                     for f in parts[f"failed_structures_{key}"].get_list()]
+    out = {"failed_structures": orm.List(failures)}
+    if configs:
+        out["training_set"] = TrainingSetData.from_configurations(configs)
+    return out
+
+
+@calcfunction
+def gather_reference(structures: TrainingSetData, failures: orm.List, **labels):
+    """Merge per-structure ``energy_NNNN`` (Float, eV) and ``forces_NNNN`` (ArrayData
+    ``forces``, eV/Å) into one training set; ``failures`` lists the structures without
+    labels.  Outputs as :func:`collect_reference`."""
+    from mlip_plugin.data import Configuration
+
+    configs = []
+    for i in range(structures.numsteps):
+        key = f"{i:04d}"
+        if f"energy_{key}" not in labels:
+            continue
+        atoms = structures.get_atoms(i)
+        forces = labels[f"forces_{key}"].get_array("forces")
+        configs.append(Configuration(
+            atoms=atoms, energy=labels[f"energy_{key}"].value, forces=np.asarray(forces),
+            config_type=atoms.info["config_type"],
+            info={"structure_id": atoms.info["structure_id"]}))
+    out = {"failed_structures": orm.List(failures.get_list())}
+    if configs:
+        out["training_set"] = TrainingSetData.from_configurations(configs)
+    return out
+
+
+@calcfunction
+def fit_model(training_set: TrainingSetData, settings: orm.Dict,
+              validation: TrainingSetData | None = None):
+    """Fit a model (:func:`mlip_plugin.pipeline.fit`); outputs ``model`` and ``metrics``."""
+    from mlip_plugin.pipeline.config import FitSettings
+    from mlip_plugin.pipeline.fit import fit
+
+    try:
+        result = fit(training_set.get_configurations(), FitSettings(**settings.get_dict()),
+                     validation=None if validation is None else validation.get_configurations())
+    except (MLIPError, TypeError) as err:
+        return exit_code("ERROR_FIT_FAILED", message=str(err))
+    return {"model": ModelData.from_model(result.model),
+            "metrics": orm.Dict(json_safe(result.metrics))}
+
+
+@calcfunction
+def evaluate_model(model: ModelData, dataset: TrainingSetData):
+    """Energy, force and virial errors of ``model`` on labelled ``dataset``
+    (meV/atom, eV/Å, meV/atom), as in ``metrics.json``."""
+    from mlip_plugin.pipeline.metrics import error_metrics
+
+    try:
+        errors = error_metrics(model.get_model(), dataset.get_configurations())
+    except MLIPError as err:
+        return exit_code("ERROR_EVALUATION_FAILED", message=str(err))
+    return orm.Dict(json_safe(errors))
+
+
+@calcfunction
+def validate_model(model: ModelData, settings: orm.Dict, calculator: orm.Dict | None = None):
+    """Property suite of ``model`` against the reference calculator or a published table
+    (:func:`mlip_plugin.pipeline.validate`); output ``properties`` (rows with name, unit,
+    model, reference, abs_error, error_percent)."""
+    from mlip_plugin.pipeline.config import ValidateSettings
+    from mlip_plugin.pipeline.reference import CalculatorSpec
+    from mlip_plugin.pipeline.validate import validate
+
+    try:
+        reference = None if calculator is None else CalculatorSpec.coerce(calculator.get_dict())
+        result = validate(model.get_model(), ValidateSettings(**settings.get_dict()),
+                          reference=reference)
+    except (MLIPError, TypeError) as err:
+        return exit_code("ERROR_VALIDATION_FAILED", message=str(err))
+    return orm.Dict(json_safe(result.to_dict()))

@@ -1,0 +1,158 @@
+"""``mlip.pipeline``: structures → reference data → fit → property validation, one provenance
+graph from every reference structure to the model and its property table."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, if_
+
+from .calculations import generate_structures
+from .data import TrainingSetData
+from .exit_codes import declare
+from .fit import FitWorkChain
+from .protocols import ProtocolMixin
+from .reference import ReferenceWorkChain
+from .validate import ValidateWorkChain, validate_settings
+
+__all__ = ["PipelineWorkChain"]
+
+
+def _validate_inputs(inputs, _ctx=None):
+    if ("structures" in inputs) == ("structure_settings" in inputs):
+        return "give exactly one of `structures` and `structure_settings`"
+    validate = inputs.get("validate", {})
+    run_validation = inputs.get("run_validation")
+    if (run_validation is None or run_validation.value) and "calculator" not in validate \
+            and "calculator" not in inputs.get("reference", {}) \
+            and validate.get("settings", orm.Dict()).get("reference", "calculator") == "calculator":
+        return ("the property validation compares with a calculator: give "
+                "`validate.calculator` (needed with `reference.reference_workflow`), a table "
+                "in `validate.settings.reference`, or `run_validation=False`")
+    return None
+
+
+class PipelineWorkChain(ProtocolMixin, WorkChain):
+    """The whole chain: ``mlip.reference``, ``mlip.fit`` and ``mlip.validate``."""
+
+    _protocol_file = "pipeline.yaml"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("structure_settings", valid_type=orm.Dict, required=False,
+                   serializer=orm.to_aiida_type,
+                   help="Training-structure protocol: `preset` ('tiny' or 'standard') plus "
+                        "StructureSpec fields (element, lattice, a in Angstrom, strains as "
+                        "fractions, md_temperatures in K, md_timestep_fs in fs, ...).")
+        spec.input("structures", valid_type=TrainingSetData, required=False,
+                   help="Ready-made structures (Angstrom) instead of `structure_settings`.")
+        spec.input("run_validation", valid_type=orm.Bool, serializer=orm.to_aiida_type,
+                   default=lambda: orm.Bool(True),
+                   help="Run the property validation after the fit (true/false).")
+        spec.expose_inputs(ReferenceWorkChain, namespace="reference", exclude=("structures",),
+                           namespace_options={"help": "Inputs of mlip.reference."})
+        spec.expose_inputs(FitWorkChain, namespace="fit", exclude=("training_set",),
+                           namespace_options={"help": "Inputs of mlip.fit."})
+        spec.expose_inputs(ValidateWorkChain, namespace="validate", exclude=("model",),
+                           namespace_options={"help": "Inputs of mlip.validate; the "
+                                              "calculator defaults to reference.calculator.",
+                                              "validator": validate_settings})
+        spec.inputs.validator = _validate_inputs
+        spec.outline(
+            if_(cls.needs_structures)(cls.generate),
+            cls.run_reference, cls.inspect_reference,
+            cls.run_fit, cls.inspect_fit,
+            if_(cls.should_validate)(cls.run_validation, cls.inspect_validation),
+        )
+        spec.output("structures", valid_type=TrainingSetData,
+                    help="The training structures (Angstrom).")
+        spec.expose_outputs(ReferenceWorkChain)
+        spec.expose_outputs(FitWorkChain)
+        spec.expose_outputs(ValidateWorkChain)
+        spec.outputs["properties"].required = False
+        declare(spec, "ERROR_STRUCTURE_GENERATION_FAILED", "ERROR_SUB_PROCESS_FAILED")
+
+    @classmethod
+    def get_builder_from_protocol(cls, element: str = "Cu", lattice: str = "fcc",
+                                  protocol: str | None = None, overrides: dict | None = None,
+                                  *, reference_workflow: str | None = None,
+                                  reference_inputs: dict | None = None):
+        """A builder for ``element``/``lattice`` with the settings of ``protocol``.
+
+        ``overrides`` may hold ``structure_settings``, ``run_validation`` and the
+        namespaces ``reference``, ``fit`` and ``validate`` (merged into each sub-protocol).
+        """
+        overrides = dict(overrides or {})
+        subs = {name: overrides.pop(name, None) for name in ("reference", "fit", "validate")}
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        builder = cls.get_builder()
+        builder.structure_settings = {**inputs["structure_settings"], "element": element,
+                                      "lattice": lattice}
+        builder.run_validation = inputs.get("run_validation", True)
+        ref = ReferenceWorkChain.get_protocol_inputs(protocol, subs["reference"])
+        builder.reference.max_failed_fraction = ref["max_failed_fraction"]
+        if reference_workflow is None:
+            builder.reference.calculator = ref["calculator"]
+        else:
+            builder.reference.reference_workflow = reference_workflow
+            builder.reference.reference_inputs = reference_inputs or {}
+        builder.fit.settings = FitWorkChain.get_protocol_inputs(protocol, subs["fit"])["settings"]
+        validate = ValidateWorkChain.get_protocol_inputs(protocol, subs["validate"])
+        builder.validate.settings = validate["settings"]
+        return builder
+
+    def needs_structures(self) -> bool:
+        return "structures" not in self.inputs
+
+    def generate(self):
+        """Generate the structures, with the reference calculator if it is an ASE one."""
+        kwargs = {"settings": self.inputs.structure_settings}
+        if "calculator" in self.inputs.reference:
+            kwargs["calculator"] = self.inputs.reference.calculator
+        structures, node = generate_structures.run_get_node(**kwargs)
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_STRUCTURE_GENERATION_FAILED.format(
+                message=node.exit_message)
+        self.ctx.structures = structures
+        return None
+
+    def run_reference(self):
+        structures = self.ctx.get("structures") or self.inputs.structures
+        self.out("structures", structures)
+        inputs = AttributeDict(self.exposed_inputs(ReferenceWorkChain, namespace="reference"))
+        inputs.structures = structures
+        return ToContext(reference=self.submit(ReferenceWorkChain, **inputs))
+
+    def _check(self, node):
+        """Attach ``node``'s outputs; the exit code to return if it failed, else None."""
+        self.out_many(self.exposed_outputs(node, node.process_class))
+        if node.is_finished_ok:
+            return None
+        return self.exit_codes.ERROR_SUB_PROCESS_FAILED.format(
+            name=node.process_label, pk=node.pk, status=node.exit_status,
+            message=node.exit_message or node.process_state.value)
+
+    def inspect_reference(self):
+        return self._check(self.ctx.reference)
+
+    def run_fit(self):
+        inputs = AttributeDict(self.exposed_inputs(FitWorkChain, namespace="fit"))
+        inputs.training_set = self.ctx.reference.outputs.training_set
+        return ToContext(fit=self.submit(FitWorkChain, **inputs))
+
+    def inspect_fit(self):
+        return self._check(self.ctx.fit)
+
+    def should_validate(self) -> bool:
+        return self.inputs.run_validation.value
+
+    def run_validation(self):
+        inputs = AttributeDict(self.exposed_inputs(ValidateWorkChain, namespace="validate"))
+        inputs.model = self.ctx.fit.outputs.model
+        if "calculator" not in inputs and "calculator" in self.inputs.reference:
+            inputs.calculator = self.inputs.reference.calculator
+        return ToContext(validate=self.submit(ValidateWorkChain, **inputs))
+
+    def inspect_validation(self):
+        return self._check(self.ctx.validate)

@@ -1,0 +1,133 @@
+"""Walk back from a model node to everything it was made from, with QueryBuilder queries.
+
+:func:`trace_model` answers "which structures, with which reference method and parameters,
+produced this model?"; :func:`format_trace` prints the answer as a short chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiida import orm
+from aiida.common.links import LinkType
+
+from .data import ModelData, TrainingSetData
+
+__all__ = ["ModelTrace", "trace_model", "format_trace", "ancestors"]
+
+
+def ancestors(node: orm.Node, cls=orm.Node, filters: dict | None = None) -> list:
+    """All ancestors of ``node`` of type ``cls`` (one query over the provenance graph)."""
+    qb = orm.QueryBuilder()
+    qb.append(orm.Node, filters={"id": node.pk}, tag="start")
+    qb.append(cls, with_descendants="start", filters=filters or {}, project="*")
+    return sorted({row[0].pk: row[0] for row in qb.all()}.values(), key=lambda n: n.pk)
+
+
+def _inputs_of(calcs: list, label: str, cls=orm.Data) -> list:
+    """The input nodes linked with ``label`` into any of ``calcs``."""
+    if not calcs:
+        return []
+    qb = orm.QueryBuilder()
+    qb.append(orm.ProcessNode, filters={"id": {"in": [c.pk for c in calcs]}}, tag="calc")
+    qb.append(cls, with_outgoing="calc", edge_filters={"label": label}, project="*")
+    return sorted({row[0].pk: row[0] for row in qb.all()}.values(), key=lambda n: n.pk)
+
+
+@dataclass
+class ModelTrace:
+    """What a model was made from.
+
+    Attributes
+    ----------
+    model : ModelData
+    fit_calculation : orm.CalcFunctionNode
+        The ``fit_model`` calcfunction that created the model.
+    training_sets : list of TrainingSetData
+        Labelled training (and validation) sets the fit read.
+    reference_calculations : list of orm.ProcessNode
+        ``collect_reference`` calcfunctions (ASE path) or the reference workflows (one per
+        structure) that produced the labels.
+    structures : list of ase.Atoms
+        Every structure that was sent to the reference method (failed ones included).
+    reference_parameters : list of dict
+        The ASE calculator specs, or the pass-through inputs of the reference workflows.
+    """
+
+    model: ModelData
+    fit_calculation: orm.CalcFunctionNode
+    training_sets: list = field(default_factory=list)
+    reference_calculations: list = field(default_factory=list)
+    structures: list = field(default_factory=list)
+    reference_parameters: list = field(default_factory=list)
+
+
+def _reference_workflows(structures: list) -> list:
+    """The workflows launched on the single structures split from ``structures``."""
+    if not structures:
+        return []
+    qb = orm.QueryBuilder()
+    qb.append(TrainingSetData, filters={"id": {"in": [n.pk for n in structures]}}, tag="all")
+    qb.append(orm.CalcFunctionNode, with_incoming="all", tag="split",
+              filters={"attributes.process_label": "split_structures"})
+    qb.append(orm.StructureData, with_incoming="split", tag="one")
+    qb.append(orm.WorkflowNode, with_incoming="one", edge_filters={"label": "structure"},
+              project="*")
+    return sorted({row[0].pk: row[0] for row in qb.all()}.values(), key=lambda n: n.pk)
+
+
+def trace_model(model: ModelData) -> ModelTrace:
+    """Query the provenance graph upstream of ``model``.
+
+    Works for both reference paths: the in-process ASE calculator (structures are the steps
+    of the ``structures`` input of ``collect_reference``) and ``reference_workflow`` (the
+    ``structure`` input of each reference workflow).
+    """
+    trace = ModelTrace(model=model, fit_calculation=model.creator)
+    trace.training_sets = [n for n in _inputs_of([model.creator], "training_set",
+                                                 TrainingSetData)]
+    trace.training_sets += _inputs_of([model.creator], "validation", TrainingSetData)
+    collects = ancestors(model, orm.CalcFunctionNode,
+                         {"attributes.process_label": "collect_reference"})
+    if collects:
+        trace.reference_calculations = collects
+        chunks = sorted(_inputs_of(collects, "structures", TrainingSetData),
+                        key=lambda n: n.base.attributes.get("offset", 0))
+        for node in chunks:  # one node, or the chunks of `chunk_size` in their order
+            trace.structures += [node.get_atoms(i) for i in range(node.numsteps)]
+        trace.reference_parameters = [n.get_dict() for n in _inputs_of(collects, "calculator")]
+        return trace
+    gathers = ancestors(model, orm.CalcFunctionNode,
+                        {"attributes.process_label": "gather_reference"})
+    split = _inputs_of(gathers, "structures", TrainingSetData)
+    for node in split:  # failed structures too: they are steps of the split input
+        trace.structures += [node.get_atoms(i) for i in range(node.numsteps)]
+    workflows = _reference_workflows(split)
+    trace.reference_calculations = workflows
+    for wf in workflows:
+        trace.reference_parameters.append({
+            link.link_label: (link.node.get_dict() if isinstance(link.node, orm.Dict)
+                              else getattr(link.node, "value", link.node.uuid))
+            for link in wf.base.links.get_incoming(link_type=LinkType.INPUT_WORK).all()
+            if link.link_label != "structure"})
+    return trace
+
+
+def format_trace(model: ModelData) -> str:
+    """The provenance chain of ``model`` as readable lines (for reports and examples)."""
+    t = trace_model(model)
+    prov = model.provenance
+    lines = [f"model <{model.pk}> {model.family} ({model.filename}), solver "
+             f"{prov.get('solver', '?')}, training data sha256 "
+             f"{str(prov.get('training_data_sha256', ''))[:12]}...",
+             f"  <- {t.fit_calculation.process_label} <{t.fit_calculation.pk}>"]
+    for ts in t.training_sets:
+        lines.append(f"  <- training set <{ts.pk}>: {ts.numsteps} structures, "
+                     f"{ts.numsites} atoms")
+    kinds = sorted({r.process_label for r in t.reference_calculations})
+    lines.append(f"  <- {len(t.reference_calculations)} reference calculation(s) {kinds}")
+    for params in {repr(p): p for p in t.reference_parameters}.values():
+        lines.append(f"     reference parameters: {params}")
+    types = sorted({a.info.get("config_type", "?") for a in t.structures})
+    lines.append(f"  <- {len(t.structures)} reference structures ({', '.join(types)})")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""``mlip.validate``: physical properties of a model compared with its reference."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import WorkChain
+
+from .calculations import validate_model
+from .data import ModelData
+from .exit_codes import declare
+from .fit import check_settings
+from .protocols import ProtocolMixin
+
+__all__ = ["ValidateWorkChain", "validate_settings"]
+
+
+def validate_settings(inputs, _ctx=None):
+    """The settings must make a :class:`ValidateSettings`."""
+    from mlip_plugin.pipeline.config import ValidateSettings
+
+    if "settings" not in inputs:
+        return None
+    return check_settings(ValidateSettings, inputs["settings"], "settings")
+
+
+def _validate_inputs(inputs, _ctx=None):
+    message = validate_settings(inputs)
+    if message is None and "calculator" not in inputs and inputs["settings"].get(
+            "reference", "calculator") == "calculator":
+        message = ("settings.reference='calculator' needs the input `calculator` (the "
+                   "reference ASE calculator spec); give it or a table of reference values")
+    return message
+
+
+class ValidateWorkChain(ProtocolMixin, WorkChain):
+    """Run a property suite (:func:`mlip_plugin.pipeline.validate`) in one calcfunction."""
+
+    _protocol_file = "validate.yaml"
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("model", valid_type=ModelData, help="The model to validate.")
+        spec.input("settings", valid_type=orm.Dict, serializer=orm.to_aiida_type,
+                   default=lambda: orm.Dict({}),
+                   help="ValidateSettings fields: suite, preset, reference ('calculator' "
+                        "or a JSON table of values), properties, along_path (numbers of "
+                        "basis functions), tolerance_percent (%).")
+        spec.input("calculator", valid_type=orm.Dict, serializer=orm.to_aiida_type,
+                   required=False,
+                   help="Reference ASE calculator spec {'calculator', 'parameters'} whose "
+                        "properties the model is compared with (results in eV, Angstrom, "
+                        "GPa, J/m^2, THz as the property table states).")
+        spec.inputs.validator = _validate_inputs
+        spec.outline(cls.validate)
+        spec.output("properties", valid_type=orm.Dict,
+                    help="Validation result: `properties` (rows with name, unit, model, "
+                         "reference, abs_error, error_percent in %, as in metrics.json), the "
+                         "model's and the reference's property tables, timings (s).")
+        declare(spec, "ERROR_VALIDATION_FAILED")
+
+    @classmethod
+    def get_builder_from_protocol(cls, model: ModelData, protocol: str | None = None,
+                                  overrides: dict | None = None, *,
+                                  calculator: dict | None = None):
+        """A builder with the property suite of ``protocol``; ``calculator`` is the reference."""
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        builder = cls.get_builder()
+        builder.model = model
+        builder.settings = inputs["settings"]
+        if calculator is not None:
+            builder.calculator = calculator
+        return builder
+
+    def validate(self):
+        """Run the property suite."""
+        kwargs = {"model": self.inputs.model, "settings": self.inputs.settings}
+        if "calculator" in self.inputs:
+            kwargs["calculator"] = self.inputs.calculator
+        properties, node = validate_model.run_get_node(**kwargs)
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_VALIDATION_FAILED.format(message=node.exit_message)
+        self.out("properties", properties)
+        return None

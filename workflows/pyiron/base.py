@@ -1,0 +1,225 @@
+"""What the mlip-plugin pyiron jobs share: running a step with its outcome recorded in the
+job's HDF5 and status, links between jobs, settings dataclasses stored as plain dicts, and
+model files stored as text.
+
+Status of a job after ``run()``:
+
+* ``finished``: the step ran and every item succeeded;
+* ``warning``: the step ran, but some items failed (e.g. reference structures whose
+  calculation raised); ``output/failures`` lists them and ``output/status_message`` says
+  how many;
+* ``aborted``: the step failed; ``output/error`` holds the error type and message and
+  ``run()`` re-raises the error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from pathlib import Path
+
+from pyiron_base import GenericJob, PythonTemplateJob
+from pyiron_base.jobs.job.extension.jobstatus import (
+    JobStatus,
+    job_status_finished_lst,
+    job_status_successful_lst,
+)
+
+from mlip_plugin import __version__
+from mlip_plugin.errors import InputError
+from mlip_plugin.models import Model, load_model
+
+__all__ = ["MLIPJob", "settings_to_dict", "settings_from_dict", "settings_property",
+           "link_property", "model_to_text", "model_from_text"]
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.json"
+
+
+class MLIPJob(PythonTemplateJob):
+    """Base class of the mlip-plugin jobs (not run directly).
+
+    Subclasses implement :meth:`_run_step`, which fills ``self.output`` and returns the
+    final status (``"finished"`` or ``"warning"``) with a one-line message.
+    """
+
+    def _run_step(self) -> tuple[str, str]:
+        raise NotImplementedError(f"{type(self).__name__} does not define its step")
+
+    def run_static(self) -> None:
+        """Run the step; record its outcome in ``output`` and the job status."""
+        self.status.running = True
+        self.output.mlip_plugin_version = __version__
+        try:
+            status, message = self._run_step()
+        except Exception as err:
+            self.output.error = {"type": type(err).__name__, "message": str(err)}
+            self._finish("aborted", f"failed: {type(err).__name__}: {err}")
+            log.error("%s %r failed: %s: %s", type(self).__name__, self.job_name,
+                      type(err).__name__, err)
+            raise
+        self._finish(status, message)
+        log.info("%s %r %s: %s", type(self).__name__, self.job_name, status, message)
+
+    def _finish(self, status: str, message: str) -> None:
+        """Write the HDF5 file completely, then the final status to the job table: a
+        process waiting on the table (``pr.wait_for_job``, queues) then reads a finished
+        file."""
+        self.output.status_message = message
+        self.to_hdf()
+        self.project_hdf5["status"] = status
+        setattr(self.status, status, True)
+
+    def refresh_job_status(self) -> None:
+        """Read the status from the job table.
+
+        pyiron's version marks a job run through ``job.server.executor`` as ``finished``
+        once its future is done, even when the job itself recorded ``warning`` or
+        ``aborted``; a final status already in the job table is kept here.
+        """
+        if self.job_id:
+            db_status = self.project.db.get_job_status(self.job_id)
+            if db_status in job_status_finished_lst:
+                self._status = JobStatus(initial_status=db_status, db=self.project.db,
+                                         job_id=self.job_id)
+                return
+        super().refresh_job_status()
+
+    @property
+    def status_message(self) -> str:
+        """One line on what happened in the last run ('' before it ran)."""
+        return str(self.output.get("status_message", ""))
+
+    # -- links to other jobs ---------------------------------------------------------
+    def _set_link(self, key: str, job, expected: type, parent: bool) -> None:
+        """Record ``job`` (a job object, a job id, or a job name in this project) under
+        ``input[key]``; with ``parent``, also as this job's ``parent_id`` (job table)."""
+        job_id = self._job_id_of(job, key)
+        linked = self.project.load(job_id)
+        if linked is None or not isinstance(linked, expected):
+            kind = "no job" if linked is None else f"a {type(linked).__name__}"
+            raise InputError(f"{key}={job!r} is {kind}; give a {expected.__name__} job (the "
+                             "job object, its id or its name)")
+        self.input[key] = {"job_id": int(job_id), "job_name": linked.job_name,
+                           "project": linked.project.path, "job_type": type(linked).__name__}
+        if parent:
+            self.parent_id = int(job_id)
+
+    def _job_id_of(self, job, key: str) -> int:
+        if isinstance(job, GenericJob):
+            if job.job_id is None:
+                raise InputError(f"{key}: job {job.job_name!r} has no job id yet; run (or "
+                                 "save) it before linking it")
+            return int(job.job_id)
+        if isinstance(job, str):
+            job_id = self.project.get_job_id(job)
+            if job_id is None:
+                raise InputError(f"{key}={job!r}: no job of that name in project "
+                                 f"{self.project.path!r}")
+            return int(job_id)
+        if isinstance(job, int) and not isinstance(job, bool):
+            if not self.project.db.get_items_dict({"id": job}):
+                raise InputError(f"{key}={job}: no job with that id in the job table")
+            return job
+        raise InputError(f"{key}={job!r} cannot be linked; give a job object, a job id "
+                         "(int) or a job name (str)")
+
+    def _get_link(self, key: str) -> dict | None:
+        link = self.input.get(key)
+        return None if link is None else dict(link)
+
+    def _load_link(self, key: str, expected: type):
+        """The linked job, checked to be of type ``expected`` and successfully run."""
+        link = self._get_link(key)
+        if link is None:
+            return None
+        rows = self.project.db.get_items_dict({"id": int(link["job_id"])})
+        if not rows or rows[0]["job"] != link["job_name"]:  # SQLite reuses deleted ids
+            raise InputError(f"{key}: job {link['job_name']!r} (id {link['job_id']}) no longer "
+                             "exists; link another job")
+        job = self.project.load(int(link["job_id"]))
+        if not isinstance(job, expected):
+            raise InputError(f"{key}: job {link['job_name']!r} is a {type(job).__name__}, "
+                             f"not a {expected.__name__}")
+        if job.status.string not in job_status_successful_lst:
+            raise InputError(f"{key}: job {job.job_name!r} has status {job.status.string!r}; "
+                             f"it must be one of {job_status_successful_lst} (run it first)")
+        return job
+
+
+    def _drop(self, key: str) -> None:
+        if key in self.input:
+            del self.input[key]
+
+
+def link_property(key: str, expected: type, parent: bool, replaces: str | None = None,
+                  doc: str = "") -> property:
+    """A job property that links another job (see :meth:`MLIPJob._set_link`); setting it
+    removes ``input[replaces]`` (data given directly instead of the link)."""
+
+    def getter(self) -> dict | None:
+        return self._get_link(key)
+
+    def setter(self, job) -> None:
+        self._set_link(key, job, expected, parent=parent)
+        if replaces:
+            self._drop(replaces)
+
+    return property(getter, setter, doc=doc)
+
+
+def settings_property(cls, key: str, doc: str = "") -> property:
+    """A job property that stores the settings dataclass ``cls`` as ``input[key]``; it
+    accepts an instance of ``cls`` or a dict of its fields."""
+
+    def getter(self):
+        return settings_from_dict(cls, self.input[key], key)
+
+    def setter(self, settings) -> None:
+        if isinstance(settings, dict):
+            settings = settings_from_dict(cls, settings, key)
+        if not isinstance(settings, cls):
+            raise InputError(f"settings={settings!r} must be a {cls.__name__} or a dict of "
+                             "its fields")
+        self.input[key] = settings_to_dict(settings)
+
+    return property(getter, setter, doc=doc)
+
+
+def settings_to_dict(settings) -> dict:
+    """A settings dataclass as a plain dict (what the job's HDF5 stores)."""
+    return dataclasses.asdict(settings)
+
+
+def settings_from_dict(cls, doc, name: str):
+    """Rebuild the dataclass ``cls`` from a stored dict.
+
+    HDF5 returns booleans as integers and tuples as tuples; fields whose default is a bool
+    are converted back.  Unknown keys raise :class:`InputError` naming ``name``.
+    """
+    doc = dict(doc or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(doc) - set(fields))
+    if unknown:
+        raise InputError(f"unknown keys {unknown} in job.input[{name!r}]; allowed: "
+                         f"{sorted(fields)}")
+    for key, f in fields.items():
+        if key in doc and isinstance(f.default, bool):
+            doc[key] = bool(doc[key])
+    return cls(**doc)
+
+
+def model_to_text(model: Model) -> str:
+    """The model file (JSON) of ``model`` as text."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return model.save(Path(tmp) / MODEL_FILE).read_text()
+
+
+def model_from_text(text: str) -> Model:
+    """Load a model from the text of its model file (checked like a file on disk)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / MODEL_FILE
+        path.write_text(text)
+        return load_model(path)

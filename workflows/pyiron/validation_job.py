@@ -1,0 +1,117 @@
+"""``MLIPValidation``: the property suite on a fitted model, as a pyiron job.
+
+A thin wrapper of :func:`mlip_plugin.pipeline.validate`.  The model comes from a linked
+:class:`~.fit_job.MLIPFit` job (recorded in the input and as the job's ``parentid``).
+"""
+
+from __future__ import annotations
+
+from mlip_plugin.errors import InputError
+from mlip_plugin.models import Model
+from mlip_plugin.pipeline.config import ValidateSettings
+from mlip_plugin.pipeline.reference import CalculatorSpec
+
+from .base import (
+    MLIPJob,
+    link_property,
+    model_from_text,
+    settings_property,
+    settings_to_dict,
+)
+from .fit_job import MLIPFit
+from .reference_job import MLIPReferenceData
+
+__all__ = ["MLIPValidation"]
+
+
+class MLIPValidation(MLIPJob):
+    """A fitted model + a property suite → model vs reference values with errors in %.
+
+    Input (``job.input``)
+    ---------------------
+    validate : dict
+        The fields of :class:`~mlip_plugin.pipeline.config.ValidateSettings` (suite,
+        preset, reference, properties, ...); set with ``job.settings = ...``.
+    fit_job : dict
+        ``job_id``, ``job_name``, ``project``, ``job_type`` of the :class:`MLIPFit` job whose
+        model is validated; set with ``job.fit_job = fit`` (or its id or name).
+    reference : dict or None
+        The reference calculator spec the properties are compared with.  None (default):
+        the reference calculator of the job that produced the fit's training data.
+
+    Output (``job.output``)
+    -----------------------
+    properties : list of dict
+        One row per property: ``name``, ``unit``, ``model``, ``reference``, ``abs_error``,
+        ``error_percent``.
+    result : dict
+        The whole validation result (``ValidationResult.to_dict()``).
+    reference : dict
+        The reference calculator spec that was used.
+    """
+
+    def __init__(self, project, job_name):
+        super().__init__(project, job_name)
+        self.input.validate = settings_to_dict(ValidateSettings())
+        self.input.reference = None
+
+    settings = settings_property(ValidateSettings, "validate",
+                                 "``input.validate`` as ValidateSettings.")
+    fit_job = link_property("fit_job", MLIPFit, parent=True,
+                            doc="The link to the fit job whose model is validated.")
+
+    @property
+    def reference(self) -> CalculatorSpec | None:
+        """The reference calculator spec given in the input (None: from the chain)."""
+        spec = self.input.get("reference")
+        return None if spec is None else CalculatorSpec.coerce(dict(spec))
+
+    @reference.setter
+    def reference(self, spec) -> None:
+        self.input.reference = None if spec is None else CalculatorSpec.coerce(spec).to_dict()
+
+    @property
+    def properties(self) -> list[dict]:
+        """The rows of the last run (empty before it ran)."""
+        return [dict(row) for row in self.output.get("properties") or []]
+
+    def _resolve(self, settings: ValidateSettings) -> tuple[Model, CalculatorSpec | None]:
+        """The model of the linked fit job and the reference: the input's calculator spec,
+        else (for ``settings.reference == "calculator"``) the calculator of the job that
+        produced the fit's training data, else None (``settings.reference`` is a table)."""
+        fit_job = self._load_link("fit_job", MLIPFit)
+        if fit_job is None:
+            raise InputError("MLIPValidation has no model: set job.fit_job = <an MLIPFit job>")
+        reference = self.reference
+        if reference is None and settings.reference == "calculator":
+            if fit_job.training_job is None:
+                raise InputError(
+                    f"fit job {fit_job.job_name!r} was given its training data directly, so "
+                    "there is no reference calculator to compare with; set "
+                    "job.reference = {'calculator': ..., 'parameters': {...}} or "
+                    "job.input.validate['reference'] = <a JSON table of reference values>")
+            reference = fit_job._load_link("training_job", MLIPReferenceData).reference
+        return fit_job.get_model(), reference
+
+    def _run_step(self) -> tuple[str, str]:
+        settings = self.settings
+        model, reference = self._resolve(settings)
+        from mlip_plugin.pipeline.validate import DIAGNOSTIC_ROWS, validate  # imported late
+
+        result = validate(model, settings, reference=reference)
+        self.output.reference = (reference.to_dict() if reference is not None
+                                 else {"table": str(settings.reference)})
+        self.output.properties = [dict(row) for row in result.rows]
+        self.output.result = result.to_dict()
+        errors = {r["name"]: abs(r["error_percent"]) for r in result.rows
+                  if r["error_percent"] is not None and r["name"] not in DIAGNOSTIC_ROWS}
+        message = f"{len(result.rows)} properties of suite {settings.suite!r} compared"
+        if errors:
+            worst = max(errors, key=errors.get)
+            message += (f"; mean |error| {sum(errors.values()) / len(errors):.2f} %, largest "
+                        f"{errors[worst]:.2f} % ({worst})")
+        return "finished", message
+
+    def get_model(self) -> Model:
+        """The validated model (the linked fit job's)."""
+        return model_from_text(self._load_link("fit_job", MLIPFit).output.model_json)
