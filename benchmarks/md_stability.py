@@ -24,9 +24,9 @@ from ase.build import bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Result, base_parser, timed  # noqa: E402
-from mlip_plugin.calculators import MLIPCalculator  # noqa: E402
 from zuo2020 import fit_zuo  # noqa: E402
 
+from mlip_plugin.calculators import MLIPCalculator  # noqa: E402
 from mlip_plugin.models.base import load_model  # noqa: E402
 from mlip_plugin.properties import nvt_md  # noqa: E402
 from mlip_plugin.properties.md import MDSettings  # noqa: E402

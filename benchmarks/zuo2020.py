@@ -86,26 +86,60 @@ class Problem:
     test_natoms: np.ndarray
 
 
-def vasp_stress_order(configs) -> None:
-    """Swap the yz and xz stress components (in place).
-
-    The extxyz files were converted from mlearn's ``virial_stress`` (kbar) assuming the order
-    xx yy zz xy xz yz, but VASP (and so mlearn) writes xx yy zz xy yz zx.  Evidence: a model
-    fitted to energies and forces only predicts the file's yz with correlation 0.02 and its
-    xz with 0.93 on the Si test set (xy, the diagonal: 0.95-1.0).
-    """
+def swap_yz_xz(configs) -> None:
+    """Swap the yz and xz stress components (in place)."""
     for c in configs:
         if c.stress is not None:
             c.stress = c.stress[[0, 1, 2, 4, 3, 5]]
 
 
-def load_data(train_path, test_path, fraction: float, seed: int, stress_order: str = "vasp"):
-    """Train/validation split of the training file (seeded, stratified) and the test set."""
+def _corr(a, b) -> float:
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+
+
+def detect_stress_order(configs, r_cut: float, n_sample: int = 40) -> tuple[str, dict]:
+    """Whether the file's yz/xz stress components are swapped, read from the data.
+
+    The files were converted from mlearn's ``virial_stress`` with one fixed order, but the
+    Si and Mo originals differ (the Si file's yz and xz are exchanged).  A small model
+    (basis (2, 10)) fitted to energies and forces only, on up to ``n_sample``
+    configurations, predicts the virials; the order whose yz and xz agree better wins.
+
+    Returns
+    -------
+    ("swap" or "file", {"file": correlation, "swap": correlation})
+    """
+    with_stress = [c for c in configs if c.stress is not None]
+    if len(with_stress) < 5:
+        return "file", {}
+    sample = with_stress[::max(1, len(with_stress) // n_sample)]
+    elements = sorted({x for c in configs for x in c.symbols})
+    e0 = resolve_e0(configs, "auto")
+    dm = design_matrix(ACEBasis(elements, 2, 10, r_cut), sample, e0)
+    ef, v = dm.row_kind != "V", dm.row_kind == "V"
+    coef = sla.lstsq(dm.A[ef] * dm.w[ef, None], dm.y[ef] * dm.w[ef], cond=1e-10)[0]
+    pred, lab = (dm.A[v] @ coef).reshape(-1, 6), dm.y[v].reshape(-1, 6)
+    score = {"file": 0.5 * (_corr(pred[:, 3], lab[:, 3]) + _corr(pred[:, 4], lab[:, 4])),
+             "swap": 0.5 * (_corr(pred[:, 3], lab[:, 4]) + _corr(pred[:, 4], lab[:, 3]))}
+    order = "swap" if score["swap"] > score["file"] + 0.3 else "file"
+    log.info("stress yz/xz order: %s (correlation with an energy+force fit: %s)", order, score)
+    return order, score
+
+
+def load_data(train_path, test_path, fraction: float, seed: int, stress_order: str = "auto",
+              r_cut: float = 5.5):
+    """Train/validation split of the training file (seeded, stratified) and the test set.
+
+    ``stress_order``: "file" (as stored), "swap" (exchange yz and xz) or "auto"
+    (:func:`detect_stress_order` on the training file, applied to both files).
+    """
     configs = read_configs(train_path)
     test = read_configs(test_path)
-    if stress_order == "vasp":
-        vasp_stress_order(configs)
-        vasp_stress_order(test)
+    if stress_order == "auto":
+        stress_order, _ = detect_stress_order(configs, r_cut)
+    if stress_order == "swap":
+        swap_yz_xz(configs)
+        swap_yz_xz(test)
     parts = random_split(configs, validation=fraction, seed=seed)
     return parts.take(configs, "train"), parts.take(configs, "validation"), test
 
@@ -313,7 +347,8 @@ def fit_zuo(train_path, test_path, *, total_degree: float = 25.0, n_active: int 
     s = FitSettings()
     s.basis = {**s.basis, "correlation_order": 3, "total_degree": total_degree}
     with timed() as t:
-        train, val, test = load_data(train_path, test_path, s.validation_fraction, seed)
+        train, val, test = load_data(train_path, test_path, s.validation_fraction, seed,
+                                     "auto", s.basis["r_cut"])
         e0 = resolve_e0(train, s.e0)
         basis = ACEBasis(sorted({x for c in train for x in c.symbols}), **s.basis)
         prob = assemble(basis, train, val, test, e0, cache)
@@ -357,8 +392,9 @@ def parse_args(argv=None):
     parser.add_argument("--sizes", default=None, help="active sizes (default 300,1000)")
     parser.add_argument("--ard-iter", type=int, default=20,
                         help="evidence iterations of ARD (each one factorises the kept block)")
-    parser.add_argument("--stress-order", choices=("vasp", "file"), default="vasp",
-                        help="'vasp' swaps the files' yz/xz stress (see vasp_stress_order)")
+    parser.add_argument("--stress-order", choices=("auto", "file", "swap"), default="auto",
+                        help="yz/xz stress order: 'auto' reads it from the data "
+                             "(see detect_stress_order), 'swap' exchanges them")
     parser.add_argument("--seed", type=int, default=0, help="train/validation split seed")
     parser.add_argument("--cache", help="folder for the assembled Gram forms (npz)")
     parser.add_argument("--save-models", metavar="DIR", help="write DIR/SOLVER_N.json")
@@ -429,8 +465,11 @@ def main(argv=None) -> Result:
     s, sizes = _settings(args)
     timings = {}
     with timed() as t:
+        order, scores = args.stress_order, {}
+        if order == "auto":
+            order, scores = detect_stress_order(read_configs(train_path), s.basis["r_cut"])
         train, val, test = load_data(train_path, test_path, s.validation_fraction, args.seed,
-                                     args.stress_order)
+                                     order, s.basis["r_cut"])
     timings["read_s"] = t.seconds
     element = "-".join(sorted({x for c in train for x in c.symbols}))
     e0 = resolve_e0(train, s.e0)
@@ -451,7 +490,8 @@ def main(argv=None) -> Result:
                     "n_train": len(train), "n_validation": len(val), "n_test": len(test),
                     "basis_size": basis.size, "fit": vars(s) | {"basis": s.basis},
                     "sizes": sizes, "solvers": solvers, "seed": args.seed,
-                    "stress_order": args.stress_order, "ard_iter": args.ard_iter,
+                    "stress_order": order, "stress_order_scores": scores,
+                    "ard_iter": args.ard_iter,
                     "quick": args.quick}
     res.figures = {"results": results, "learning_curve": curves, "timings": timings}
     if args.save_models:
