@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ from mlip_plugin.data import (  # noqa: E402
 )
 from mlip_plugin.data.e0 import resolve_e0  # noqa: E402
 from mlip_plugin.pipeline.config import FitSettings  # noqa: E402
-from mlip_plugin.pipeline.fit import PathFit  # noqa: E402
+from mlip_plugin.pipeline.fit import PathFit, _solve_path  # noqa: E402
 from mlip_plugin.solvers import (  # noqa: E402
     EvidenceSettings,
     ard_gram,
@@ -283,14 +283,23 @@ def ard_path(G: GramForm, gamma: np.ndarray, sizes, max_iter: int) -> SolutionPa
     return _as_path(G.AtWA.shape[0], supports, values, "ard_ranked")
 
 
-def solve(name: str, G: GramForm, gamma: np.ndarray, sizes, ard_iter: int) -> SolutionPath:
-    """The solution path of one solver on the weighted Gram form ``G`` (up to max(sizes))."""
+def solve(name: str, G: GramForm, gamma: np.ndarray, sizes, ard_iter: int,
+          s: FitSettings | None = None, select_on_prior: bool = False) -> SolutionPath:
+    """The solution path of one solver on the weighted Gram form ``G`` (up to max(sizes)).
+
+    OMP and ASP run exactly as :func:`mlip_plugin.pipeline.fit.fit` runs them, unless
+    ``select_on_prior``: then they choose among the prior-scaled columns ``A Γ⁻¹``
+    (``normalize=False``) instead of the unit-norm ones.
+    """
     max_active = max(sizes)
-    if name == "omp":
-        return omp_path_gram(G.AtWA, G.AtWy, G.ytWy, G.n_rows, max_active, prior=gamma,
-                             on_dependent="skip")
-    if name == "asp":
-        return asp_path_gram(G.AtWA, G.AtWy, G.ytWy, G.n_rows, max_active, prior=gamma)
+    if name in ("omp", "asp") and select_on_prior:
+        args = (G.AtWA, G.AtWy, G.ytWy, G.n_rows, max_active)
+        if name == "omp":
+            return omp_path_gram(*args, prior=gamma, normalize=False, on_dependent="skip")
+        return asp_path_gram(*args, prior=gamma, normalize=False)
+    if name in ("omp", "asp"):
+        return _solve_path(replace(s or FitSettings(), solver=name, max_active=max_active),
+                           G, gamma)
     if name == "rrqr":
         return rrqr_path(G, gamma, sizes)
     if name == "ard":
@@ -314,14 +323,15 @@ def learning_curve(prob: Problem, pf: PathFit, sizes) -> list[dict]:
 
 
 def run_solvers(prob: Problem, s: FitSettings, solvers, sizes, ard_iter: int = 30,
-                curve_points: int = 12) -> tuple[dict, dict, dict]:
+                curve_points: int = 12, select_on_prior: bool = False
+                ) -> tuple[dict, dict, dict]:
     """Fit every solver, evaluate at every size; returns results, curves and path fits."""
     gamma = smoothness_prior(prob.basis, **s.prior)
     G, Gv = combine(prob.train, s.weights), combine(prob.val, s.weights)
     results, curves, fits = {}, {}, {}
     for name in solvers:
         with timed() as t:
-            p = solve(name, G, gamma, sizes, ard_iter)
+            p = solve(name, G, gamma, sizes, ard_iter, s, select_on_prior)
         pf = PathFit(prob.basis, p, prob.e0, G, Gv, gamma, s.tsvd)
         results[name] = {}
         for n in sizes:
@@ -396,6 +406,11 @@ def parse_args(argv=None):
                         help="yz/xz stress order: 'auto' reads it from the data "
                              "(see detect_stress_order), 'swap' exchanges them")
     parser.add_argument("--seed", type=int, default=0, help="train/validation split seed")
+    parser.add_argument("--select-on-prior", action="store_true",
+                        help="experiment: OMP/ASP select among prior-scaled columns "
+                             "(normalize=False) instead of the package's unit-norm ones")
+    parser.add_argument("--prior-p", type=float, default=None,
+                        help="experiment: exponent of the algebraic prior (default: package)")
     parser.add_argument("--cache", help="folder for the assembled Gram forms (npz)")
     parser.add_argument("--save-models", metavar="DIR", help="write DIR/SOLVER_N.json")
     parser.add_argument("--plot", help="learning-curve PNG (default: next to --json)")
@@ -407,6 +422,8 @@ def _settings(args) -> tuple[FitSettings, list[int]]:
     s = FitSettings()
     degree = QUICK["total_degree"] if args.quick else args.total_degree
     s.basis = {**s.basis, "correlation_order": 3, "total_degree": degree}
+    if args.prior_p is not None:
+        s.prior = {**s.prior, "p": args.prior_p}
     sizes = QUICK["sizes"] if args.quick else SIZES
     if args.sizes:
         sizes = tuple(int(x) for x in args.sizes.split(","))
@@ -481,7 +498,8 @@ def main(argv=None) -> Result:
     timings["assembly_s"] = t.seconds
     solvers = [x.strip() for x in args.solvers.split(",") if x.strip()]
     with threadpool_limits(args.threads, user_api="blas"), timed() as t:
-        results, curves, fits = run_solvers(prob, s, solvers, sizes, args.ard_iter)
+        results, curves, fits = run_solvers(prob, s, solvers, sizes, args.ard_iter,
+                                            select_on_prior=args.select_on_prior)
     timings["solvers_s"] = t.seconds
     timings |= {f"{k}_s": v[str(max(sizes))]["seconds"] for k, v in results.items()}
     print_table(element, results)
@@ -491,7 +509,7 @@ def main(argv=None) -> Result:
                     "basis_size": basis.size, "fit": vars(s) | {"basis": s.basis},
                     "sizes": sizes, "solvers": solvers, "seed": args.seed,
                     "stress_order": order, "stress_order_scores": scores,
-                    "ard_iter": args.ard_iter,
+                    "ard_iter": args.ard_iter, "select_on_prior": args.select_on_prior,
                     "quick": args.quick}
     res.figures = {"results": results, "learning_curve": curves, "timings": timings}
     if args.save_models:
