@@ -102,7 +102,7 @@ class FitSettings:
     """
 
     basis: dict = field(default_factory=lambda: {"correlation_order": 3, "total_degree": 10,
-                                                 "r_cut": 5.0})
+                                                 "r_cut": 5.5})
     prior: dict = field(default_factory=lambda: {"kind": "algebraic", "p": 4.0})
     weights: dict = field(default_factory=lambda: {"energy": 30.0, "forces": 1.0,
                                                    "virial": 1.0})
