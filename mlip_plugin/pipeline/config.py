@@ -96,14 +96,17 @@ class FitSettings:
     molecule).  For ACE, ``basis`` holds :class:`mlip_plugin.ace.ACEBasis` keywords (elements
     come from the data), ``prior`` the smoothness prior (``kind`` and its parameters),
     ``weights`` the default weights (``energy``, ``forces``, ``virial``) and
-    ``by_config_type`` overrides.  For kernels, ``kernel`` holds
+    ``by_config_type`` overrides; ``select_on_prior`` makes OMP/ASP choose among the
+    prior-scaled columns A Γ⁻¹ (smooth functions first) instead of unit-norm columns —
+    on the Zuo et al. data at 5317 functions this roughly halves the test errors of a
+    300-function model (benchmarks/README.md).  For kernels, ``kernel`` holds
     :class:`mlip_plugin.kernels.TrainSettings` keywords plus an optional ``sigmas`` grid
     (σ is then chosen on the validation data).
     """
 
     basis: dict = field(default_factory=lambda: {"correlation_order": 3, "total_degree": 10,
                                                  "r_cut": 5.5})
-    prior: dict = field(default_factory=lambda: {"kind": "algebraic", "p": 4.0})
+    prior: dict = field(default_factory=lambda: {"kind": "algebraic", "p": 2.0})
     weights: dict = field(default_factory=lambda: {"energy": 30.0, "forces": 1.0,
                                                    "virial": 1.0})
     by_config_type: dict = field(default_factory=dict)
@@ -116,6 +119,7 @@ class FitSettings:
     seed: int = 0
     model: str = "ace"
     kernel: dict = field(default_factory=dict)
+    select_on_prior: bool = True
 
     def __post_init__(self):
         if self.model not in MODELS:

@@ -124,9 +124,10 @@ def _split(configs, validation, s: FitSettings):
 
 def _solve_path(s: FitSettings, G: GramForm, gamma):
     args = (G.AtWA, G.AtWy, G.ytWy, G.n_rows, s.max_active)
+    normalize = not s.select_on_prior  # False: select among the columns of A Γ⁻¹
     if s.solver == "omp":
-        return omp.omp_path_gram(*args, prior=gamma, on_dependent="skip")
-    return asp.asp_path_gram(*args, prior=gamma)
+        return omp.omp_path_gram(*args, prior=gamma, normalize=normalize, on_dependent="skip")
+    return asp.asp_path_gram(*args, prior=gamma, normalize=normalize)
 
 
 def _solve_dense(s: FitSettings, G: GramForm, gamma):
@@ -239,6 +240,7 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
         prior=dict(s.prior), weights={"default": dict(s.weights),
                                       "by_config_type": dict(s.by_config_type)},
         solver=s.solver, solver_parameters={"max_active": s.max_active,
+                                            "select_on_prior": s.select_on_prior,
                                             "selection": s.selection, "tsvd": s.tsvd,
                                             "stop_reason": info.stop_reason,
                                             "n_iter": info.n_iter,
