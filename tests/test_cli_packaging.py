@@ -77,3 +77,14 @@ def test_wheel_contains_mapped_packages(tmp_path):
                      "mlip_plugin/workflows/aiida/__init__.py",
                      "mlip_plugin/data/examples/Cu_EMT_example.extxyz"):
         assert required in names
+
+
+def test_source_tree_maps_calculators_and_workflows():
+    """From the project root (which shadows an installed copy), mlip_plugin.workflows and
+    mlip_plugin.calculators resolve to the top-level folders even without an install."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+            "import mlip_plugin.workflows as w; print(w.__file__)")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == ROOT / "workflows" / "__init__.py"
