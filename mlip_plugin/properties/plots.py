@@ -45,9 +45,13 @@ def plot_phonon_bands(result, reference=None, path=None, labels=("model", "refer
     if reference is not None:
         sets.insert(0, (reference, "k", "--"))
         labels = labels[::-1]
+    handles = []  # one legend entry per band structure (ax.plot makes a line per band)
     for (res, color, style), label in zip(sets, labels):
         for k, (d, f) in enumerate(zip(res.distances, res.frequencies)):
-            ax.plot(d, f, color=color, ls=style, lw=1, label=label if k == 0 else None)
+            lines = ax.plot(d, f, color=color, ls=style, lw=1)
+            if k == 0:
+                lines[0].set_label(label)
+                handles.append(lines[0])
     ticks = [d[0] for d in result.distances] + [result.distances[-1][-1]]
     names = [start for start, _ in result.labels] + [result.labels[-1][1]]
     for k in range(1, len(result.labels)):  # a path break shows as "end|start"
@@ -59,7 +63,7 @@ def plot_phonon_bands(result, reference=None, path=None, labels=("model", "refer
     ax.axhline(0.0, color="0.5", lw=0.5)
     ax.set_xlim(ticks[0], ticks[-1])
     ax.set_ylabel("frequency (THz)")
-    ax.legend(handles=ax.get_legend_handles_labels()[0][:len(sets)])
+    ax.legend(handles=handles)
     return _finish(fig, path)
 
 
