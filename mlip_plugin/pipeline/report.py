@@ -101,18 +101,12 @@ def plot_parity(pred: Predictions, out: Path, title: str = "") -> Path | None:
 def plot_property_errors(rows: Sequence[dict], out: Path,
                          skip: Sequence[str] = ()) -> Path | None:
     """Bar chart of the % error of every property (rows named in ``skip`` left out)."""
+    from ..properties.plots import plot_property_errors as _plot
+
     rows = [r for r in rows if r.get("error_percent") is not None and r["name"] not in skip]
     if not rows:
         return None
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(rows) + 2), 3.5))
-    ax.bar(range(len(rows)), [r["error_percent"] for r in rows], color="C0")
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(range(len(rows)), [r["name"] for r in rows], rotation=45, ha="right")
-    ax.set_ylabel("model − reference (%)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _plot(rows, path=out)
     return out
 
 
