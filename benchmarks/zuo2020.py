@@ -86,52 +86,64 @@ class Problem:
     test_natoms: np.ndarray
 
 
-def swap_yz_xz(configs) -> None:
-    """Swap the yz and xz stress components (in place)."""
+SWAP = [0, 1, 2, 4, 3, 5]
+
+
+def swap_yz_xz(configs, types=None) -> None:
+    """Swap the yz and xz stress components in place (of the config types ``types``, or all)."""
     for c in configs:
-        if c.stress is not None:
-            c.stress = c.stress[[0, 1, 2, 4, 3, 5]]
+        if c.stress is not None and (types is None or c.config_type in types):
+            c.stress = c.stress[SWAP]
 
 
-def _corr(a, b) -> float:
-    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+def detect_stress_order(configs, r_cut: float, n_sample: int = 60) -> tuple[dict, dict]:
+    """Which config types have their yz and xz stress components exchanged, read from the data.
 
-
-def detect_stress_order(configs, r_cut: float, n_sample: int = 40) -> tuple[str, dict]:
-    """Whether the file's yz/xz stress components are swapped, read from the data.
-
-    The files were converted from mlearn's ``virial_stress`` with one fixed order, but the
-    Si and Mo originals differ (the Si file's yz and xz are exchanged).  A small model
-    (basis (2, 10)) fitted to energies and forces only, on up to ``n_sample``
-    configurations, predicts the virials; the order whose yz and xz agree better wins.
+    The files were converted from mlearn's ``virial_stress``, and in the shared Zuo Si files
+    the ``Elastic`` configurations have yz and xz exchanged while the others do not (the Mo
+    files are consistent).  A small model (basis (2, 10)) fitted to energies and forces only
+    predicts the virials of a sample of up to ``n_sample`` configurations (all config types
+    represented); a config type is swapped when the exchanged labels fit its predicted
+    shear components with less than half the absolute residual of the stored ones.
 
     Returns
     -------
-    ("swap" or "file", {"file": correlation, "swap": correlation})
+    ({config_type: "swap" or "file"}, {config_type: {"file": residual, "swap": residual}})
     """
     with_stress = [c for c in configs if c.stress is not None]
+    types = sorted({c.config_type for c in with_stress})
     if len(with_stress) < 5:
-        return "file", {}
-    sample = with_stress[::max(1, len(with_stress) // n_sample)]
+        return {t: "file" for t in types}, {}
+    sample = []
+    for t in types:  # every config type in the sample, up to n_sample in all
+        of_t = [c for c in with_stress if c.config_type == t]
+        sample += of_t[::max(1, len(of_t) * len(types) // n_sample)]
     elements = sorted({x for c in configs for x in c.symbols})
     e0 = resolve_e0(configs, "auto")
     dm = design_matrix(ACEBasis(elements, 2, 10, r_cut), sample, e0)
     ef, v = dm.row_kind != "V", dm.row_kind == "V"
     coef = sla.lstsq(dm.A[ef] * dm.w[ef, None], dm.y[ef] * dm.w[ef], cond=1e-10)[0]
     pred, lab = (dm.A[v] @ coef).reshape(-1, 6), dm.y[v].reshape(-1, 6)
-    score = {"file": 0.5 * (_corr(pred[:, 3], lab[:, 3]) + _corr(pred[:, 4], lab[:, 4])),
-             "swap": 0.5 * (_corr(pred[:, 3], lab[:, 4]) + _corr(pred[:, 4], lab[:, 3]))}
-    order = "swap" if score["swap"] > score["file"] + 0.3 else "file"
-    log.info("stress yz/xz order: %s (correlation with an energy+force fit: %s)", order, score)
-    return order, score
+    sample_types = np.array([sample[i].config_type for i in dm.config_index[v][::6]])
+    order, scores = {}, {}
+    for t in types:
+        m = sample_types == t
+        kept = float(np.abs(pred[m][:, 3:5] - lab[m][:, 3:5]).sum())
+        swapped = float(np.abs(pred[m][:, 3:5] - lab[m][:, [4, 3]]).sum())
+        scores[t] = {"file": kept, "swap": swapped}
+        order[t] = "swap" if swapped < 0.5 * kept else "file"
+    log.info("stress yz/xz order per config type: %s (shear residuals of an energy+force "
+             "fit: %s)", order, scores)
+    return order, scores
 
 
-def load_data(train_path, test_path, fraction: float, seed: int, stress_order: str = "auto",
+def load_data(train_path, test_path, fraction: float, seed: int, stress_order="auto",
               r_cut: float = 5.5):
     """Train/validation split of the training file (seeded, stratified) and the test set.
 
-    ``stress_order``: "file" (as stored), "swap" (exchange yz and xz) or "auto"
-    (:func:`detect_stress_order` on the training file, applied to both files).
+    ``stress_order``: "file" (as stored), "swap" (exchange yz and xz of every
+    configuration), "auto" (:func:`detect_stress_order` on the training file, per config
+    type, applied to both files) or a mapping {config_type: "swap" or "file"}.
     """
     configs = read_configs(train_path)
     test = read_configs(test_path)
@@ -140,6 +152,10 @@ def load_data(train_path, test_path, fraction: float, seed: int, stress_order: s
     if stress_order == "swap":
         swap_yz_xz(configs)
         swap_yz_xz(test)
+    elif isinstance(stress_order, dict):
+        swapped = {t for t, o in stress_order.items() if o == "swap"}
+        swap_yz_xz(configs, swapped)
+        swap_yz_xz(test, swapped)
     parts = random_split(configs, validation=fraction, seed=seed)
     return parts.take(configs, "train"), parts.take(configs, "validation"), test
 
