@@ -141,3 +141,20 @@ def test_validation_from_gram_equals_rows_on_a_long_homotopy_path(split_problem)
                                           len(y_val), metric="sse"))
     assert gram.index == rows.index
     np.testing.assert_allclose(gram.scores, rows.scores, rtol=1e-7, atol=1e-9 * (y_val @ y_val))
+
+
+def test_tsvd_gram_keeps_an_informative_direction_near_the_rounding_level():
+    # a support whose prior-scaled Gram matrix has σ_k/σ_1 ≈ 3e-8 (as on the Zuo data at
+    # 1000 functions), and the target needs that direction: validation keeps full rank
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((300, 5))
+    gamma = np.array([1.0, 1.0, 1.0, 1.0, 3e7])
+    y = A @ np.array([1.0, -0.5, 0.3, 0.2, 1.0]) + 1e-6 * rng.standard_normal(300)
+    tr, va = slice(0, 200), slice(200, 300)
+    G, b = A[tr].T @ A[tr], A[tr].T @ y[tr]
+    Gv, bv, yyv = A[va].T @ A[va], A[va].T @ y[va], float(y[va] @ y[va])
+    res = tsvd_debias_gram(G, b, np.arange(5), Gv, bv, yyv, 100, prior=gamma)
+    assert res.singular_values[-1] / res.singular_values[0] < 1e-7
+    assert res.rank == 5
+    assert res.scores[4] < 1e-3 * res.scores[3]
+    np.testing.assert_allclose(res.values[4], 1.0, rtol=1e-3)
