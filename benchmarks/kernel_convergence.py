@@ -1,7 +1,7 @@
 """PCG convergence of the GDML kernel solver (Blücher, Müller & Chmiela 2023: Fig. 5, Tables I/II).
 
-    python benchmarks/kernel_convergence.py [--train FILE --test FILE] [--n-train 200]
-        [--n-train-solvers 500] [--quick] [--json OUT]
+    python benchmarks/kernel_convergence.py [--train FILE --test FILE] [--n-train 300]
+        [--n-train-solvers 700] [--quick] [--json OUT]
 
 Default: rMD17 ethanol, then uracil (split 01); (a), (b), (d) on ``--n-train`` training
 frames, (c) on ``--n-train-solvers`` frames tested on ``--n-test`` test frames; σ = 20,
@@ -61,9 +61,9 @@ def parse_args():
     p = base_parser("kernel_convergence", __doc__.split("\n")[0])
     p.add_argument("--train", help="sGDML-style .npz training file (default: rMD17 files)")
     p.add_argument("--test", help="sGDML-style .npz test file (with --train)")
-    p.add_argument("--n-train", type=int, default=200,
+    p.add_argument("--n-train", type=int, default=300,
                    help="(a), (b), (d): training frames per molecule")
-    p.add_argument("--n-train-solvers", type=int, default=500,
+    p.add_argument("--n-train-solvers", type=int, default=700,
                    help="(c): training frames per molecule for analytic vs PCG")
     p.add_argument("--n-test", type=int, default=1000, help="test frames per molecule")
     p.add_argument("--sigma", type=float, default=20.0)
