@@ -2,6 +2,7 @@
 
     python benchmarks/kernel.py [--train FILE --test FILE] [--n-train 1000] [--json OUT]
     python benchmarks/kernel.py --table --n-train 200 [--ks 50 100 200 400] [--tol 1e-4]
+        [--seeds 5] [--eigen]
 
 Default: rMD17 ethanol and uracil (split 01), 1000 training frames, tested on the 1000 test
 frames, σ = 20, λ = 1e-10.  For each molecule it trains
@@ -61,6 +62,10 @@ def parse_args():
                         "--n-train frames of the first molecule (the paper's Fig. 5)")
     p.add_argument("--ks", type=int, nargs="+", default=[50, 100, 200, 400])
     p.add_argument("--maxiter", type=int, default=20000)
+    p.add_argument("--seeds", type=int, default=5,
+                   help="--table: seeds of the sampled (leverage, uniform) preconditioners")
+    p.add_argument("--eigen", action="store_true",
+                   help="--table: add the optimal rank-k (eigendecomposition) preconditioner")
     return p.parse_args()
 
 
@@ -155,47 +160,78 @@ def add_targets(name: str, rows: dict, result: Result) -> None:
         result.target(f"{name}: train time PCG / sgdml CG", ratio, "<= 0.5", ratio <= 0.5)
 
 
+def _iterations(op, y, factor, args) -> int | None:
+    P = WoodburyPreconditioner(factor, args.lam)
+    res = pcg(lambda v: op.matvec(v) + args.lam * v, y, P, tol=args.tol, maxiter=args.maxiter)
+    return res.n_iter if res.converged else None
+
+
+def summary(counts: list) -> dict:
+    """Mean and std of iteration counts (None = did not converge) over seeds."""
+    ok = [c for c in counts if c is not None]
+    return {"runs": counts, "mean": float(np.mean(ok)) if ok else None,
+            "std": float(np.std(ok)) if ok else None, "failed": len(counts) - len(ok)}
+
+
+def cell(s: dict) -> str:
+    """``mean±std`` of :func:`summary` for a table cell (``*``: some runs failed)."""
+    if s["mean"] is None:
+        return "no conv."
+    return f"{s['mean']:.0f}" + (f"±{s['std']:.0f}" if len(s["runs"]) > 1 else "") + \
+        ("*" if s["failed"] else "")
+
+
 def iteration_table(train_file, args, result: Result) -> None:
-    """CG iterations to ``--tol`` at equal k for each preconditioner (same σ, λ)."""
+    """CG iterations to ``--tol`` at equal k for each preconditioner (same σ, λ).
+
+    The incomplete Cholesky is deterministic; the sampled ones (leverage, uniform) are run
+    with ``--seeds`` seeds and reported as mean ± std.  ``--eigen`` adds the optimal rank-k
+    factor (dense eigendecomposition) as the lower bound any rank-k preconditioner can reach.
+    """
     R, _, _, F = load(train_file, args.n_train)
     op = GDMLOperator(R, args.sigma)
     y = F.reshape(-1)
-    kinds = ("cholesky", "leverage", "uniform")
+    kinds = ("cholesky", "leverage", "uniform") + (("eigen",) if args.eigen else ())
     print(f"\n== CG iterations to tol={args.tol} ({len(R)} frames, n={op.n}, sigma={args.sigma}, "
-          f"lam={args.lam})\n  {'k':>6} " + " ".join(f"{k:>10}" for k in kinds), flush=True)
+          f"lam={args.lam}, {args.seeds} seeds for leverage/uniform)\n  {'k':>6} " +
+          " ".join(f"{k:>12}" for k in kinds), flush=True)
     table = {}
     for k in args.ks:
         row = {}
         for kind in kinds:
-            P = WoodburyPreconditioner(build_factor(op, kind, k, np.random.default_rng(0)),
-                                       args.lam)
-            res = pcg(lambda v: op.matvec(v) + args.lam * v, y, P, tol=args.tol,
-                      maxiter=args.maxiter)
-            row[kind] = res.n_iter if res.converged else None
+            seeds = range(args.seeds) if kind in ("leverage", "uniform") else [0]
+            row[kind] = summary([_iterations(op, y, build_factor(
+                op, kind, k, np.random.default_rng(seed)), args) for seed in seeds])
         table[k] = row
-        print(f"  {k:>6} " + " ".join(f"{str(row[c]):>10}" for c in kinds), flush=True)
-        ordered = None not in row.values() and \
-            row["cholesky"] <= row["leverage"] <= row["uniform"]
-        result.target(f"k={k}: iterations cholesky <= leverage <= uniform",
+        print(f"  {k:>6} " + " ".join(f"{cell(row[c]):>12}" for c in kinds), flush=True)
+        means = [row[c]["mean"] for c in ("cholesky", "leverage", "uniform")]
+        ordered = None not in means and means[0] <= means[1] <= means[2]
+        result.target(f"k={k}: mean iterations cholesky <= leverage <= uniform",
                       float(ordered), "== 1", ordered)
     result.figures["iterations"] = table
+
+
+def data_jobs(args) -> list[tuple[str, str, str]]:
+    """``(name, train file, test file)``: ``--train``/``--test``, else rMD17 ethanol and
+    uracil (split 01) under ``--data``."""
+    if args.train:
+        return [(Path(args.train).stem, args.train, args.test or args.train)]
+    data = Path(args.data) / "rmd17"
+    return [(m, str(data / f"{m}_rmd17_train_01.npz"), str(data / f"{m}_rmd17_test_01.npz"))
+            for m in MOLECULES]
 
 
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    data = Path(args.data) / "rmd17"
-    if args.train:
-        jobs = [(Path(args.train).stem, args.train, args.test or args.train)]
-    else:
-        jobs = [(m, data / f"{m}_rmd17_train_01.npz", data / f"{m}_rmd17_test_01.npz")
-                for m in MOLECULES]
+    jobs = data_jobs(args)
     if args.quick:
         args.n_train = min(args.n_train, 200)
     result = Result("kernel", settings={k: v for k, v in vars(args).items()})
     for name, train_file, test_file in jobs:
         if args.table:
-            iteration_table(str(train_file), args, result)
+            with threadpool_limits(args.threads, user_api="blas"):
+                iteration_table(str(train_file), args, result)
             break
         run_molecule(name, str(train_file), str(test_file), args, result)
     result.figures["max_rss_bytes"] = max_rss_bytes()

@@ -27,8 +27,8 @@ from ..errors import InputError
 from .gdml import GDMLOperator
 
 __all__ = ["LowRank", "WoodburyPreconditioner", "PRECONDITIONERS", "build_factor",
-           "uniform_factor", "leverage_factor", "incomplete_cholesky", "eigen_factor",
-           "check_rank"]
+           "uniform_factor", "leverage_factor", "leverage_scores", "ridge_leverage_scores",
+           "incomplete_cholesky", "eigen_factor", "check_rank"]
 
 log = logging.getLogger(__name__)
 
@@ -89,30 +89,59 @@ def uniform_factor(op: GDMLOperator, k: int, rng: np.random.Generator) -> LowRan
     return nystrom_factor(op, rng.choice(op.n, size=k, replace=False), "uniform")
 
 
-def leverage_scores(op: GDMLOperator, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Approximate ridge leverage scores ``ℓ_i(μ) = [K (K + μ I)⁻¹]_ii`` of every column.
-
-    ``K`` is replaced by a uniform Nyström approximation of ``max(1, k // 2)`` columns plus
-    its residual diagonal, ``ℓ_i ≈ (K_ii - K_iS (K_SS + μ I)⁻¹ K_Si) / μ``, and ``μ`` is
-    chosen (by bisection) so that the scores sum to ``k``: the effective dimension matches the
-    number of columns to be sampled.
-    """
-    k0 = max(1, k // 2)
-    S = np.sort(rng.choice(op.n, size=k0, replace=False))
+def _sketch(op: GDMLOperator, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues ``e`` of ``K_SS`` (s,) and ``B2 = (Uᵀ K_S:)²`` (s, n)."""
+    S = np.sort(np.asarray(S, dtype=int))
     C = op.rows(S)
     e, U = np.linalg.eigh(0.5 * (C[:, S] + C[:, S].T))
-    e = np.maximum(e, 0.0)
-    B2 = (U.T @ C) ** 2
+    return np.maximum(e, 0.0), (U.T @ C) ** 2
+
+
+def _scores(diag, e, B2, mu: float) -> np.ndarray:
+    return np.maximum(diag - (B2 / (e + mu)[:, None]).sum(0), 0.0) / mu
+
+
+def ridge_leverage_scores(op: GDMLOperator, sketch: np.ndarray, mu: float) -> np.ndarray:
+    """Nyström estimates ``ℓ̃_i(μ) = (K_ii - K_iS (K_SS + μ I)⁻¹ K_Si) / μ`` of the ridge
+    leverage scores ``ℓ_i(μ) = [K (K + μ I)⁻¹]_ii`` from the columns ``S = sketch``.
+
+    ``ℓ̃_i >= ℓ_i`` for every sketch, with equality when ``S`` holds all columns.
+
+    Parameters
+    ----------
+    op : GDMLOperator
+    sketch : ndarray of int, shape (s,)
+        Column indices ``S``.
+    mu : float
+        Ridge parameter μ > 0 (units of ``K``).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    return _scores(op.diagonal(), *_sketch(op, sketch), float(mu))
+
+
+def leverage_scores(op: GDMLOperator, k: int, rng: np.random.Generator, *,
+                    sketch: int | None = None) -> np.ndarray:
+    """Approximate ridge leverage scores of every column, with μ set so that they sum to k.
+
+    :func:`ridge_leverage_scores` on ``sketch`` (default ``max(1, k // 2)``) columns drawn
+    uniformly without replacement; ``μ`` is found by bisection in ``log μ`` so that the
+    scores sum to ``k``: the effective dimension matches the number of columns to sample.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    s = max(1, k // 2) if sketch is None else min(int(sketch), op.n)
+    e, B2 = _sketch(op, rng.choice(op.n, size=s, replace=False))
     diag = op.diagonal()
-
-    def scores(mu):
-        return np.maximum(diag - (B2 / (e + mu)[:, None]).sum(0), 0.0) / mu
-
     lo, hi = np.log(diag.max() * 1e-16), np.log(diag.sum() * 10)
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if scores(np.exp(mid)).sum() > k else (lo, mid)
-    return scores(np.exp(hi))
+        lo, hi = (mid, hi) if _scores(diag, e, B2, np.exp(mid)).sum() > k else (lo, mid)
+    return _scores(diag, e, B2, np.exp(hi))
 
 
 def leverage_factor(op: GDMLOperator, k: int, rng: np.random.Generator) -> LowRank:

@@ -13,11 +13,12 @@ k_min)`` to iteration counts of short PCG runs on a subset of the training data.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConvergenceWarning, InputError
 from .gdml import GDMLOperator
 from .preconditioners import WoodburyPreconditioner, incomplete_cholesky
 from .solve import pcg
@@ -72,6 +73,27 @@ class RuleFit:
         return rule_of_thumb_k(n, self.m, self.k_min)
 
 
+def _subset_iterations(op: GDMLOperator, y: np.ndarray, lam: float, ks: list[int],
+                       tol: float) -> tuple[list[int], list[int]]:
+    """PCG iterations (incomplete Cholesky of rank k) for each k; the runs that stop at
+    ``maxiter = n`` without converging are left out (logged): their counts are only lower
+    bounds and would flatten the fitted slope."""
+    iters, kept = [], []
+    for k in ks:
+        P = WoodburyPreconditioner(incomplete_cholesky(op, k), lam)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = pcg(lambda v: op.matvec(v) + lam * v, y, P, tol=tol, maxiter=op.n)
+        if res.converged:
+            iters.append(max(res.n_iter, 1))
+            kept.append(k)
+        else:
+            log.warning("rule-of-thumb calibration: k=%d did not converge within %d "
+                        "iterations (residual %.3g > tol=%.3g); left out of the fit", k,
+                        op.n, res.residuals[-1], tol)
+    return iters, kept
+
+
 def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: float, *,
                             n_frames: int = 50, ks=None, tol: float = 1e-6,
                             seed: int = 0) -> RuleFit:
@@ -101,19 +123,19 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
     y = F[sub].reshape(-1)
     if ks is None:
         ks = np.unique(np.geomspace(max(2, op.n // 40), max(3, op.n // 5), 4).astype(int))
-    iters = []
-    for k in ks:
-        P = WoodburyPreconditioner(incomplete_cholesky(op, int(k)), lam)
-        res = pcg(lambda v: op.matvec(v) + lam * v, y, P, tol=tol, maxiter=op.n)
-        iters.append(max(res.n_iter, 1))
+    iters, ks = _subset_iterations(op, y, lam, [int(k) for k in ks], tol)
+    if len(ks) < 2:
+        raise InputError(f"calibration: fewer than two of the ranks converged within "
+                         f"{op.n} PCG iterations (converged: ks={ks}, iterations={iters}); "
+                         "pass larger ks, raise tol or lam, or use the default m=1, k_min=100")
     slope, intercept = np.polyfit(np.log(ks), np.log(iters), 1)
     m = -slope
     if not m > 0:
-        raise InputError(f"calibration found iterations not decreasing with k (ks={list(ks)}, "
+        raise InputError(f"calibration found iterations not decreasing with k (ks={ks}, "
                          f"iterations={iters}); use the default m=1, k_min=100 or a larger "
                          "subset (n_frames)")
     k_min = float(np.exp((intercept - np.log(op.n)) / m))
     log.info("rule-of-thumb calibration on %d frames: m=%.3g, k_min=%.3g (ks=%s, "
-             "iterations=%s)", len(sub), m, k_min, list(ks), iters)
+             "iterations=%s)", len(sub), m, k_min, ks, iters)
     return RuleFit(m=float(m), k_min=k_min, ks=np.asarray(ks), iterations=np.asarray(iters),
                    n_sub=op.n)

@@ -1,0 +1,101 @@
+"""Preconditioner building blocks against independent references: the incomplete Cholesky
+against LAPACK's pivoted Cholesky (dpstrf), the approximate ridge leverage scores against the
+exact ones, and the rule-of-thumb calibration's handling of runs that do not converge."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.linalg.lapack import dpstrf
+
+from mlip_plugin.errors import InputError
+from mlip_plugin.kernels import GDMLOperator, calibrate_rule_of_thumb, incomplete_cholesky
+from mlip_plugin.kernels import rule as rule_mod
+from mlip_plugin.kernels.preconditioners import leverage_scores, ridge_leverage_scores
+
+
+@pytest.mark.parametrize("block", [1, 64])
+def test_incomplete_cholesky_matches_lapack_pivoted_cholesky(ethanol, block):
+    R = ethanol[0][:20]
+    op = GDMLOperator(R, 20.0)
+    K = op.dense()
+    k = 150  # below the rank 21 · 20 = 420 of K (inverse distances have 21 dof per frame)
+    C, piv, rank, _ = dpstrf(K.copy(), lower=1)
+    assert rank == 420
+    piv = piv - 1
+    f = incomplete_cholesky(op, k, block=block)
+    assert f.inducing.tolist() == piv[:k].tolist()
+    # dpstrf: P^T K P = C C^T, so row i of C belongs to the original index piv[i].
+    L = np.zeros((op.n, k))
+    L[piv] = np.tril(C)[:, :k]
+    assert np.abs(f.Lt.T - L).max() <= 1e-10 * np.abs(L).max()
+
+
+def exact_ridge_leverage(K: np.ndarray, mu: float) -> np.ndarray:
+    e, U = np.linalg.eigh(K)
+    e = np.maximum(e, 0.0)
+    return (U**2 * (e / (e + mu))).sum(1)
+
+
+def test_ridge_leverage_scores_bound_the_exact_ones(make_molecule, rng):
+    R, _ = make_molecule(12, seed=3)
+    op = GDMLOperator(R, 2.0)
+    K = op.dense()
+    for mu in (1e-6, 1e-3):
+        exact = exact_ridge_leverage(K, mu)
+        full = ridge_leverage_scores(op, np.arange(op.n), mu)
+        assert np.allclose(full, exact, rtol=1e-6, atol=1e-8)
+        part = ridge_leverage_scores(op, rng.choice(op.n, 40, replace=False), mu)
+        assert np.all(part >= exact - 1e-8) and part.sum() > exact.sum() + 1.0
+
+
+def test_leverage_scores_sum_to_k_with_matching_ridge(make_molecule, rng):
+    R, _ = make_molecule(12, seed=5)
+    op = GDMLOperator(R, 2.0)
+    k = 30
+    ell = leverage_scores(op, k, rng, sketch=op.n)
+    assert abs(ell.sum() - k) <= 1e-6 * k
+    e = np.maximum(np.linalg.eigvalsh(op.dense()), 0.0)
+    lo, hi = -60.0, 10.0  # the μ at which the exact effective dimension is k
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if (e / (e + np.exp(mid))).sum() > k else (lo, mid)
+    assert np.allclose(ell, exact_ridge_leverage(op.dense(), np.exp(hi)), atol=1e-6)
+
+
+def stalling_pcg(n_fail: int, real=rule_mod.pcg):
+    """``pcg`` whose first ``n_fail`` calls report non-convergence at maxiter."""
+    calls = []
+
+    def fake(matvec, y, precond=None, *, tol, maxiter):
+        res = real(matvec, y, precond, tol=tol, maxiter=maxiter)
+        calls.append(1)
+        return replace(res, converged=False, n_iter=maxiter) if len(calls) <= n_fail else res
+
+    return fake
+
+
+def test_calibration_leaves_out_runs_that_did_not_converge(ethanol, monkeypatch, caplog):
+    R, _, _, F = ethanol
+    ks = [40, 80, 160]
+    ref = calibrate_rule_of_thumb(R[:15], F[:15], 20.0, 1e-6, n_frames=15, ks=ks, tol=1e-4)
+    monkeypatch.setattr(rule_mod, "pcg", stalling_pcg(1))
+    with caplog.at_level(logging.WARNING, logger="mlip_plugin.kernels.rule"):
+        fit = calibrate_rule_of_thumb(R[:15], F[:15], 20.0, 1e-6, n_frames=15, ks=ks,
+                                      tol=1e-4)
+    assert "k=40 did not converge" in caplog.text
+    assert fit.ks.tolist() == [80, 160]
+    assert fit.iterations.tolist() == ref.iterations.tolist()[1:]
+    slope = np.polyfit(np.log([80, 160]), np.log(ref.iterations[1:]), 1)[0]
+    assert fit.m == pytest.approx(-slope)
+
+
+def test_calibration_needs_two_converged_runs(ethanol, monkeypatch):
+    R, _, _, F = ethanol
+    monkeypatch.setattr(rule_mod, "pcg", stalling_pcg(2))
+    with pytest.raises(InputError, match="fewer than two of the ranks converged"):
+        calibrate_rule_of_thumb(R[:10], F[:10], 20.0, 1e-6, n_frames=10, ks=[20, 40, 80],
+                                tol=1e-4)
