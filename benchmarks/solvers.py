@@ -17,7 +17,9 @@ The Gram matrix ``AᵀA`` is formed once (timed separately) and shared.  Targets
 <= scikit-learn's, our homotopy <= lars_path's and within 3× of our OMP to 1000.
 Only one copy of A (1.3-1.8 GB at full size) is held, and it is freed once G is formed.
 Our solvers and ``orthogonal_mp_gram`` are timed ``--repeat`` times (shortest kept), after
-loading the solvers' compiled kernels once; ``lars_path`` runs once.
+loading the solvers' compiled kernels once; ``lars_path`` runs once.  The homotopy / OMP
+target is the median over ``--repeat`` back-to-back (OMP, homotopy) pairs, since the load
+of a shared machine drifts between separate timings.
 
 Design matrix: ``--zuo TRAIN_FILE`` assembles the real one of the paper's Si fit from the
 Zuo et al. training file (see :func:`zuo_design`; 41 197 × 5317 for Si, ≈2.5 min on 2 cores,
@@ -268,8 +270,28 @@ def time_homotopy(G, b, yy, n, k, t_omp, res: Result, repeat: int = 1) -> None:
           f"breakpoints agree with ours to 1e-6; ours to the same λ: {t_common:7.2f} s")
     res.target(f"homotopy: ours / lars_path time (to lars_path's end, {n_sk} active)", ratio,
                "<= 1", ratio <= 1)
-    res.target(f"homotopy {k}: ours / our OMP {k} time", t_ours / t_omp, "<= 3",
-               t_ours <= 3 * t_omp)
+    res.figures[f"homotopy{k}_over_omp{k}_best_of"] = t_ours / t_omp
+    print(f"homotopy {k} / OMP {k}, shortest times: {t_ours / t_omp:.2f}")
+
+
+def paired_ratio(G, b, yy, n, k, res: Result, repeat: int) -> None:
+    """Homotopy / OMP time measured in ``repeat`` back-to-back pairs (median of the pairs'
+    ratios): on a shared machine the load drifts between the separate timings above."""
+    from mlip_plugin.solvers import asp_path_gram, omp_path_gram
+
+    ratios = []
+    for _ in range(repeat):
+        with timed() as t_omp:
+            omp_path_gram(G, b, yy, n, k)
+        with timed() as t_asp:
+            asp_path_gram(G, b, yy, n, k)
+        ratios.append(t_asp.seconds / t_omp.seconds)
+    med = float(np.median(ratios))
+    res.figures[f"homotopy{k}_over_omp{k}_pairs"] = ratios
+    print(f"homotopy {k} / OMP {k} in {repeat} back-to-back pairs: "
+          + ", ".join(f"{r:.2f}" for r in ratios) + f" (median {med:.2f})")
+    res.target(f"homotopy {k}: ours / our OMP {k} time (median of pairs)", med, "<= 3",
+               med <= 3)
 
 
 def main(argv=None) -> None:
@@ -315,6 +337,7 @@ def main(argv=None) -> None:
         for k in sizes:
             t_omp = time_omp(G, b, yy, n, k, res, args.repeat)
         time_homotopy(G, b, yy, n, sizes[-1], t_omp, res, args.repeat)
+        paired_ratio(G, b, yy, n, sizes[-1], res, args.repeat)
         with timed() as t_ridge:
             sol = ridge_gram(G, b, alpha=1e-6, prior=np.sqrt(np.diag(G)))
         res.figures["ridge_gram_s"] = t_ridge.seconds
