@@ -25,7 +25,7 @@ Design matrix: ``--zuo TRAIN_FILE`` assembles the real one of the paper's Si fit
 Zuo et al. training file (see :func:`zuo_design`; 41 197 × 5317 for Si, ≈2.5 min on 2 cores,
 1.75 GB), written to ``--design FILE.npz`` if given and read from there next time::
 
-    python benchmarks/solvers.py --zuo DATA/zuo2020/Si_train.extxyz --design si_design.npz
+    python benchmarks/solvers.py --zuo Si --design CACHE/si_design.npz --json solvers.json
 
 ``--design FILE.npz`` alone reads arrays ``A`` (n, p) and ``y`` (n,) (rows already
 multiplied by square-root weights).  Without either, a synthetic matrix of the same shape
@@ -136,10 +136,21 @@ def zuo_design(train_file: str, stress_order: str = "auto", chunk: int = 8,
     return A, np.concatenate(targets), name
 
 
+def zuo_train_file(spec: str, data_dir: str) -> str:
+    """``spec`` if it is a file, else ``<data_dir>/zuo2020/<spec>_train.extxyz`` (spec an
+    element of the Zuo et al. data: Si or Mo)."""
+    for path in (Path(spec), Path(data_dir) / "zuo2020" / f"{spec}_train.extxyz"):
+        if path.is_file():
+            return str(path)
+    raise SystemExit(f"--zuo {spec!r}: neither a file nor an element with "
+                     f"{Path(data_dir) / 'zuo2020' / f'{spec}_train.extxyz'}; give the "
+                     "training file or Si / Mo with --data pointing at the data folder")
+
+
 def load_design(args) -> tuple[np.ndarray, np.ndarray, str]:
     """Design matrix from ``--design`` (built there first from ``--zuo`` if it is missing)."""
     if args.zuo and not (args.design and Path(args.design).is_file()):
-        A, y, name = zuo_design(args.zuo, args.stress_order)
+        A, y, name = zuo_design(zuo_train_file(args.zuo, args.data), args.stress_order)
         if args.design:
             tmp = Path(args.design).with_suffix(".tmp.npz")
             np.savez(tmp, A=A, y=y, source=np.array(name))
@@ -298,9 +309,10 @@ def main(argv=None) -> None:
     parser = base_parser("solvers", __doc__.splitlines()[0])
     parser.add_argument("--design", help="npz with arrays A (n, p) and y (n,); with --zuo, "
                         "the cache the assembled matrix is written to (and read from)")
-    parser.add_argument("--zuo", metavar="TRAIN_FILE",
-                        help="assemble the ACE design matrix of this Zuo et al. training file "
-                             "(e.g. zuo2020/Si_train.extxyz): basis (3, 25), r_cut 5.5")
+    parser.add_argument("--zuo", metavar="TRAIN_FILE_OR_ELEMENT",
+                        help="assemble the ACE design matrix of this Zuo et al. training file, "
+                             "or of <--data>/zuo2020/<element>_train.extxyz for Si / Mo: "
+                             "basis (3, 25), r_cut 5.5")
     parser.add_argument("--stress-order", choices=("auto", "file", "swap"), default="auto",
                         help="yz/xz stress order of the --zuo file (as in zuo2020.py)")
     parser.add_argument("--build-only", action="store_true",
