@@ -305,7 +305,7 @@ def paired_ratio(G, b, yy, n, k, res: Result, repeat: int) -> None:
                med <= 3)
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None):
     parser = base_parser("solvers", __doc__.splitlines()[0])
     parser.add_argument("--design", help="npz with arrays A (n, p) and y (n,); with --zuo, "
                         "the cache the assembled matrix is written to (and read from)")
@@ -324,8 +324,13 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="time our solvers and orthogonal_mp_gram this many times and "
                              "keep the shortest (lars_path, ~10-80 s, runs once)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
     from mlip_plugin.solvers import ridge_gram
+
+    args = parse_args(argv)
 
     res = Result("solvers")
     sizes = (100, 300) if args.quick else (300, 1000)
