@@ -59,6 +59,15 @@ def _rss(P: ScaledGram, S: np.ndarray, x: np.ndarray, c_S: np.ndarray) -> float:
     return P.yy - float(P.b[S] @ x) - float(x @ c_S)
 
 
+def _segment(P: ScaledGram, act: ActiveSet, lam: float, x, c, refresh: bool):
+    """``(x, d, c)`` for the segment from λ: the carried x and c and ``d = Ĝ_SS⁻¹ s``, or,
+    with ``refresh``, all three recomputed from the factor (against drift)."""
+    if not refresh:
+        return x, act.direction(), c
+    x, d = act.solve(lam, refresh=True)
+    return x, d, P.b - act.times(x)
+
+
 def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence_tol: float,
                    max_iter: int) -> SolutionPath:
     """LASSO homotopy kernel; see the module docstring."""
@@ -77,11 +86,7 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
     x = np.zeros(n_added)  # x_S(λ₀) = 0: a joining coefficient starts at zero
     while lam > lambda_min and reason == "lambda_min":
         n_iter += 1
-        if n_iter % REFRESH == 0:  # x and c are carried along the path; recompute them
-            x, d = act.solve(lam, refresh=True)
-            c = P.b - act.times(x)
-        else:
-            d = act.direction()
+        x, d, c = _segment(P, act, lam, x, c, refresh=n_iter % REFRESH == 0)
         S = act.S
         a = act.times_inactive(d, act.signs)  # Ĝ[:, S] d, which is s on S
         g_in, j, sign = entering_step(c, a, lam, open_)
