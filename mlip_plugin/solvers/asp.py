@@ -13,8 +13,11 @@ weighted ℓ1 penalty ``λ Σ_j |w_j| / d_j`` (``d_j = 1/||a_j||`` with ``normal
   homotopy; Efron et al.'s LARS-lasso).  On a segment with support S and signs s,
   ``x_S(λ) = Ĝ_SS⁻¹(b̂_S - λ s)``; a breakpoint is where an inactive |c_j| reaches λ (the
   column joins) or an active x_j reaches 0 (it leaves: a sign change).  The Cholesky factor
-  of Ĝ_SS is updated on each add (O(k²)) and remove (Givens, O(k²)); each step costs one
-  pass over Ĝ[:, S], O(p k).  A column numerically dependent on S is skipped with a warning.
+  of Ĝ_SS is updated on each add (O(k²)) and remove (Givens, O(k²)) in place; x and c are
+  carried along the segments (a joining coefficient starts at 0, a leaving one is 0), so a
+  breakpoint costs one back substitution for ``d = Ĝ_SS⁻¹ s`` and one product
+  ``Ĝ[j, S] d`` over the p - k inactive j, O((p - k) k).  A column numerically dependent on
+  S is skipped with a warning.
 * :func:`bpdual_gram` solves one λ with the BPdual method: a primal active-set method on the
   dual problem ``min_r ½λ||r||² - tᵀr  s.t.  ||Âᵀr||∞ <= 1`` (t the target, r the residual
   divided by λ at the optimum; the multipliers of the active constraints are x), carried out
@@ -38,9 +41,9 @@ __all__ = ["asp_path", "asp_path_gram", "bpdual_gram", "bpdual", "ActiveSetPursu
 
 logger = logging.getLogger(__name__)
 
-#: The homotopy carries c = Âᵀ(y - Â x) along the path (c ← c - γ a, one product Ĝ[:, S] d
-#: per breakpoint) and L⁻¹[b̂_S, s] through the factor updates; both are recomputed every
-#: REFRESH breakpoints against drift.
+#: The homotopy carries x and c = Âᵀ(y - Â x) along the path (x ← x + γ d, c ← c - γ a with
+#: one product a = Ĝ[:, S] d per breakpoint) and L⁻¹[b̂_S, s] through the factor updates; all
+#: three are recomputed every REFRESH breakpoints against drift.
 REFRESH = 50
 
 
@@ -54,6 +57,15 @@ def _start(P: ScaledGram) -> tuple[float, int, float]:
 def _rss(P: ScaledGram, S: np.ndarray, x: np.ndarray, c_S: np.ndarray) -> float:
     """``||Â x - y||² = yᵀy - b̂_Sᵀx - xᵀc_S`` since ``Ĝ_SS x = b̂_S - c_S``."""
     return P.yy - float(P.b[S] @ x) - float(x @ c_S)
+
+
+def _segment(P: ScaledGram, act: ActiveSet, lam: float, x, c, refresh: bool):
+    """``(x, d, c)`` for the segment from λ: the carried x and c and ``d = Ĝ_SS⁻¹ s``, or,
+    with ``refresh``, all three recomputed from the factor (against drift)."""
+    if not refresh:
+        return x, act.direction(), c
+    x, d = act.solve(lam, refresh=True)
+    return x, d, P.b - act.times(x)
 
 
 def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence_tol: float,
@@ -71,13 +83,12 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
         open_[j], protect = False, 0
     n_added = len(act)
     c = np.where(P.usable, P.b, 0.0)  # correlations Âᵀ(y - Â x), x = 0
+    x = np.zeros(n_added)  # x_S(λ₀) = 0: a joining coefficient starts at zero
     while lam > lambda_min and reason == "lambda_min":
         n_iter += 1
-        x, d = act.solve(lam, refresh=n_iter % REFRESH == 0)
+        x, d, c = _segment(P, act, lam, x, c, refresh=n_iter % REFRESH == 0)
         S = act.S
-        if n_iter % REFRESH == 0:  # c is carried along the segments; recompute it now and then
-            c = P.b - act.times(x)
-        a = act.times(d)
+        a = act.times_inactive(d, act.signs)  # Ĝ[:, S] d, which is s on S
         g_in, j, sign = entering_step(c, a, lam, open_)
         g_out, i = leaving_step(x, d, protect)
         g_end = lam - lambda_min
@@ -89,13 +100,13 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
             break
         if not keep.all():  # a coefficient reached zero: its function leaves
             open_[act.remove(i)] = True
-            n_removed, protect = n_removed + 1, None
+            n_removed, protect, x = n_removed + 1, None, x[keep]
         elif len(S) == max_active:
             reason = "max_active"
         else:  # a correlation reached λ: its function joins
             open_[j] = False
             if act.add(j, sign):
-                protect, n_added = len(act) - 1, n_added + 1
+                protect, n_added, x = len(act) - 1, n_added + 1, np.append(x, 0.0)
             else:  # keep protecting a column added at this same λ
                 protect, n_skipped = (protect if gamma == 0 else None), n_skipped + 1
         if n_iter >= max_iter:

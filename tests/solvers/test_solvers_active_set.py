@@ -1,0 +1,170 @@
+"""The updatable pieces behind the homotopy: Cholesky add/delete in a growing buffer, the
+row-permuted column buffer of the active set, the compiled step searches, and the homotopy
+path that carries x and c between breakpoints against one that solves afresh."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mlip_plugin.solvers._cholesky as chol_mod
+from mlip_plugin.solvers import asp_path_gram
+from mlip_plugin.solvers._active_set import SLOPE_TOL, ActiveSet, entering_step, leaving_step
+from mlip_plugin.solvers._cholesky import GrowingCholesky
+from mlip_plugin.solvers._problem import ScaledGram
+
+
+def _spd(p: int, seed: int) -> np.ndarray:
+    X = np.random.default_rng(seed).standard_normal((3 * p, p))
+    return X.T @ X
+
+
+@pytest.mark.parametrize("use_blas", [True, False])
+def test_random_adds_and_deletes_match_a_fresh_factorisation(monkeypatch, use_blas):
+    """60 random additions and removals, through several doublings of the buffer (capacity 2),
+    with ``F = L⁻¹ B`` carried through the deletions; both triangular-solve paths."""
+    if not use_blas:
+        monkeypatch.setattr(chol_mod, "_DTRSV", None)
+    rng = np.random.default_rng(3)
+    M = _spd(40, 5)
+    chol, order = GrowingCholesky(capacity=2), []
+    B = np.zeros((0, 2))
+    F = np.zeros((0, 2))
+    for _ in range(60):
+        if order and (rng.random() < 0.35 or len(order) == 40):
+            i = int(rng.integers(len(order)))
+            F = chol.delete(i, F)
+            order.pop(i)
+            B = np.delete(B, i, axis=0)
+        else:
+            j = int(rng.choice(sorted(set(range(40)) - set(order))))
+            assert chol.append(M[order, j], M[j, j], 1e-12)[0]
+            order.append(j)
+            B = np.vstack([B, rng.standard_normal(2)])
+            F = chol.forward(B)
+        sub = M[np.ix_(order, order)]
+        np.testing.assert_allclose(chol.factor, np.linalg.cholesky(sub), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(F, np.linalg.solve(chol.factor, B), rtol=1e-9, atol=1e-11)
+        v = rng.standard_normal(len(order))
+        np.testing.assert_allclose(chol.solve(v), np.linalg.solve(sub, v), rtol=1e-8)
+    assert chol._buf.shape[0] >= len(order) and chol._buf.shape[0] > 2
+    # the buffer outside the factor stays zero (a later append relies on it)
+    k = chol.k
+    assert not chol._buf[k:].any() and not np.triu(chol._buf[:k, :k], 1).any()
+
+
+def test_blas_and_copy_solves_agree():
+    M = _spd(30, 8)
+    chol = GrowingCholesky(capacity=4)
+    for j in range(30):
+        chol.append(M[:j, j], M[j, j], 1e-12)
+    r = np.random.default_rng(1).standard_normal((30, 3))
+    for trans in (0, 1):
+        np.testing.assert_allclose(chol._trtrs(r, trans),
+                                   np.column_stack([chol._solve_copy(r[:, m].copy(), trans)
+                                                    for m in range(3)]), rtol=1e-13)
+
+
+def test_delete_rejects_a_bad_position_and_a_mismatched_rhs():
+    chol = GrowingCholesky()
+    chol.append(np.zeros(0), 2.0, 1e-12)
+    with pytest.raises(IndexError, match="cannot delete column 1"):
+        chol.delete(1)
+    with pytest.raises(ValueError, match="right-hand side has 2 rows"):
+        chol.forward(np.ones(2))
+
+
+def test_active_set_products_after_adds_and_removals(fx):
+    """``times`` and ``times_inactive`` equal Ĝ[:, S] v computed directly, whatever the
+    order of additions and removals (rows of the buffer are permuted, slots are reused)."""
+    A = fx.design(80, 30, seed=4)
+    G = A.T @ A
+    P = ScaledGram.build(G, np.zeros(30), 0.0, 80)
+    Gh = G * np.outer(P.d, P.d)
+    act = ActiveSet(P, 4, 1e-12)  # capacity 4: the column buffer has to grow
+    rng = np.random.default_rng(0)
+    for j in (3, 17, 0, 29, 8, 11):
+        assert act.add(j, float(rng.choice([-1, 1])))
+    for i in (2, 0):
+        act.remove(i)
+    for j in (2, 5, 0):
+        act.add(j, 1.0)
+    S = act.S
+    assert sorted(S) == sorted([17, 29, 8, 11, 2, 5, 0])
+    assert sorted(act.perm[30 - len(S):]) == sorted(S)
+    np.testing.assert_array_equal(act.perm[act.pos], np.arange(30))
+    v = rng.standard_normal(len(S))
+    direct = Gh[:, S] @ v
+    np.testing.assert_allclose(act.times(v), direct, rtol=1e-12, atol=1e-12)
+    marked = act.times_inactive(v, np.full(len(S), 7.0))
+    off = np.setdiff1d(np.arange(30), S)
+    np.testing.assert_allclose(marked[off], direct[off], rtol=1e-12, atol=1e-12)
+    assert np.all(marked[S] == 7.0)
+    x, d = act.solve(0.5, refresh=True)
+    np.testing.assert_allclose(Gh[np.ix_(S, S)] @ d, act.signs, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(act.direction(), d, rtol=1e-12)
+
+
+def _entering_reference(c, a, lam, open_):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = np.where(open_ & (1.0 - a > SLOPE_TOL), (lam - c) / (1.0 - a), np.inf)
+        dn = np.where(open_ & (1.0 + a > SLOPE_TOL), (lam + c) / (1.0 + a), np.inf)
+    ju, jd = int(np.argmin(up)), int(np.argmin(dn))
+    if up[ju] <= dn[jd]:
+        return max(float(up[ju]), 0.0), ju, 1.0
+    return max(float(dn[jd]), 0.0), jd, -1.0
+
+
+def _leaving_reference(x, d, protect):
+    shrinking = (x * d) < 0
+    if protect is not None:
+        shrinking[protect] = False
+    if not shrinking.any():
+        return np.inf, -1
+    g = np.full(len(x), np.inf)
+    g[shrinking] = -x[shrinking] / d[shrinking]
+    i = int(np.argmin(g))
+    return max(float(g[i]), 0.0), i
+
+
+def test_step_searches_equal_the_array_formulas():
+    """The compiled searches return what the array formulas do: ties, a column moving along
+    the boundary (|a_j| = 1), nothing eligible, a protected position."""
+    rng = np.random.default_rng(2)
+    for trial in range(200):
+        p = int(rng.integers(1, 40))
+        lam = 1.0
+        c = rng.uniform(-1, 1, p)
+        a = rng.uniform(-3, 3, p)
+        if trial % 5 == 0:  # exact ties and boundary slopes
+            c[:] = np.round(c, 1)
+            a[:] = np.round(a, 0)
+            a[rng.random(p) < 0.3] = 1.0
+        open_ = rng.random(p) < (0.0 if trial % 17 == 0 else 0.8)
+        assert entering_step(c, a, lam, open_) == _entering_reference(c, a, lam, open_)
+        x = rng.standard_normal(p)
+        d = np.round(rng.standard_normal(p), 1)
+        protect = None if trial % 3 else int(rng.integers(p))
+        assert leaving_step(x, d, protect) == _leaving_reference(x, d, protect)
+    assert leaving_step(np.ones(3), np.ones(3), None) == (np.inf, -1)
+
+
+def test_carried_path_equals_a_path_solved_afresh(fx, monkeypatch):
+    """REFRESH = 1 recomputes x, c and L⁻¹[b̂_S, s] at every breakpoint; the default carries
+    them along the path: same supports and λ, coefficients to 1e-9, on a path with removals."""
+    import mlip_plugin.solvers.asp as asp_mod
+
+    A = fx.design(150, 60, seed=6, correlation=0.9)
+    _, y = fx.planted(A, 25, noise=0.05)
+    G, b, yy, n = fx.gram(A, y)
+    carried = asp_path_gram(G, b, yy, n, 60)
+    monkeypatch.setattr(asp_mod, "REFRESH", 1)
+    fresh = asp_path_gram(G, b, yy, n, 60)
+    assert carried.info.n_removed > 0 and len(carried) == len(fresh)
+    np.testing.assert_allclose(carried.lambdas, fresh.lambdas, rtol=1e-10,
+                               atol=1e-12 * fresh.lambdas[0])
+    for i in range(len(fresh)):
+        assert list(carried.support(i)) == list(fresh.support(i))
+        ref = fresh.coef_values(i)
+        np.testing.assert_allclose(carried.coef_values(i), ref,
+                                   atol=1e-9 * max(np.abs(ref).max(initial=0), 1e-300))
