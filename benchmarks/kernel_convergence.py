@@ -17,7 +17,11 @@ frames, (c) on ``--n-train-solvers`` frames tested on ``--n-test`` test frames; 
     training time and test force/energy MAE (Table II style).  The analytic solve is skipped,
     with the reason printed, when ``8 n²`` bytes exceed ``--max-analytic-gb`` or the free memory;
 (d) time to solution (preconditioner + CG) of the incomplete-Cholesky PCG over a geometric
-    scan of k; target: the calibrated rule-of-thumb k within 2× of the fastest k.
+    scan of k (``--scan`` ranks), refined next to the fastest k in steps of ``--step`` (1.3);
+    target, evaluated for both: the calibrated rule-of-thumb k within 2× of the fastest k,
+    for the paper's formula with the calibrated (m, k_min) (``RuleFit.k``) and for the
+    cost-aware k that minimises the cost model measured in the same calibration runs
+    (``RuleFit.k_cost``); the model's predicted seconds are printed next to the measured.
 
 ``--quick`` uses 100 training frames (150 for (c)) and 200 test frames, 2 seeds and a
 shorter k scan (1–3 minutes for both molecules); the defaults take 7–11 minutes.
@@ -25,6 +29,7 @@ shorter k scan (1–3 minutes for both molecules); the defaults take 7–11 minu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -72,7 +77,11 @@ def parse_args():
     p.add_argument("--ks", type=int, nargs="+", default=[100, 200, 400, 800],
                    help="(a): preconditioner ranks")
     p.add_argument("--seeds", type=int, default=3, help="(a): seeds of the sampled ones")
-    p.add_argument("--scan", type=int, default=7, help="(d): number of k in the time scan")
+    p.add_argument("--scan", type=int, default=7, help="(d): number of k in the geometric scan")
+    p.add_argument("--step", type=float, default=1.3,
+                   help="(d): ratio of the ranks added next to the fastest k")
+    p.add_argument("--refine-runs", type=int, default=6,
+                   help="(d): at most this many ranks added next to the fastest k")
     p.add_argument("--calib-frames", type=int, default=50,
                    help="(b): frames of the calibration subset")
     p.add_argument("--maxiter", type=int, default=6000)
@@ -127,7 +136,8 @@ def fit_full(ic_runs: dict, n: int) -> tuple[float, float] | None:
 
 
 def rule_table(name, R, F, op, ic_runs, args, result: Result):
-    """(b): the calibrated rule of thumb next to the paper's Table I; returns the fit."""
+    """(b): the calibrated rule of thumb next to the paper's Table I; returns the fit and the
+    (m, k_min) fitted to the full-size counts of (a) (or None)."""
     with timed() as t:
         fit = calibrate_rule_of_thumb(R, F, args.sigma, args.lam, tol=args.tol,
                                       n_frames=min(args.calib_frames, len(R)))
@@ -146,13 +156,20 @@ def rule_table(name, R, F, op, ic_runs, args, result: Result):
     if np.isfinite(m_p):
         print(f"  {'paper, Table I':<40} {m_p:>6.2f} {kmin_p:>8.1f} "
               f"{rule_of_thumb_k(op.n, m_p, kmin_p):>6}")
+    c = fit.cost
+    print(f"  {'cost-aware (calibrated m, k_min; timings)':<40} {fit.m:>6.2f} {fit.k_min:>8.1f} "
+          f"{fit.k_cost(op.n):>6}\n  cost model (same runs): build {c.t_build:.3g} s/(k²n) + "
+          f"{c.t_rows:.3g} s/(kn); application {c.t_pc:.3g} s/(kn) + {c.t_vec:.3g} s/n; "
+          f"product {c.t_mv1:.3g} s/n + {c.t_mv2:.3g} s/n² = {c.t_mv(op.n) * 1e3:.2f} ms at "
+          f"n = {op.n}")
     result.figures[name]["rule"] = {
         "calibrated": {"m": fit.m, "k_min": fit.k_min, "k": k_cal, "n_sub": fit.n_sub,
                        "ks": fit.ks.tolist(), "iterations": fit.iterations.tolist(),
                        "seconds": t.seconds},
+        "cost_aware_k": fit.k_cost(op.n), "cost_model": dataclasses.asdict(fit.cost),
         "full_fit": None if full is None else {"m": full[0], "k_min": full[1]},
         "paper": {"m": m_p, "k_min": kmin_p}}
-    return fit
+    return fit, full
 
 
 def free_bytes() -> int:
@@ -211,27 +228,83 @@ def analytic_vs_pcg(name, data, test, fit, args, result: Result) -> None:
     result.figures[name]["solvers"] = rows
 
 
-def time_scan(name, op, y, k_rule: int, args, result: Result) -> None:
-    """(d): time to solution of incomplete-Cholesky PCG over k; fastest k vs the rule's k."""
-    hi = min(op.n, max(4 * k_rule, max(args.ks)))
-    grid = [int(k) for k in np.geomspace(max(8, k_rule // 8), hi, args.scan)]
-    grid = sorted({k for k in grid if abs(k / k_rule - 1) > 0.1} | {k_rule})
-    print(f"\n  (d) time to solution, incomplete-Cholesky PCG (tol={args.tol})\n"
-          f"  {'k':>6} {'iters':>6} {'precond s':>10} {'CG s':>8} {'total s':>8}")
-    scan = {}
-    for k in grid:
+def refine(scan: dict, run, step: float, lo: int, hi: int, max_runs: int) -> None:
+    """Add ranks ``best · step^±1`` next to the fastest k until both its neighbours in the
+    scan lie within ``1.05 · step`` of it (or at ``lo``/``hi``), at most ``max_runs`` runs."""
+    for _ in range(max_runs):
+        ok = sorted(k for k, r in scan.items() if r["iterations"] is not None)
+        if not ok:
+            return
+        best = min(ok, key=lambda k: scan[k]["seconds"])
+        ks = sorted(scan)
+        i = ks.index(best)
+        new = []
+        if i + 1 < len(ks) and ks[i + 1] / best > 1.05 * step:
+            new.append(min(hi, round(best * step)))
+        if i > 0 and best / ks[i - 1] > 1.05 * step:
+            new.append(max(lo, round(best / step)))
+        new = [k for k in new if k not in scan]
+        if not new:
+            return
+        run(new[0])
+
+
+def time_scan(name, op, y, fit, full, args, result: Result) -> None:
+    """(d): time to solution of incomplete-Cholesky PCG over k: a geometric scan, refined in
+    steps of ``--step`` next to the fastest k; the fastest k against the paper's rule of thumb
+    with the calibrated (m, k_min) and against the cost-aware k (minimum of the measured cost
+    model).  Next to the measured figures: the cost model's iterations (calibrated law), build
+    seconds and ms per iteration; and, as a diagnostic of where the model errs, the cost-aware
+    k with the iteration law ``full`` fitted to the full-size counts of (a)."""
+    n, cost = op.n, fit.cost
+    picks = {"paper rule, calibrated (m, k_min)": fit.k(n), "cost-aware (measured cost)":
+             fit.k_cost(n)}
+    lo_pick, hi_pick = min(picks.values()), max(picks.values())
+    lo, hi = max(8, lo_pick // 8), min(n, max(4 * hi_pick, max(args.ks)))
+    grid = sorted({int(k) for k in np.geomspace(lo, hi, args.scan)} | set(picks.values()))
+    print(f"\n  (d) time to solution, incomplete-Cholesky PCG (tol={args.tol}); model = cost "
+          "model and iteration law of the calibration\n"
+          f"  {'k':>6} {'iters':>6} {'model':>6} {'precond s':>10} {'model':>6} "
+          f"{'ms/iter':>8} {'model':>6} {'total s':>8} {'model':>6}")
+    scan: dict = {}
+
+    def run(k: int) -> None:
         scan[k] = r = solve_once(op, y, "cholesky", k, args)
-        mark = "  <- calibrated rule of thumb" if k == k_rule else ""
-        print(f"  {k:>6} {str(r['iterations']):>6} {r['t_pre']:>10.2f} {r['t_cg']:>8.2f} "
-              f"{r['seconds']:>8.2f}{mark}", flush=True)
+        r["model_seconds"] = float(cost.seconds(k, n, fit.m, fit.k_min))
+        r["model_iterations"] = n * (fit.k_min / k) ** fit.m
+        r["model_build"] = n * (cost.t_build * k**2 + cost.t_rows * k)
+        r["model_ms_per_iteration"] = 1e3 * (cost.t_mv(n) + n * (cost.t_pc * k + cost.t_vec))
+        ms = 1e3 * r["t_cg"] / r["iterations"] if r["iterations"] else float("nan")
+        print(f"  {k:>6} {str(r['iterations']):>6} {r['model_iterations']:>6.0f} "
+              f"{r['t_pre']:>10.2f} {r['model_build']:>6.2f} {ms:>8.2f} "
+              f"{r['model_ms_per_iteration']:>6.2f} {r['seconds']:>8.2f} "
+              f"{r['model_seconds']:>6.2f}", flush=True)
+
+    for k in grid:
+        run(k)
+    refine(scan, run, args.step, lo, hi, args.refine_runs)
     ok = {k: r for k, r in scan.items() if r["iterations"] is not None}
     best = min(ok, key=lambda k: ok[k]["seconds"])
-    ratio = k_rule / best
-    print(f"  fastest k = {best} ({ok[best]['seconds']:.2f} s); rule-of-thumb k = {k_rule} "
-          f"({scan[k_rule]['seconds']:.2f} s); k_rule / k_fastest = {ratio:.2f}")
-    result.figures[name]["time_scan"] = {"grid": grid, "runs": scan, "fastest_k": best,
-                                         "rule_k": k_rule}
-    result.target(f"{name}: k_rule / k_fastest", ratio, "in [0.5, 2]", 0.5 <= ratio <= 2.0)
+    ks = sorted(scan)
+    i = ks.index(best)
+    spacing = [ks[j] / ks[j - 1] for j in (i, i + 1) if 0 < j < len(ks)]
+    print(f"  fastest k = {best} ({ok[best]['seconds']:.2f} s; neighbours in the scan at "
+          f"{', '.join(f'{x:.2f}' for x in spacing)}x)")
+    figures = {"ks": ks, "runs": scan, "fastest_k": best, "picks": {}}
+    for label, k in picks.items():
+        ratio, slow = k / best, scan[k]["seconds"] / ok[best]["seconds"]
+        print(f"  {label:<36} k = {k:>6}: k / k_fastest = {ratio:.2f}, time / fastest time "
+              f"= {slow:.2f}")
+        figures["picks"][label] = {"k": k, "k_over_fastest": ratio, "time_over_fastest": slow}
+        result.target(f"{name}: {label} k / k_fastest", ratio, "in [0.5, 2]",
+                      0.5 <= ratio <= 2.0)
+    if full:
+        k_full = cost.k(n, *full)
+        print(f"  diagnostic, not a target: cost-aware k with the (a) full-size law m = "
+              f"{full[0]:.2f}, k_min = {full[1]:.1f}: k = {k_full} "
+              f"({k_full / best:.2f} x the fastest)")
+        figures["cost_aware_k_full_law"] = k_full
+    result.figures[name]["time_scan"] = figures
 
 
 def run_molecule(name, train_file, test_file, args, result: Result) -> None:
@@ -247,8 +320,8 @@ def run_molecule(name, train_file, test_file, args, result: Result) -> None:
     ic_runs: dict = {}
     with timed() as t:
         result.figures[name]["iterations"] = iterations_vs_k(op, y, args, ic_runs)
-        fit = rule_table(name, R, F, op, ic_runs, args, result)
-        time_scan(name, op, y, fit.k(op.n), args, result)
+        fit, full = rule_table(name, R, F, op, ic_runs, args, result)
+        time_scan(name, op, y, fit, full, args, result)
         ns = args.n_train_solvers
         solver_data = (data[0][:ns], data[1], data[2][:ns], data[3][:ns])
         analytic_vs_pcg(name, solver_data, test, fit, args, result)

@@ -12,6 +12,7 @@ Typical use::
 
 from __future__ import annotations
 
+from .cost import CostModel, cost_optimal_k
 from .descriptor import Molecules, arrays_from_configs, check_arrays
 from .gdml import GDMLOperator, Matern52
 from .model import GDMLModel, TrainingRecord
@@ -27,9 +28,11 @@ from .preconditioners import (
 )
 from .rule import RuleFit, calibrate_rule_of_thumb, rule_of_thumb_k
 from .solve import CGResult, analytic_solve, blas_guard, estimate_memory, pcg
-from .train import SigmaScan, TrainSettings, select_sigma, train_gdml
+from .train import K_CHOICES, SigmaScan, TrainSettings, choose_rank, select_sigma, train_gdml
 
 __all__ = [
+    "CostModel",
+    "cost_optimal_k",
     "Molecules",
     "arrays_from_configs",
     "check_arrays",
@@ -53,6 +56,8 @@ __all__ = [
     "blas_guard",
     "estimate_memory",
     "pcg",
+    "K_CHOICES",
+    "choose_rank",
     "SigmaScan",
     "TrainSettings",
     "select_sigma",

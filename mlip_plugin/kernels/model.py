@@ -40,6 +40,9 @@ class TrainingRecord:
         ``"none"`` for the analytic solver, else the preconditioner kind.
     k : int
         Rank of the preconditioner (0 for the analytic solver).
+    k_choice : str
+        How ``k`` was chosen: ``"given"``, ``"rule"``, ``"calibrated"``, ``"cost"`` (see
+        ``TrainSettings.k``); ``"none"`` for the analytic solver.
     inducing : ndarray of int, shape (k,)
         Indices of the inducing kernel columns (pivots for incomplete Cholesky).
     n_iter : int
@@ -60,6 +63,7 @@ class TrainingRecord:
     solver: str
     preconditioner: str = "none"
     k: int = 0
+    k_choice: str = "none"
     inducing: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     n_iter: int = 0
     residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))

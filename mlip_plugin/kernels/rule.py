@@ -7,25 +7,33 @@ and minimising ``k² n + t(k) n²`` over ``k`` gives
     k* = (k_min^m · m · n² / 2)^(1 / (2 + m)),
 
 with the defaults ``m = 1``, ``k_min = 100``.  :func:`calibrate_rule_of_thumb` fits ``(m,
-k_min)`` to iteration counts of short PCG runs on a subset of the training data.
+k_min)`` to iteration counts of short PCG runs on a subset of the training data, and from the
+same runs the coefficients of the measured cost model of :mod:`.cost` (build, application and
+kernel-vector product times): :meth:`RuleFit.k` is the paper's formula with the fitted
+``(m, k_min)``, :meth:`RuleFit.k_cost` the rank minimising the measured cost model.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import ConvergenceWarning, InputError
+from .cost import CostModel, check_power_law, fit_nonnegative
 from .gdml import GDMLOperator
 from .preconditioners import WoodburyPreconditioner, incomplete_cholesky
 from .solve import pcg
 
-__all__ = ["rule_of_thumb_k", "RuleFit", "calibrate_rule_of_thumb"]
+__all__ = ["rule_of_thumb_k", "RuleFit", "calibrate_rule_of_thumb", "MAX_TIMING_FRAMES"]
 
 log = logging.getLogger(__name__)
+
+#: Kernel-vector products for the cost model are timed on at most this many frames.
+MAX_TIMING_FRAMES = 2000
 
 
 def rule_of_thumb_k(n: int, m: float = 1.0, k_min: float = 100.0) -> int:
@@ -39,11 +47,7 @@ def rule_of_thumb_k(n: int, m: float = 1.0, k_min: float = 100.0) -> int:
         Convergence exponent and scale (> 0); the paper's Table I gives e.g. ethanol
         (0.87, 10), uracil (1.07, 32).
     """
-    if not (np.isfinite(m) and m > 0 and np.isfinite(k_min) and k_min > 0):
-        raise InputError(f"rule-of-thumb parameters m={m!r}, k_min={k_min!r} are not allowed; "
-                         "both must be finite and > 0 (defaults m=1, k_min=100)")
-    if n < 1:
-        raise InputError(f"system size n={n!r} must be >= 1")
+    n = check_power_law(n, m, k_min)
     k = (k_min**m * m * float(n) ** 2 / 2.0) ** (1.0 / (2.0 + m))
     return int(min(n, max(1, round(k))))
 
@@ -60,6 +64,8 @@ class RuleFit:
         Ranks tried and the PCG iterations each needed.
     n_sub : int
         Order of the subset system.
+    cost : CostModel, optional
+        Timing coefficients fitted to the same runs (``None`` when not measured).
     """
 
     m: float
@@ -67,31 +73,122 @@ class RuleFit:
     ks: np.ndarray
     iterations: np.ndarray
     n_sub: int
+    cost: CostModel | None = None
 
     def k(self, n: int) -> int:
-        """Rule-of-thumb rank for a system of order ``n`` with the fitted parameters."""
+        """The paper's rule-of-thumb rank for a system of order ``n`` with the fitted
+        ``(m, k_min)``: :func:`rule_of_thumb_k`."""
         return rule_of_thumb_k(n, self.m, self.k_min)
 
+    def k_cost(self, n: int) -> int:
+        """The rank in ``[1, n]`` minimising the measured time to solution
+        (:meth:`CostModel.k`) with the fitted ``(m, k_min)``, for a system of order ``n``."""
+        if self.cost is None:
+            raise InputError("this RuleFit has no timings (cost=None), so k_cost is not "
+                             "defined; make it with calibrate_rule_of_thumb, or use k(n)")
+        return self.cost.k(n, self.m, self.k_min)
 
-def _subset_iterations(op: GDMLOperator, y: np.ndarray, lam: float, ks: list[int],
-                       tol: float) -> tuple[list[int], list[int]]:
-    """PCG iterations (incomplete Cholesky of rank k) for each k; the runs that stop at
+
+@dataclass(frozen=True)
+class _Runs:
+    """What the short calibration runs measured (converged runs only)."""
+
+    ks: list[int]
+    iterations: list[int]
+    build: list[float]  # seconds to build the preconditioner
+    apply: list[float]  # seconds per iteration besides the product (precondition, update)
+    product: float  # median seconds of one kernel-vector product, all runs
+
+
+def _timed(fn, times: list):
+    def wrapped(v):
+        start = time.perf_counter()
+        out = fn(v)
+        times.append(time.perf_counter() - start)
+        return out
+    return wrapped
+
+
+def _subset_runs(op: GDMLOperator, y: np.ndarray, lam: float, ks: list[int],
+                 tol: float) -> _Runs:
+    """PCG (incomplete Cholesky of rank k) for each k, timing the build, the whole CG loop and
+    every kernel-vector product in it; the rest of the loop, per iteration, is the
+    application of the preconditioner and the CG vector updates.  The runs that stop at
     ``maxiter = n`` without converging are left out (logged): their counts are only lower
     bounds and would flatten the fitted slope."""
-    iters, kept = [], []
+    runs = _Runs([], [], [], [], 0.0)
+    products: list[float] = []
     for k in ks:
+        start = time.perf_counter()
         P = WoodburyPreconditioner(incomplete_cholesky(op, k), lam)
+        build = time.perf_counter() - start
+        mine: list[float] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = pcg(lambda v: op.matvec(v) + lam * v, y, P, tol=tol, maxiter=op.n)
+            start = time.perf_counter()
+            res = pcg(_timed(lambda v: op.matvec(v) + lam * v, mine), y, P, tol=tol,
+                      maxiter=op.n)
+            loop = time.perf_counter() - start
+        products += mine
         if res.converged:
-            iters.append(max(res.n_iter, 1))
-            kept.append(k)
+            runs.ks.append(k)
+            runs.iterations.append(max(res.n_iter, 1))
+            runs.build.append(build)
+            runs.apply.append((loop - sum(mine)) / max(res.n_iter, 1))
         else:
             log.warning("rule-of-thumb calibration: k=%d did not converge within %d "
                         "iterations (residual %.3g > tol=%.3g); left out of the fit", k,
                         op.n, res.residuals[-1], tol)
-    return iters, kept
+    return replace(runs, product=float(np.median(products)))
+
+
+def _product_times(R: np.ndarray, sigma: float, frames: list[int], reps: int = 5
+                   ) -> list[float]:
+    """Median seconds of one kernel-vector product on the first ``M`` frames, for each M."""
+    out = []
+    for M in frames:
+        op = GDMLOperator(R[:M], sigma)
+        v = np.random.default_rng(0).standard_normal(op.n)
+        times: list[float] = []
+        product = _timed(op.matvec, times)
+        for _ in range(reps + 1):
+            product(v)
+        out.append(float(np.median(times[1:])))  # the first call warms the caches
+    return out
+
+
+def _fit_costs(op: GDMLOperator, runs: _Runs, R: np.ndarray, sigma: float) -> CostModel:
+    """Least-squares fits (relative errors, non-negative coefficients) of the timings:
+    build ``= n (t_build k² + t_rows k)`` and the rest of an iteration besides the product
+    (preconditioner application and CG updates) ``= n (t_pc k + t_vec)`` over the runs,
+    and product ``= t_mv1 n + t_mv2 n²`` over the subset's runs and products timed at larger
+    frame counts (up to all of ``R`` or :data:`MAX_TIMING_FRAMES`).  With one frame count
+    only, the product is scaled as ``n²``."""
+    n, k = op.n, np.asarray(runs.ks, dtype=float)
+    floor = 1e-9  # s: keeps the relative weights finite for a timer reading of 0
+    t_build, t_rows = fit_nonnegative(np.c_[k**2 * n, k * n], np.maximum(runs.build, floor))
+    t_pc, t_vec = fit_nonnegative(np.c_[k * n, np.full_like(k, n)],
+                                  np.maximum(runs.apply, floor))
+    top = min(len(R), MAX_TIMING_FRAMES)
+    frames = [M for M in np.unique(np.geomspace(op.n_frames, top, 3).astype(int))
+              if M > op.n_frames]
+    sizes = np.array([n] + [M * op.dim for M in frames], dtype=float)
+    t_mv = np.maximum([runs.product] + _product_times(R, sigma, frames), floor)
+    if len(sizes) > 1:
+        t_mv1, t_mv2 = fit_nonnegative(np.c_[sizes, sizes**2], t_mv)
+    else:
+        t_mv1, t_mv2 = 0.0, runs.product / n**2
+    log.info("cost-model timings: build %s s at ks=%s (n=%d); iteration besides the product "
+             "%s s; products %s "
+             "s at n=%s", np.round(runs.build, 4).tolist(), runs.ks, n,
+             np.round(runs.apply, 6).tolist(), np.round(t_mv, 6).tolist(),
+             sizes.astype(int).tolist())
+    cost = CostModel(t_build=float(t_build), t_rows=float(t_rows), t_pc=float(t_pc),
+                     t_vec=float(t_vec), t_mv1=float(t_mv1), t_mv2=float(t_mv2))
+    log.info("cost-model fit: t_build=%.3g s/(k²n), t_rows=%.3g s/(kn), t_pc=%.3g s/(kn), "
+             "t_vec=%.3g s/n, t_mv1=%.3g s/n, t_mv2=%.3g s/n²", cost.t_build, cost.t_rows,
+             cost.t_pc, cost.t_vec, cost.t_mv1, cost.t_mv2)
+    return cost
 
 
 def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: float, *,
@@ -115,7 +212,12 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
     Returns
     -------
     RuleFit
-        Least-squares fit of ``log t = log n_sub + m log k_min - m log k``.
+        Least-squares fit of ``log t = log n_sub + m log k_min - m log k``, and in ``cost``
+        the timing coefficients (logged): build and application of the preconditioner from
+        the same runs, kernel-vector products from the runs and from products timed on
+        larger frame counts of ``R`` (see :class:`CostModel`).  The timings are wall-clock
+        times: calibrate with the BLAS threads and on the machine of the training; on a
+        busy machine they, and ``RuleFit.k_cost``, vary from call to call.
     """
     rng = np.random.default_rng(seed)
     sub = np.sort(rng.choice(len(R), size=min(n_frames, len(R)), replace=False))
@@ -123,11 +225,13 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
     y = F[sub].reshape(-1)
     if ks is None:
         ks = np.unique(np.geomspace(max(2, op.n // 40), max(3, op.n // 5), 4).astype(int))
-    iters, ks = _subset_iterations(op, y, lam, [int(k) for k in ks], tol)
+    runs = _subset_runs(op, y, lam, [int(k) for k in ks], tol)
+    iters, ks = runs.iterations, runs.ks
     if len(ks) < 2:
         raise InputError(f"calibration: fewer than two of the ranks converged within "
                          f"{op.n} PCG iterations (converged: ks={ks}, iterations={iters}); "
-                         "pass larger ks, raise tol or lam, or use the default m=1, k_min=100")
+                         "pass larger ks, raise tol (TrainSettings.calib_tol) or lam, or use the "
+                         "default m=1, k_min=100")
     slope, intercept = np.polyfit(np.log(ks), np.log(iters), 1)
     m = -slope
     if not m > 0:
@@ -138,4 +242,4 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
     log.info("rule-of-thumb calibration on %d frames: m=%.3g, k_min=%.3g (ks=%s, "
              "iterations=%s)", len(sub), m, k_min, ks, iters)
     return RuleFit(m=float(m), k_min=k_min, ks=np.asarray(ks), iterations=np.asarray(iters),
-                   n_sub=op.n)
+                   n_sub=op.n, cost=_fit_costs(op, runs, R, sigma))

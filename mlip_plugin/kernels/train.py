@@ -18,14 +18,17 @@ from .descriptor import check_arrays
 from .gdml import GDMLOperator, check_sigma
 from .model import GDMLModel, TrainingRecord
 from .preconditioners import PRECONDITIONERS, WoodburyPreconditioner, build_factor, check_rank
-from .rule import rule_of_thumb_k
+from .rule import calibrate_rule_of_thumb, rule_of_thumb_k
 from .solve import SINGLE_THREAD_ORDER, analytic_solve, estimate_memory, pcg
 
-__all__ = ["TrainSettings", "train_gdml", "SigmaScan", "select_sigma", "SOLVERS"]
+__all__ = ["TrainSettings", "train_gdml", "SigmaScan", "select_sigma", "SOLVERS",
+           "K_CHOICES", "choose_rank"]
 
 log = logging.getLogger(__name__)
 
 SOLVERS = ("auto", "analytic", "pcg")
+#: How :func:`train_gdml` may choose the preconditioner rank (``TrainSettings.k``).
+K_CHOICES = ("rule", "calibrated", "cost")
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,27 @@ class TrainSettings:
     preconditioner : {"cholesky", "leverage", "uniform", "eigen"}
     woodbury : {"cholesky", "qr"}
         How the preconditioner is applied (see :class:`WoodburyPreconditioner`).
-    k : int, optional
-        Preconditioner rank; default the rule of thumb with ``m``, ``k_min``.
+    k : int or {"rule", "calibrated", "cost"}, optional
+        Preconditioner rank, or how to choose it: ``"rule"`` (the default, also for
+        ``None``): the paper's rule of thumb :func:`rule_of_thumb_k` with ``m``, ``k_min``;
+        ``"calibrated"``: the same formula with ``(m, k_min)`` fitted by
+        :func:`calibrate_rule_of_thumb` on ``calib_frames`` training frames;
+        ``"cost"``: the rank minimising the cost model measured by that calibration
+        (:meth:`RuleFit.k_cost`).  The choice is logged and kept in
+        ``TrainingRecord.k_choice``.
     m, k_min : float
-        Rule-of-thumb parameters.
+        Rule-of-thumb parameters of ``k="rule"``.
+    calib_frames : int
+        Frames of the calibration subset (``k="calibrated"`` or ``"cost"``); the calibration
+        runs (incomplete-Cholesky PCG, whatever ``preconditioner`` is) use ``lam`` and
+        ``seed`` of these settings.
+    calib_tol : float
+        PCG tolerance of the calibration runs (default 1e-4).  Looser than ``tol`` by
+        default because at ``tol=1e-8``, ``lam=1e-10`` the runs with the small ranks do not
+        converge within ``n_sub`` iterations (rMD17 ethanol, 50 frames: only one of four
+        did), and the fit needs two.  The fitted law then counts iterations to
+        ``calib_tol``; a tighter training ``tol`` needs more, whose optimal rank is larger:
+        set ``calib_tol=tol`` where those runs converge.
     tol : float
         PCG stops at relative residual ``|F - (K + λI) α| / |F| <= tol``.
     maxiter : int, optional
@@ -65,9 +85,11 @@ class TrainSettings:
     solver: str = "auto"
     preconditioner: str = "cholesky"
     woodbury: str = "cholesky"
-    k: int | None = None
+    k: int | str | None = None
     m: float = 1.0
     k_min: float = 100.0
+    calib_frames: int = 50
+    calib_tol: float = 1e-4
     tol: float = 1e-8
     maxiter: int | None = None
     max_memory: float = 4e9
@@ -88,23 +110,55 @@ class TrainSettings:
         if self.woodbury not in ("cholesky", "qr"):
             raise InputError(f"woodbury={self.woodbury!r} is not known; choose 'cholesky' or "
                              "'qr'")
-        if not (0 < self.tol < 1):
-            raise InputError(f"tol={self.tol!r} must lie in (0, 1)")
+        for name in ("tol", "calib_tol"):
+            if not (0 < getattr(self, name) < 1):
+                raise InputError(f"{name}={getattr(self, name)!r} must lie in (0, 1)")
+        if isinstance(self.k, str) and self.k not in K_CHOICES:
+            raise InputError(f"k={self.k!r} is not known; give an integer rank or one of "
+                             f"{K_CHOICES} (default 'rule', the paper's rule of thumb)")
+        if isinstance(self.k, (bool, float)) or not isinstance(self.k, (int, np.integer, str,
+                                                                         type(None))):
+            raise InputError(f"k={self.k!r} is not allowed; give an integer rank >= 1 or one "
+                             f"of {K_CHOICES}")
+        if (isinstance(self.calib_frames, bool) or not isinstance(self.calib_frames, int)
+                or self.calib_frames < 2):
+            raise InputError(f"calib_frames={self.calib_frames!r} is not allowed; the "
+                             "calibration subset needs an integer >= 2 frames (default 50)")
         return self
 
 
-def _choose_solver(op: GDMLOperator, s: TrainSettings, k: int) -> str:
+def _choose_solver(op: GDMLOperator, s: TrainSettings) -> str:
     if s.solver != "auto":
         return s.solver
     need = estimate_memory(op, "analytic")
     solver = "analytic" if need <= s.max_memory else "pcg"
-    log.info("solver='auto': analytic needs ~%.2f GB, max_memory %.2f GB -> %s (PCG with k=%d "
-             "needs ~%.2f GB)", need / 1e9, s.max_memory / 1e9, solver, k,
-             estimate_memory(op, "pcg", k) / 1e9)
+    log.info("solver='auto': analytic needs ~%.2f GB, max_memory %.2f GB -> %s", need / 1e9,
+             s.max_memory / 1e9, solver)
     return solver
 
 
-def _solve_pcg(op, y, s: TrainSettings, k: int) -> tuple[np.ndarray, TrainingRecord]:
+def choose_rank(R: np.ndarray, F: np.ndarray, s: TrainSettings, n: int) -> tuple[int, str]:
+    """The preconditioner rank of settings ``s`` for training data ``R, F`` (checked arrays,
+    shape (n_frames, n_atoms, 3)) of order ``n``, and how it was chosen: ``"given"``,
+    ``"rule"``, ``"calibrated"`` or ``"cost"`` (see ``TrainSettings.k``).  Logged."""
+    if s.k is not None and not isinstance(s.k, str):
+        return check_rank(s.k, n), "given"
+    choice = s.k or "rule"
+    if choice == "rule":
+        k = rule_of_thumb_k(n, s.m, s.k_min)
+    else:
+        fit = calibrate_rule_of_thumb(R, F, s.sigma, s.lam, n_frames=s.calib_frames,
+                                      tol=s.calib_tol, seed=s.seed)
+        k = fit.k(n) if choice == "calibrated" else fit.k_cost(n)
+    log.info("preconditioner rank k=%d (k=%r: %s)", k, choice, {
+        "rule": f"paper's rule of thumb, m={s.m:g}, k_min={s.k_min:g}",
+        "calibrated": "paper's rule of thumb, calibrated (m, k_min)",
+        "cost": "minimum of the measured cost model"}[choice])
+    return k, choice
+
+
+def _solve_pcg(op, y, s: TrainSettings, k: int, choice: str
+               ) -> tuple[np.ndarray, TrainingRecord]:
     start = time.perf_counter()
     factor = build_factor(op, s.preconditioner, k, np.random.default_rng(s.seed))
     inducing = factor.inducing.copy()
@@ -114,8 +168,8 @@ def _solve_pcg(op, y, s: TrainSettings, k: int) -> tuple[np.ndarray, TrainingRec
     res = pcg(lambda v: op.matvec(v) + s.lam * v, y, P, tol=s.tol, maxiter=s.maxiter)
     record = TrainingRecord(
         sigma=s.sigma, lam=s.lam, solver="pcg", preconditioner=s.preconditioner,
-        k=factor.k, inducing=inducing, n_iter=res.n_iter, residuals=res.residuals,
-        converged=res.converged, time_preconditioner=t_pre,
+        k=factor.k, k_choice=choice, inducing=inducing, n_iter=res.n_iter,
+        residuals=res.residuals, converged=res.converged, time_preconditioner=t_pre,
         time_solve=time.perf_counter() - start,
         peak_memory_estimate=estimate_memory(op, "pcg", factor.k))
     log.info("PCG (%s, k=%d): %d iterations, residual %.3g, preconditioner %.2f s, solve "
@@ -147,16 +201,17 @@ def train_gdml(R, z, E, F, settings: TrainSettings | None = None) -> GDMLModel:
     s = (settings or TrainSettings()).check()
     R, z, E, F = check_arrays(R, z, E, F)
     op = GDMLOperator(R, s.sigma)
-    k = check_rank(s.k, op.n) if s.k is not None else rule_of_thumb_k(op.n, s.m, s.k_min)
+    if s.k is not None and not isinstance(s.k, str):
+        check_rank(s.k, op.n)  # also for the analytic solver, which does not use it
     y = F.reshape(-1)
-    if _choose_solver(op, s, k) == "analytic":
+    if _choose_solver(op, s) == "analytic":
         alpha, jitter, seconds = analytic_solve(op, y, s.lam,
                                                 single_thread_order=s.single_thread_order)
         record = TrainingRecord(sigma=s.sigma, lam=s.lam, solver="analytic",
                                 time_solve=seconds, jitter=jitter,
                                 peak_memory_estimate=estimate_memory(op, "analytic"))
     else:
-        alpha, record = _solve_pcg(op, y, s, k)
+        alpha, record = _solve_pcg(op, y, s, *choose_rank(R, F, s, op.n))
     return _finish(op, R, z, E, alpha, record)
 
 
