@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -116,7 +116,7 @@ def _subset_runs(op: GDMLOperator, y: np.ndarray, lam: float, ks: list[int],
     application of the preconditioner and the CG vector updates.  The runs that stop at
     ``maxiter = n`` without converging are left out (logged): their counts are only lower
     bounds and would flatten the fitted slope."""
-    runs = _Runs([], [], [], [], 0.0)
+    kept: dict[str, list] = {"ks": [], "iterations": [], "build": [], "apply": []}
     products: list[float] = []
     for k in ks:
         start = time.perf_counter()
@@ -130,16 +130,16 @@ def _subset_runs(op: GDMLOperator, y: np.ndarray, lam: float, ks: list[int],
                       maxiter=op.n)
             loop = time.perf_counter() - start
         products += mine
-        if res.converged:
-            runs.ks.append(k)
-            runs.iterations.append(max(res.n_iter, 1))
-            runs.build.append(build)
-            runs.apply.append((loop - sum(mine)) / max(res.n_iter, 1))
-        else:
+        if not res.converged:
             log.warning("rule-of-thumb calibration: k=%d did not converge within %d "
                         "iterations (residual %.3g > tol=%.3g); left out of the fit", k,
                         op.n, res.residuals[-1], tol)
-    return replace(runs, product=float(np.median(products)))
+            continue
+        n_iter = max(res.n_iter, 1)
+        for name, value in (("ks", k), ("iterations", n_iter), ("build", build),
+                            ("apply", (loop - sum(mine)) / n_iter)):
+            kept[name].append(value)
+    return _Runs(**kept, product=float(np.median(products)))
 
 
 def _product_times(R: np.ndarray, sigma: float, frames: list[int], reps: int = 5
