@@ -107,7 +107,7 @@ def zuo_design(train_file: str, stress_order: str = "auto", chunk: int = 8,
     yz/xz of the Si file's Elastic configurations).
     Assembled ``chunk`` configurations at a time; rows multiplied by the square-root weights.
     """
-    from zuo2020 import detect_stress_order, swap_yz_xz
+    from zuo2020 import apply_stress_order, detect_stress_order
 
     from mlip_plugin.ace import ACEBasis, design_matrix
     from mlip_plugin.data import Weights, assign_weights, read_configs
@@ -117,10 +117,7 @@ def zuo_design(train_file: str, stress_order: str = "auto", chunk: int = 8,
     order, r_cut = stress_order, basis_spec[2]
     if order == "auto":
         order, _ = detect_stress_order(configs, r_cut)
-    if order == "swap":
-        swap_yz_xz(configs)
-    elif isinstance(order, dict):
-        swap_yz_xz(configs, {t for t, o in order.items() if o == "swap"})
+    apply_stress_order(configs, order)
     assign_weights(configs, Weights(), {})
     elements = sorted({x for c in configs for x in c.symbols})
     basis = ACEBasis(elements, *basis_spec)

@@ -96,6 +96,15 @@ def swap_yz_xz(configs, types=None) -> None:
             c.stress = c.stress[SWAP]
 
 
+def apply_stress_order(configs, order) -> None:
+    """Apply a stress order in place: "file" (nothing), "swap" (every configuration) or a
+    mapping {config_type: "swap" or "file"} from :func:`detect_stress_order`."""
+    if order == "swap":
+        swap_yz_xz(configs)
+    elif isinstance(order, dict):
+        swap_yz_xz(configs, {t for t, o in order.items() if o == "swap"})
+
+
 def detect_stress_order(configs, r_cut: float, n_sample: int = 60) -> tuple[dict, dict]:
     """Which config types have their yz and xz stress components exchanged, read from the data.
 
@@ -149,13 +158,8 @@ def load_data(train_path, test_path, fraction: float, seed: int, stress_order="a
     test = read_configs(test_path)
     if stress_order == "auto":
         stress_order, _ = detect_stress_order(configs, r_cut)
-    if stress_order == "swap":
-        swap_yz_xz(configs)
-        swap_yz_xz(test)
-    elif isinstance(stress_order, dict):
-        swapped = {t for t, o in stress_order.items() if o == "swap"}
-        swap_yz_xz(configs, swapped)
-        swap_yz_xz(test, swapped)
+    apply_stress_order(configs, stress_order)
+    apply_stress_order(test, stress_order)
     parts = random_split(configs, validation=fraction, seed=seed)
     return parts.take(configs, "train"), parts.take(configs, "validation"), test
 
