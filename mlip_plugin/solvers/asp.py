@@ -15,8 +15,11 @@ weighted ℓ1 penalty ``λ Σ_j |w_j| / d_j`` (``d_j = 1/||a_j||`` with ``normal
   column joins) or an active x_j reaches 0 (it leaves: a sign change).  The Cholesky factor
   of Ĝ_SS is updated on each add (O(k²)) and remove (Givens, O(k²)) in place; x and c are
   carried along the segments (a joining coefficient starts at 0, a leaving one is 0), so a
-  breakpoint costs one back substitution for ``d = Ĝ_SS⁻¹ s`` and one product
-  ``Ĝ[j, S] d`` over the p - k inactive j, O((p - k) k).  A column numerically dependent on
+  breakpoint costs one back substitution for ``d = Ĝ_SS⁻¹ s`` and the products
+  ``c_j = b̂_j - Ĝ[j, S] x``, ``a_j = Ĝ[j, S] d`` for the inactive rows j that might join
+  next, O(k) each: an exact screen (``_active_set.Screen``: how fast a slack ``λ - |c_j|``
+  can shrink is bounded by Cauchy–Schwarz) skips the others, about four rows in five
+  on an ACE matrix, without changing the path.  A column numerically dependent on
   S is skipped with a warning.
 * :func:`bpdual_gram` solves one λ with the BPdual method: a primal active-set method on the
   dual problem ``min_r ½λ||r||² - tᵀr  s.t.  ||Âᵀr||∞ <= 1`` (t the target, r the residual
@@ -32,7 +35,7 @@ import warnings
 import numpy as np
 
 from ..errors import ConvergenceWarning, InputError
-from ._active_set import ActiveSet, check_asp_settings, entering_step, leaving_step
+from ._active_set import ActiveSet, Screen, check_asp_settings, leaving_step
 from ._checks import check_design, check_fraction, check_nonneg_float, check_positive_int
 from ._problem import ScaledGram, gram_from_design
 from .path import PathEstimator, PathRecorder, SolutionPath, SolverInfo
@@ -41,9 +44,9 @@ __all__ = ["asp_path", "asp_path_gram", "bpdual_gram", "bpdual", "ActiveSetPursu
 
 logger = logging.getLogger(__name__)
 
-#: The homotopy carries x and c = Âᵀ(y - Â x) along the path (x ← x + γ d, c ← c - γ a with
-#: one product a = Ĝ[:, S] d per breakpoint) and L⁻¹[b̂_S, s] through the factor updates; all
-#: three are recomputed every REFRESH breakpoints against drift.
+#: The homotopy carries x along the path (x ← x + γ d), c on the active rows (c_S ← c_S - γ s)
+#: and L⁻¹[b̂_S, s] through the factor updates; all three, and c on every row, are recomputed
+#: every REFRESH breakpoints against drift.
 REFRESH = 50
 
 
@@ -84,22 +87,29 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
     n_added = len(act)
     c = np.where(P.usable, P.b, 0.0)  # correlations Âᵀ(y - Â x), x = 0
     x = np.zeros(n_added)  # x_S(λ₀) = 0: a joining coefficient starts at zero
+    screen = Screen(P, c, lam)
     while lam > lambda_min and reason == "lambda_min":
         n_iter += 1
-        x, d, c = _segment(P, act, lam, x, c, refresh=n_iter % REFRESH == 0)
-        S = act.S
-        a = act.times_inactive(d, act.signs)  # Ĝ[:, S] d, which is s on S
-        g_in, j, sign = entering_step(c, a, lam, open_)
+        refresh = n_iter % REFRESH == 0
+        x, d, c = _segment(P, act, lam, x, c, refresh)
+        if refresh:
+            screen.reset(c, lam)
+        S, s = act.S, act.signs.copy()
         g_out, i = leaving_step(x, d, protect)
         g_end = lam - lambda_min
+        g_in, j, sign = screen.search(act, x, d, c, lam, open_, min(g_out, g_end))
         gamma = min(g_in, g_out, g_end)
-        lam, x, c = lam - gamma, x + gamma * d, c - gamma * a
+        lam, x = lam - gamma, x + gamma * d
+        screen.advance(c, gamma, lam)  # the evaluated inactive rows: c_j - γ a_j
+        c[S] -= gamma * s  # the active rows, where Ĝ_SS d = s
         keep = np.arange(len(S)) != (i if g_out <= g_in and gamma < g_end else -1)
         rec.add(S[keep], x[keep], _rss(P, S[keep], x[keep], c[S[keep]]), lam)
         if gamma == g_end:
             break
         if not keep.all():  # a coefficient reached zero: its function leaves
-            open_[act.remove(i)] = True
+            j_out = act.remove(i)
+            open_[j_out] = True
+            screen.release(j_out, c[j_out], lam)
             n_removed, protect, x = n_removed + 1, None, x[keep]
         elif len(S) == max_active:
             reason = "max_active"
@@ -114,8 +124,9 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
             act.notes.append(f"homotopy stopped after max_iter={max_iter} breakpoints at "
                              f"λ={lam:.3g}")
             warnings.warn(act.notes[-1], ConvergenceWarning, stacklevel=3)
-    logger.info("ASP homotopy: %d points, %d active, %d removals, stop: %s", len(rec),
-                len(act), n_removed, reason)
+    logger.info("ASP homotopy: %d points, %d active, %d removals, stop: %s; %d row "
+                "evaluations (%.0f%% of the inactive rows)", len(rec), len(act), n_removed,
+                reason, screen.n_evaluated, 100 * screen.n_evaluated / max(n_iter * P.p, 1))
     settings = (("max_active", max_active), ("lambda_min", lambda_min),
                 ("dependence_tol", dependence_tol), ("max_iter", max_iter))
     return rec.finish(SolverInfo(solver="asp_homotopy", n_iter=n_iter, stop_reason=reason,

@@ -1,6 +1,7 @@
 """The updatable pieces behind the homotopy: Cholesky add/delete in a growing buffer, the
-row-permuted column buffer of the active set, the compiled step searches, and the homotopy
-path that carries x and c between breakpoints against one that solves afresh."""
+slotted column buffer of the active set, the compiled step searches, the exact screening of
+the entering-step search, and the homotopy path that carries x and c between breakpoints
+against one that solves afresh."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import pytest
 
 import mlip_plugin.solvers._cholesky as chol_mod
 from mlip_plugin.solvers import asp_path_gram
-from mlip_plugin.solvers._active_set import SLOPE_TOL, ActiveSet, entering_step, leaving_step
+from mlip_plugin.solvers._active_set import (
+    SLOPE_TOL,
+    ActiveSet,
+    Screen,
+    entering_step,
+    leaving_step,
+)
 from mlip_plugin.solvers._cholesky import GrowingCholesky
 from mlip_plugin.solvers._problem import ScaledGram
 
@@ -74,13 +81,7 @@ def test_delete_rejects_a_bad_position_and_a_mismatched_rhs():
         chol.forward(np.ones(2))
 
 
-def test_active_set_products_after_adds_and_removals(fx):
-    """``times`` and ``times_inactive`` equal Ĝ[:, S] v computed directly, whatever the
-    order of additions and removals (rows of the buffer are permuted, slots are reused)."""
-    A = fx.design(80, 30, seed=4)
-    G = A.T @ A
-    P = ScaledGram.build(G, np.zeros(30), 0.0, 80)
-    Gh = G * np.outer(P.d, P.d)
+def _active_set_after_adds_and_removals(P):
     act = ActiveSet(P, 4, 1e-12)  # capacity 4: the column buffer has to grow
     rng = np.random.default_rng(0)
     for j in (3, 17, 0, 29, 8, 11):
@@ -89,20 +90,100 @@ def test_active_set_products_after_adds_and_removals(fx):
         act.remove(i)
     for j in (2, 5, 0):
         act.add(j, 1.0)
+    return act
+
+
+def test_active_set_products_after_adds_and_removals(fx):
+    """``times`` equals Ĝ[:, S] v computed directly, whatever the order of additions and
+    removals (slots are reused), and ``direction_reach`` is ||Â_S d||."""
+    A = fx.design(80, 30, seed=4)
+    G = A.T @ A
+    P = ScaledGram.build(G, np.zeros(30), 0.0, 80)
+    Gh = G * np.outer(P.d, P.d)
+    act = _active_set_after_adds_and_removals(P)
     S = act.S
     assert sorted(S) == sorted([17, 29, 8, 11, 2, 5, 0])
-    assert sorted(act.perm[30 - len(S):]) == sorted(S)
-    np.testing.assert_array_equal(act.perm[act.pos], np.arange(30))
-    v = rng.standard_normal(len(S))
-    direct = Gh[:, S] @ v
-    np.testing.assert_allclose(act.times(v), direct, rtol=1e-12, atol=1e-12)
-    marked = act.times_inactive(v, np.full(len(S), 7.0))
-    off = np.setdiff1d(np.arange(30), S)
-    np.testing.assert_allclose(marked[off], direct[off], rtol=1e-12, atol=1e-12)
-    assert np.all(marked[S] == 7.0)
+    v = np.random.default_rng(1).standard_normal(len(S))
+    np.testing.assert_allclose(act.times(v), Gh[:, S] @ v, rtol=1e-12, atol=1e-12)
     x, d = act.solve(0.5, refresh=True)
     np.testing.assert_allclose(Gh[np.ix_(S, S)] @ d, act.signs, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(act.direction(), d, rtol=1e-12)
+    Ahat = A * P.d
+    assert act.direction_reach() == pytest.approx(np.linalg.norm(Ahat[:, S] @ d), rel=1e-10)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_screened_search_equals_the_full_search(fx, normalize):
+    """With any valid slack bounds (exact ones minus arbitrary losses) the screened search
+    returns what ``entering_step`` returns on the exact c and a over all open rows, when that
+    step is below the cap, and otherwise something above the cap; it writes the exact c_j of
+    the rows it evaluates, and it skips rows.  Duplicate columns make exact ties."""
+    rng = np.random.default_rng(5)
+    A = fx.design(120, 40, seed=7)
+    A[:, 33] = A[:, 12]  # exact ties between two columns
+    A[:, 34] = A[:, 12]
+    y = A @ rng.standard_normal(40)
+    G, b, yy, n = fx.gram(A, y)
+    P = ScaledGram.build(G, b, yy, n, prior=np.linspace(1, 3, 40), normalize=normalize)
+    Gh = G * np.outer(P.d, P.d)
+    act = _active_set_after_adds_and_removals(P)
+    S = act.S
+    open_ = np.ones(40, bool)
+    open_[S] = False
+    open_[[7, 21]] = False  # e.g. skipped as dependent
+    n_skipped = 0
+    for trial in range(60):
+        x = rng.standard_normal(len(S))
+        lam_ = float(np.abs(P.b - Gh[:, S] @ x).max()) * rng.uniform(1.0, 1.5)
+        _, d = act.solve(lam_)
+        c_exact = P.b - Gh[:, S] @ x
+        a_exact = Gh[:, S] @ d
+        a_exact[S] = act.signs
+        ref = entering_step(c_exact, a_exact, lam_, open_)
+        screen = Screen(P, c_exact, lam_)
+        loss = rng.uniform(0, 0.5, 40) * (lam_ - np.abs(c_exact))  # bounds below the truth
+        screen.lbnum -= loss
+        cap = np.inf if trial % 3 else ref[0] * rng.uniform(0.5, 1.5)
+        c = np.full(40, np.nan)
+        got = screen.search(act, x, d, c, lam_, open_, cap)
+        if ref[0] <= cap:
+            assert got[1:] == ref[1:] and got[0] == pytest.approx(ref[0], rel=1e-12, abs=1e-15)
+        else:
+            assert got[0] > cap
+        rows = screen.rows[: screen.n_rows]
+        np.testing.assert_allclose(c[rows], c_exact[rows], rtol=1e-10, atol=1e-12)
+        assert np.isnan(np.delete(c, rows)).all()
+        n_skipped += int(open_.sum()) - len(rows)
+    assert n_skipped > 0
+
+
+def test_screening_leaves_the_path_unchanged(fx, monkeypatch):
+    """A path whose screening bounds are made useless (every open row evaluated at every
+    breakpoint) has the same breakpoints and coefficients; the default evaluates fewer."""
+    A = fx.design(200, 120, seed=9, correlation=0.9)
+    _, y = fx.planted(A, 40, noise=0.05)
+    G, b, yy, n = fx.gram(A, y)
+    evaluated = {}
+    real_search = Screen.search
+
+    def counting(self, *args):
+        out = real_search(self, *args)
+        evaluated[self.MARGIN] = evaluated.get(self.MARGIN, 0) + self.n_rows
+        return out
+
+    monkeypatch.setattr(Screen, "search", counting)
+    screened = asp_path_gram(G, b, yy, n, 80)
+    monkeypatch.setattr(Screen, "MARGIN", 1e30)
+    full = asp_path_gram(G, b, yy, n, 80)
+    assert screened.info.n_removed > 0 and len(screened) == len(full)
+    assert evaluated[Screen.MARGIN] > 2 * evaluated[1e-6]
+    np.testing.assert_allclose(screened.lambdas, full.lambdas, rtol=1e-10,
+                               atol=1e-12 * full.lambdas[0])
+    for i in range(len(full)):
+        assert list(screened.support(i)) == list(full.support(i))
+        ref = full.coef_values(i)
+        np.testing.assert_allclose(screened.coef_values(i), ref,
+                                   atol=1e-9 * max(np.abs(ref).max(initial=0), 1e-300))
 
 
 def _entering_reference(c, a, lam, open_):
