@@ -157,6 +157,18 @@ def test_screened_search_equals_the_full_search(fx, normalize):
     assert n_skipped > 0
 
 
+def _assert_same_path(path, ref_path):
+    """Same supports and λ at every point, coefficients to 1e-9, on a path with removals."""
+    assert path.info.n_removed > 0 and len(path) == len(ref_path)
+    np.testing.assert_allclose(path.lambdas, ref_path.lambdas, rtol=1e-10,
+                               atol=1e-12 * ref_path.lambdas[0])
+    for i in range(len(ref_path)):
+        assert list(path.support(i)) == list(ref_path.support(i))
+        ref = ref_path.coef_values(i)
+        np.testing.assert_allclose(path.coef_values(i), ref,
+                                   atol=1e-9 * max(np.abs(ref).max(initial=0), 1e-300))
+
+
 def test_screening_leaves_the_path_unchanged(fx, monkeypatch):
     """A path whose screening bounds are made useless (every open row evaluated at every
     breakpoint) has the same breakpoints and coefficients; the default evaluates fewer."""
@@ -175,15 +187,8 @@ def test_screening_leaves_the_path_unchanged(fx, monkeypatch):
     screened = asp_path_gram(G, b, yy, n, 80)
     monkeypatch.setattr(Screen, "MARGIN", 1e30)
     full = asp_path_gram(G, b, yy, n, 80)
-    assert screened.info.n_removed > 0 and len(screened) == len(full)
     assert evaluated[Screen.MARGIN] > 2 * evaluated[1e-6]
-    np.testing.assert_allclose(screened.lambdas, full.lambdas, rtol=1e-10,
-                               atol=1e-12 * full.lambdas[0])
-    for i in range(len(full)):
-        assert list(screened.support(i)) == list(full.support(i))
-        ref = full.coef_values(i)
-        np.testing.assert_allclose(screened.coef_values(i), ref,
-                                   atol=1e-9 * max(np.abs(ref).max(initial=0), 1e-300))
+    _assert_same_path(screened, full)
 
 
 def _entering_reference(c, a, lam, open_):
@@ -241,11 +246,4 @@ def test_carried_path_equals_a_path_solved_afresh(fx, monkeypatch):
     carried = asp_path_gram(G, b, yy, n, 60)
     monkeypatch.setattr(asp_mod, "REFRESH", 1)
     fresh = asp_path_gram(G, b, yy, n, 60)
-    assert carried.info.n_removed > 0 and len(carried) == len(fresh)
-    np.testing.assert_allclose(carried.lambdas, fresh.lambdas, rtol=1e-10,
-                               atol=1e-12 * fresh.lambdas[0])
-    for i in range(len(fresh)):
-        assert list(carried.support(i)) == list(fresh.support(i))
-        ref = fresh.coef_values(i)
-        np.testing.assert_allclose(carried.coef_values(i), ref,
-                                   atol=1e-9 * max(np.abs(ref).max(initial=0), 1e-300))
+    _assert_same_path(carried, fresh)
