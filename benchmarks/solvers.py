@@ -101,7 +101,8 @@ def zuo_design(train_file: str, stress_order: str = "auto", chunk: int = 8,
                basis_spec: tuple = (3, 25.0, 5.5)) -> tuple[np.ndarray, np.ndarray, str]:
     """The weighted ACE design matrix of a Zuo et al. training file (the paper's Si fit).
 
-    Basis ``ACEBasis([elements], 3, 25, 5.5)`` (5317 functions for Si), E0 by
+    Basis ``basis_from_data([elements], configs, correlation_order=3, total_degree=25,
+    r_cut=5.5)`` (5317 functions for Si; r0 read from the data, as the pipeline does), E0 by
     ``resolve_e0(configs, "auto")``, the default weights (energy 30, forces 1, virial 1) and
     the stress order of ``zuo2020.py`` (``auto`` detects, per config type, the exchanged
     yz/xz of the Si file's Elastic configurations).
@@ -109,7 +110,7 @@ def zuo_design(train_file: str, stress_order: str = "auto", chunk: int = 8,
     """
     from zuo2020 import apply_stress_order, detect_stress_order
 
-    from mlip_plugin.ace import ACEBasis, design_matrix
+    from mlip_plugin.ace import basis_from_data, design_matrix
     from mlip_plugin.data import Weights, assign_weights, read_configs
     from mlip_plugin.data.e0 import resolve_e0
 
@@ -120,7 +121,8 @@ def zuo_design(train_file: str, stress_order: str = "auto", chunk: int = 8,
     apply_stress_order(configs, order)
     assign_weights(configs, Weights(), {})
     elements = sorted({x for c in configs for x in c.symbols})
-    basis = ACEBasis(elements, *basis_spec)
+    basis = basis_from_data(elements, configs, correlation_order=basis_spec[0],
+                            total_degree=basis_spec[1], r_cut=r_cut)
     e0 = resolve_e0(configs, "auto")
     blocks, targets = [], []
     for start in range(0, len(configs), chunk):

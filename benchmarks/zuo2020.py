@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Result, base_parser, timed  # noqa: E402
 
-from mlip_plugin.ace import ACEBasis, design_matrix, smoothness_prior  # noqa: E402
+from mlip_plugin.ace import ACEBasis, basis_from_data, design_matrix, smoothness_prior  # noqa: E402
 from mlip_plugin.ace.design import GramForm  # noqa: E402
 from mlip_plugin.data import (  # noqa: E402
     Weights,
@@ -380,7 +380,8 @@ def fit_zuo(train_path, test_path, *, total_degree: float = 25.0, n_active: int 
         train, val, test = load_data(train_path, test_path, s.validation_fraction, seed,
                                      "auto", s.basis["r_cut"])
         e0 = resolve_e0(train, s.e0)
-        basis = ACEBasis(sorted({x for c in train for x in c.symbols}), **s.basis)
+        basis = basis_from_data(sorted({x for c in train for x in c.symbols}), [*train, *val],
+                                **s.basis)
         prob = assemble(basis, train, val, test, e0, cache)
         results, _, fits = run_solvers(prob, s, [solver], [n_active], curve_points=0)
         support, values = point_at(fits[solver], n_active)
@@ -510,7 +511,8 @@ def main(argv=None) -> Result:
     timings["read_s"] = t.seconds
     element = "-".join(sorted({x for c in train for x in c.symbols}))
     e0 = resolve_e0(train, s.e0)
-    basis = ACEBasis(sorted({x for c in train for x in c.symbols}), **s.basis)
+    basis = basis_from_data(sorted({x for c in train for x in c.symbols}), [*train, *val],
+                            **s.basis)
     log.info("%s: %d train / %d validation / %d test configurations, basis %d functions",
              element, len(train), len(val), len(test), basis.size)
     with timed() as t:

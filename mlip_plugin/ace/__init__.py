@@ -5,7 +5,7 @@
 >>> dm = design_matrix(basis, configs, e0={"Si": -158.54})          # doctest: +SKIP
 """
 
-from .basis import ACEBasis, BasisFunction
+from .basis import ACEBasis, BasisFunction, basis_from_data, r0_from_data
 from .design import DesignMatrix, GramForm, design_matrix, gram_form
 from .evaluate import BasisValues, evaluate_basis, site_values
 from .model_eval import energy_forces_virial
@@ -14,6 +14,8 @@ from .prior import smoothness_prior
 __all__ = [
     "ACEBasis",
     "BasisFunction",
+    "basis_from_data",
+    "r0_from_data",
     "BasisValues",
     "evaluate_basis",
     "site_values",

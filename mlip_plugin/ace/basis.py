@@ -17,17 +17,21 @@ atoms of a configuration.  It is selected when ``Σ_t (n_t + w_L l_t) ≤ total_
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from ase.data import atomic_numbers, covalent_radii
+from matscipy.neighbours import neighbour_list
 
 from ..errors import InputError
 from .coupling import invariant_couplings
 from .radial import AgnesiTransform
 
-__all__ = ["ACEBasis", "BasisFunction", "Group"]
+__all__ = ["ACEBasis", "BasisFunction", "Group", "r0_from_data", "basis_from_data"]
+
+log = logging.getLogger(__name__)
 
 FORMAT = "mlip_plugin.ace.ACEBasis"
 FORMAT_VERSION = 1
@@ -98,7 +102,10 @@ class ACEBasis:
         Weight of l in the degree (default 1.5, as ACEpotentials.jl).
     r0 : float or mapping, optional
         Typical neighbour distance (Å) per species pair, as a number or a mapping from
-        ``(a, b)`` or ``"a-b"`` to a number.  Default: sum of the covalent radii.
+        ``(a, b)`` or ``"a-b"`` to a number (pairs not in the mapping keep the default).
+        Default: sum of the covalent radii.  The distance transform is steepest there and
+        the core repulsion starts at 0.75 r0; :func:`basis_from_data` reads r0 from
+        training data instead (what the fitting pipeline does).
     transform_pq : tuple of float
         Exponents (p, q) of the Agnesi distance transform (default (2, 4)).
     pair_degree : int, optional
@@ -329,3 +336,70 @@ def _resolve_r0(elements, r0, r_cut) -> dict:
     if bad:
         raise InputError(f"r0 must be smaller than r_cut={r_cut}; got {bad}")
     return {k: table[k] for k in sorted(table)}
+
+
+def r0_from_data(configs: Iterable, elements: Sequence[str], r_cut: float, *,
+                 max_configs: int = 200) -> dict[str, float]:
+    """Typical nearest-neighbour distance per species pair, read from configurations.
+
+    For every atom of species a that has a neighbour of species b within ``r_cut``, the
+    distance to its nearest b neighbour is one sample of the pair (a, b) (and of (b, a));
+    ``r0["a-b"]`` is the median of the samples.  Pairs that never come within ``r_cut`` in
+    the data are left out (the basis then keeps its covalent-radii default for them).
+
+    Parameters
+    ----------
+    configs : iterable of Configuration or ase.Atoms
+    elements : sequence of str
+        Species of the basis; atoms of other species are ignored.
+    r_cut : float
+        Cutoff radius (Å) of the basis.
+    max_configs : int
+        At most this many configurations, evenly spaced through ``configs``, are read.
+
+    Returns
+    -------
+    dict
+        ``{"a-b": r0}`` with a before b in the order of ``elements``.
+    """
+    elements = _check_elements(elements)
+    r_cut = _check_positive("r_cut", r_cut)
+    configs = list(configs)
+    if len(configs) > max_configs:
+        configs = [configs[i] for i in np.linspace(0, len(configs) - 1, max_configs).astype(int)]
+    ns, index = len(elements), {e: k for k, e in enumerate(elements)}
+    samples: dict[tuple[int, int], list] = {}
+    for c in configs:
+        atoms = getattr(c, "atoms", c)
+        z = np.array([index.get(sym, -1) for sym in atoms.get_chemical_symbols()])
+        i, j, d = neighbour_list("ijd", atoms, r_cut)
+        keep = (z[i] >= 0) & (z[j] >= 0)
+        key, d = i[keep] * ns + z[j[keep]], d[keep]  # (atom, neighbour species)
+        order = np.lexsort((d, key))
+        key, d = key[order], d[order]
+        first = np.r_[True, key[1:] != key[:-1]]  # the nearest neighbour of each species
+        a, b, nearest = z[key[first] // ns], key[first] % ns, d[first]
+        for pair in set(zip(a.tolist(), b.tolist())):
+            m = (a == pair[0]) & (b == pair[1])
+            samples.setdefault(tuple(sorted(pair)), []).append(nearest[m])
+    return {f"{elements[a]}-{elements[b]}": float(np.median(np.concatenate(v)))
+            for (a, b), v in sorted(samples.items())}
+
+
+def basis_from_data(elements: Sequence[str], configs: Iterable, **kwargs) -> ACEBasis:
+    """:class:`ACEBasis` whose ``r0`` is read from ``configs`` unless it is given.
+
+    ``r0=None`` or ``"data"`` (default): :func:`r0_from_data` on ``configs`` (pairs absent
+    from the data keep the covalent-radii default); ``r0="covalent"``: the sum of the
+    covalent radii; a number or mapping: as given.  The other keywords go to ACEBasis.
+    """
+    r0 = kwargs.pop("r0", None)
+    if isinstance(r0, str) and r0 not in ("data", "covalent"):
+        raise InputError(f"r0={r0!r} is not known; give a distance in Å, a mapping per "
+                         "species pair, 'data' (read from the training data) or 'covalent'")
+    if (r0 is None or r0 == "data") and "r_cut" in kwargs:  # (no r_cut: ACEBasis says so)
+        r0 = r0_from_data(configs, elements, kwargs["r_cut"]) or None
+        log.info("r0 read from the data (median nearest-neighbour distance): %s", r0)
+    elif r0 in ("covalent", "data"):
+        r0 = None
+    return ACEBasis(elements, r0=r0, **kwargs)

@@ -94,7 +94,10 @@ class FitSettings:
 
     ``model`` is ``"ace"`` (sparse linear ACE) or ``"kernel"`` (GDML force field of one
     molecule).  For ACE, ``basis`` holds :class:`mlip_plugin.ace.ACEBasis` keywords (elements
-    come from the data), ``prior`` the smoothness prior (``kind`` and its parameters),
+    come from the data; ``r0``, unless given, is the median nearest-neighbour distance of
+    each species pair in the training data, see :func:`mlip_plugin.ace.basis_from_data`;
+    ``r0: covalent`` takes the covalent radii instead), ``prior`` the smoothness prior
+    (``kind`` and its parameters),
     ``weights`` the default weights (``energy``, ``forces``, ``virial``) and
     ``by_config_type`` overrides; ``select_on_prior`` makes OMP/ASP choose among the
     prior-scaled columns A Γ⁻¹ (smooth functions first) instead of unit-norm columns —

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ace.basis import ACEBasis
+from ..ace.basis import ACEBasis, basis_from_data
 from ..ace.design import GramForm, gram_form
 from ..ace.model_eval import CoreRepulsion, energy_forces_virial
 from ..ace.prior import smoothness_prior
@@ -203,7 +203,7 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
     e0 = resolve_e0(train, s.e0)
     elements = sorted({x for c in [*train, *val] for x in c.symbols})
     try:
-        basis = ACEBasis(elements, **s.basis)
+        basis = basis_from_data(elements, [*train, *val], **s.basis)
     except TypeError as err:
         raise InputError(f"fit.basis: {err}") from err
     gamma = smoothness_prior(basis, **s.prior)

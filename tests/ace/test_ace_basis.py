@@ -130,3 +130,48 @@ def test_bad_settings(kwargs, match):
 def test_species_not_in_basis(si_basis):
     with pytest.raises(InputError, match="species 'C' is not in the basis"):
         evaluate_basis(si_basis, [bulk("C", "diamond", a=3.57)])
+
+
+def test_r0_from_data_is_the_nearest_neighbour_distance_per_pair():
+    """Diamond Si: every atom's nearest neighbour is at a√3/4; rock salt NaCl: Na–Cl at a/2,
+    Na–Na and Cl–Cl at a/√2; a pair that never comes within r_cut (Si and Na are never in
+    one configuration) is left out and keeps the covalent default in the basis; atoms of
+    species outside the basis are ignored."""
+    from mlip_plugin.ace import basis_from_data, r0_from_data
+
+    si = bulk("Si", "diamond", a=5.43, cubic=True)
+    assert r0_from_data([si], ["Si"], 5.0) == {"Si-Si": pytest.approx(5.43 * 3**0.5 / 4)}
+    nacl = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    r0 = r0_from_data([nacl, si], ["Cl", "Na", "Si"], 4.5)
+    assert r0 == {"Cl-Cl": pytest.approx(5.64 / 2**0.5), "Cl-Na": pytest.approx(2.82),
+                  "Na-Na": pytest.approx(5.64 / 2**0.5),
+                  "Si-Si": pytest.approx(5.43 * 3**0.5 / 4)}
+    b = basis_from_data(["Cl", "Na", "Si"], [nacl, si], correlation_order=2,
+                        total_degree=4, r_cut=4.5)
+    covalent = ACEBasis(["Cl", "Na", "Si"], 2, 4, 4.5).r0
+    assert b.r0[("Na", "Cl")] == pytest.approx(2.82)
+    assert b.r0[("Na", "Si")] == covalent[("Na", "Si")]
+    assert r0_from_data([nacl], ["Na"], 4.5) == {"Na-Na": pytest.approx(5.64 / 2**0.5)}
+
+
+def test_basis_from_data_options():
+    """r0 None / "data" read the data, "covalent" the radii table, a number is kept; an
+    unknown word is an InputError, a missing r_cut ACEBasis's TypeError; at most max_configs
+    are read."""
+    from mlip_plugin.ace import basis_from_data, r0_from_data
+
+    si = bulk("Si", "diamond", a=5.43, cubic=True)
+    kw = {"correlation_order": 2, "total_degree": 4, "r_cut": 5.0}
+    nn = 5.43 * 3**0.5 / 4
+    assert basis_from_data(["Si"], [si], **kw).r0[("Si", "Si")] == pytest.approx(nn)
+    assert basis_from_data(["Si"], [si], r0="data", **kw).r0[("Si", "Si")] == pytest.approx(nn)
+    assert basis_from_data(["Si"], [si], r0="covalent", **kw).r0 == ACEBasis(["Si"], **kw).r0
+    assert basis_from_data(["Si"], [si], r0=2.0, **kw).r0[("Si", "Si")] == 2.0
+    with pytest.raises(InputError, match="r0='nearest' is not known"):
+        basis_from_data(["Si"], [si], r0="nearest", **kw)
+    with pytest.raises(TypeError, match="r_cut"):
+        basis_from_data(["Si"], [si], correlation_order=2, total_degree=4)
+    squeezed = bulk("Si", "diamond", a=5.0, cubic=True)
+    # configurations 0 and 3 are read: 8 samples of each distance, the median between them
+    assert r0_from_data([squeezed] * 3 + [si], ["Si"], 5.0, max_configs=2) == {
+        "Si-Si": pytest.approx((5.0 + 5.43) / 2 * 3**0.5 / 4)}

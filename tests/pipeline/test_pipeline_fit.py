@@ -123,3 +123,21 @@ def test_core_repulsion_is_taken_out_of_close_pair_labels():
     np.testing.assert_allclose(adjusted[0].forces, -core.forces)
     np.testing.assert_allclose(adjusted[0].stress, core.virial / close.get_volume())
     assert labelled[0].energy == 1.0  # the caller's data are not changed
+
+
+def test_fit_reads_r0_from_the_training_data(omp_fit, cu_data):
+    """By default the basis takes r0 (distance transform, core radius) from the data: the
+    median nearest-neighbour distance of the training configurations; ``r0: covalent``
+    keeps the covalent radii."""
+    from ase.data import atomic_numbers, covalent_radii
+
+    from mlip_plugin.ace import r0_from_data
+
+    configs, _ = cu_data
+    expected = r0_from_data(configs, ["Cu"], BASIS["r_cut"])["Cu-Cu"]
+    assert omp_fit.model.basis.r0[("Cu", "Cu")] == pytest.approx(expected)
+    assert 2.3 < expected < 2.6  # fcc Cu (EMT): a/√2 = 2.55 Å; rattled, strained, MD
+    res = fit(configs, {"solver": "omp", "max_active": 10,
+                        "basis": {**BASIS, "r0": "covalent"}})
+    assert res.model.basis.r0[("Cu", "Cu")] == pytest.approx(
+        2 * covalent_radii[atomic_numbers["Cu"]])
