@@ -125,7 +125,7 @@ def _homotopy_gram(P: ScaledGram, max_active: int, lambda_min: float, dependence
                              f"λ={lam:.3g}")
             warnings.warn(act.notes[-1], ConvergenceWarning, stacklevel=3)
     logger.info("ASP homotopy: %d points, %d active, %d removals, stop: %s; %d row "
-                "evaluations (%.0f%% of the inactive rows)", len(rec), len(act), n_removed,
+                "evaluations (%.0f%% of p per breakpoint)", len(rec), len(act), n_removed,
                 reason, screen.n_evaluated, 100 * screen.n_evaluated / max(n_iter * P.p, 1))
     settings = (("max_active", max_active), ("lambda_min", lambda_min),
                 ("dependence_tol", dependence_tol), ("max_iter", max_iter))
