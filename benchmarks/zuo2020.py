@@ -368,6 +368,13 @@ def run_solvers(prob: Problem, s: FitSettings, solvers, sizes, ard_iter: int = 3
     return results, curves, fits
 
 
+def fit_basis(train, val, s: FitSettings) -> ACEBasis:
+    """The basis of ``s.basis`` on the species of the data, r0 read from train + validation
+    (as the pipeline's ``fit`` does)."""
+    return basis_from_data(sorted({x for c in train for x in c.symbols}), [*train, *val],
+                           **s.basis)
+
+
 def fit_zuo(train_path, test_path, *, total_degree: float = 25.0, n_active: int = 1000,
             solver: str = "omp", cache: Path | None = None, seed: int = 0):
     """The zuo2020 model of ``solver`` at ``n_active`` functions (default settings), for the
@@ -380,8 +387,7 @@ def fit_zuo(train_path, test_path, *, total_degree: float = 25.0, n_active: int 
         train, val, test = load_data(train_path, test_path, s.validation_fraction, seed,
                                      "auto", s.basis["r_cut"])
         e0 = resolve_e0(train, s.e0)
-        basis = basis_from_data(sorted({x for c in train for x in c.symbols}), [*train, *val],
-                                **s.basis)
+        basis = fit_basis(train, val, s)
         prob = assemble(basis, train, val, test, e0, cache)
         results, _, fits = run_solvers(prob, s, [solver], [n_active], curve_points=0)
         support, values = point_at(fits[solver], n_active)
@@ -511,8 +517,7 @@ def main(argv=None) -> Result:
     timings["read_s"] = t.seconds
     element = "-".join(sorted({x for c in train for x in c.symbols}))
     e0 = resolve_e0(train, s.e0)
-    basis = basis_from_data(sorted({x for c in train for x in c.symbols}), [*train, *val],
-                            **s.basis)
+    basis = fit_basis(train, val, s)
     log.info("%s: %d train / %d validation / %d test configurations, basis %d functions",
              element, len(train), len(val), len(test), basis.size)
     with timed() as t:

@@ -397,9 +397,9 @@ def basis_from_data(elements: Sequence[str], configs: Iterable, **kwargs) -> ACE
     if isinstance(r0, str) and r0 not in ("data", "covalent"):
         raise InputError(f"r0={r0!r} is not known; give a distance in Å, a mapping per "
                          "species pair, 'data' (read from the training data) or 'covalent'")
-    if (r0 is None or r0 == "data") and "r_cut" in kwargs:  # (no r_cut: ACEBasis says so)
+    if r0 == "covalent" or (r0 in (None, "data") and "r_cut" not in kwargs):
+        r0 = None  # (without r_cut, ACEBasis says what is missing)
+    elif r0 in (None, "data"):
         r0 = r0_from_data(configs, elements, kwargs["r_cut"]) or None
         log.info("r0 read from the data (median nearest-neighbour distance): %s", r0)
-    elif r0 in ("covalent", "data"):
-        r0 = None
     return ACEBasis(elements, r0=r0, **kwargs)

@@ -13,7 +13,7 @@ from ._checks import check_fraction, check_nonneg_float, check_positive_int
 from ._cholesky import GrowingCholesky
 from ._problem import ScaledGram
 
-__all__ = ["ActiveSet", "Screen", "entering_step", "leaving_step", "SLOPE_TOL"]
+__all__ = ["ActiveSet", "Screen", "leaving_step", "SLOPE_TOL"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class Screen:
     ``lb_j`` above the smallest step found so far cannot be the next to join: ``c_j``, ``a_j``
     are computed (``Ĝ[j, S] x`` and ``Ĝ[j, S] d``, one pass over the row) only for rows that
     might.  On the Zuo Si matrix this reads about one row in five per breakpoint instead
-    of all of them.  Ties are broken as :func:`entering_step` does.
+    of all of them.
     """
 
     #: relative safety margin on M against rounding in ``||L⁻¹ s||``
@@ -176,9 +176,13 @@ class Screen:
 
     def search(self, act: ActiveSet, x: np.ndarray, d: np.ndarray, c: np.ndarray, lam: float,
                open_: np.ndarray, cap: float) -> tuple[float, int, float]:
-        """Entering step as :func:`entering_step` would find it on the exact ``c`` and ``a``
-        over all open rows, whenever it is <= ``cap`` (else some value > ``cap``).  Writes the
-        fresh ``c_j`` of the rows it evaluates into ``c``."""
+        """First γ > 0 at which an open row reaches ``|c_j - γ a_j| = λ - γ``: ``(γ, j, sign)``.
+
+        Only rows moving outward count (``1 ∓ a_j > SLOPE_TOL``), so a row that just left
+        cannot re-enter at γ = 0; the smallest index wins a tie, and a tie between the two
+        sides goes to ``+1``; γ = inf (``j = 0``) when no row enters.  Exact whenever that
+        step is <= ``cap`` (else some value > ``cap`` is returned).  Writes the fresh ``c_j``
+        of the rows it evaluates into ``c``."""
         self.M = act.direction_reach() * (1.0 + self.MARGIN)
         up, j_up, dn, j_dn, n = _screened_entering(
             act.cols, act.n_slots, act.weights(x), act.weights(d), act.P.b, c, self.a,
@@ -249,37 +253,6 @@ def _advance_rows(rows, n, c, a, gamma, lam_new, lbnum, r, B1, B2):  # pragma: n
         j = rows[t]
         c[j] -= gamma * a[j]
         lbnum[j] = (lam_new - abs(c[j])) + B1 + r[j] * B2
-
-
-def entering_step(c: np.ndarray, a: np.ndarray, lam: float, open_: np.ndarray):
-    """First γ > 0 at which an open column reaches ``|c_j - γ a_j| = λ - γ``.
-
-    Only columns moving outward count (``1 ∓ a_j > SLOPE_TOL``), so a column that just left
-    cannot re-enter at γ = 0.  Returns ``(γ, j, sign)``; γ = inf when none does (then
-    ``j = 0``).  The smallest index wins a tie, and a tie between the two sides goes to
-    ``+1``.  One compiled pass over the p columns.
-    """
-    g, j, sign = _entering(c, a, float(lam), open_, SLOPE_TOL)
-    return max(g, 0.0), int(j), sign
-
-
-@nb.njit(cache=True)
-def _entering(c, a, lam, open_, slope_tol):  # pragma: no cover - compiled
-    best_up, j_up, best_dn, j_dn = np.inf, 0, np.inf, 0
-    for j in range(c.shape[0]):
-        if not open_[j]:
-            continue
-        if 1.0 - a[j] > slope_tol:
-            g = (lam - c[j]) / (1.0 - a[j])
-            if g < best_up:
-                best_up, j_up = g, j
-        if 1.0 + a[j] > slope_tol:
-            g = (lam + c[j]) / (1.0 + a[j])
-            if g < best_dn:
-                best_dn, j_dn = g, j
-    if best_up <= best_dn:
-        return best_up, j_up, 1.0
-    return best_dn, j_dn, -1.0
 
 
 def leaving_step(x: np.ndarray, d: np.ndarray, protect: int | None):
