@@ -98,12 +98,11 @@ def plot_parity(pred: Predictions, out: Path, title: str = "") -> Path | None:
     return out
 
 
-def plot_property_errors(rows: Sequence[dict], out: Path,
-                         skip: Sequence[str] = ()) -> Path | None:
-    """Bar chart of the % error of every property (rows named in ``skip`` left out)."""
+def plot_property_errors(rows: Sequence[dict], out: Path) -> Path | None:
+    """Bar chart of the % error of every property that has one."""
     from ..properties.plots import plot_property_errors as _plot
 
-    rows = [r for r in rows if r.get("error_percent") is not None and r["name"] not in skip]
+    rows = [r for r in rows if r.get("error_percent") is not None]
     if not rows:
         return None
     _plot(rows, path=out)

@@ -138,11 +138,8 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
     parity_set = test or train
     plots["parity"] = plot_parity(predict_configs(result.model, parity_set), out / "parity.png",
                                   "test set" if test else "training set")
-    from .validate import DIAGNOSTIC_ROWS
-
     plots["property_errors"] = plot_property_errors(metrics["properties"],
-                                                    out / "property_errors.png",
-                                                    skip=DIAGNOSTIC_ROWS)
+                                                    out / "property_errors.png")
     if validation is not None:
         plots.update(validation.plots(out))
     metrics["timings"]["total_s"] = time.perf_counter() - t0

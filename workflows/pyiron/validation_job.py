@@ -96,7 +96,7 @@ class MLIPValidation(MLIPJob):
     def _run_step(self) -> tuple[str, str]:
         settings = self.settings
         model, reference = self._resolve(settings)
-        from mlip_plugin.pipeline.validate import DIAGNOSTIC_ROWS, validate  # imported late
+        from mlip_plugin.pipeline.validate import validate  # imported late
 
         result = validate(model, settings, reference=reference)
         self.output.reference = (reference.to_dict() if reference is not None
@@ -104,7 +104,7 @@ class MLIPValidation(MLIPJob):
         self.output.properties = [dict(row) for row in result.rows]
         self.output.result = result.to_dict()
         errors = {r["name"]: abs(r["error_percent"]) for r in result.rows
-                  if r["error_percent"] is not None and r["name"] not in DIAGNOSTIC_ROWS}
+                  if r["error_percent"] is not None}
         message = f"{len(result.rows)} properties of suite {settings.suite!r} compared"
         if errors:
             worst = max(errors, key=errors.get)
