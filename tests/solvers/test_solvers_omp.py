@@ -85,6 +85,22 @@ def test_recovers_a_planted_sparse_signal(fx):
     np.testing.assert_allclose(path.coef(-1), c, rtol=1e-8, atol=1e-12)
 
 
+def test_small_signal_beside_a_large_explained_part_is_still_fitted(fx):
+    # One column explains a part of y 1e9 times larger than the rest (like total energies
+    # fitted without E0): the small planted coefficients are far above rounding noise and
+    # must still enter (a threshold of sqrt(eps) |y| stopped after the first column); once
+    # y is fitted exactly the rest is rounding noise and the path stops there.
+    A = fx.design(150, 60, seed=11)
+    c, y = fx.planted(A, 6, seed=12)
+    c[0] = 0.0
+    y = A @ c
+    big = 1e9 * np.linalg.norm(y) / np.linalg.norm(A[:, 0])
+    path = omp_path(A, y + big * A[:, 0], 10)
+    assert len(path) == 7 and path.info.stop_reason == "orthogonal"
+    assert set(np.flatnonzero(c)) | {0} == set(path.support(6))
+    np.testing.assert_allclose(path.coef(6)[1:], c[1:], atol=1e-6 * np.abs(c).max())
+
+
 def test_prior_only_matters_without_normalisation(fx):
     A = fx.design(120, 40, seed=8)
     _, y = fx.planted(A, 6, noise=0.1)
