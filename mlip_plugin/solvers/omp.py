@@ -58,7 +58,7 @@ def _omp_gram(P: ScaledGram, max_active: int, tol: float | None, dependence_tol:
     rec = PathRecorder(p, P.unscale)
     notes: list[str] = []
     n_iter, n_skipped, rss, reason = 0, 0, P.yy, "max_active"
-    # "orthogonal": every correlation is rounding noise, a few hundred eps of |y| (unit
+    # "orthogonal": every correlation is at most _NOISE eps |y|, rounding noise (unit
     # columns).  Not sqrt(eps) |y|: with a large explained part of y (energies not centred
     # by E0) that stopped real, well-resolved steps (Zuo Si, E0 = 0: at 732 of 1000).
     tiny = (_NOISE * np.finfo(float).eps) ** 2 * max(P.yy, np.finfo(float).tiny)
