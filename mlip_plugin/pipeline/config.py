@@ -34,6 +34,9 @@ __all__ = ["DataSettings", "FitSettings", "ValidateSettings", "RunConfig", "load
            "check_keys", "coerce_settings"]
 
 SOLVERS = ("omp", "asp", "rrqr", "ridge", "blr", "ard")
+#: Solvers that give a path of models of growing size (``max_active``, selection on it):
+#: OMP, the ℓ1 homotopy and sequential ARD (Tipping & Faul's evidence maximisation).
+PATH_SOLVERS = ("omp", "asp", "ard")
 MODELS = ("ace", "kernel")
 SELECTIONS = ("validation", "final")
 
@@ -102,7 +105,10 @@ class FitSettings:
     ``by_config_type`` overrides; ``select_on_prior`` makes OMP/ASP choose among the
     prior-scaled columns A Γ⁻¹ (smooth functions first) instead of unit-norm columns —
     on the Zuo et al. data at 5317 functions this roughly halves the test errors of a
-    300-function model (benchmarks/README.md).  For kernels, ``kernel`` holds
+    300-function model (benchmarks/README.md).  ``solver`` is one of :data:`SOLVERS`; the
+    path solvers (:data:`PATH_SOLVERS`: OMP, ASP and sequential ARD) grow a model up to
+    ``max_active`` functions and pick one along the way by ``selection``; RRQR, ridge and
+    BLR are dense (BLR also gives a committee for uncertainties).  For kernels, ``kernel`` holds
     :class:`mlip_plugin.kernels.TrainSettings` keywords plus an optional ``sigmas`` grid
     (σ is then chosen on the validation data).
     """

@@ -25,8 +25,8 @@ from ..errors import FitError, InputError
 from ..models.base import Model
 from ..models.linear_ace import LinearACEModel
 from ..models.provenance import Provenance
-from ..solvers import asp, bayes, dense, omp, path, tsvd
-from .config import FitSettings, coerce_settings
+from ..solvers import asp, bayes, dense, omp, path, sbl, tsvd
+from .config import PATH_SOLVERS, FitSettings, coerce_settings
 from .metrics import error_metrics
 
 __all__ = ["FitResult", "fit", "PathFit"]
@@ -127,6 +127,8 @@ def _solve_path(s: FitSettings, G: GramForm, gamma):
     normalize = not s.select_on_prior  # False: select among the columns of A Γ⁻¹
     if s.solver == "omp":
         return omp.omp_path_gram(*args, prior=gamma, normalize=normalize, on_dependent="skip")
+    if s.solver == "ard":  # sequential evidence maximisation: scale invariant, no normalize
+        return sbl.ard_path_gram(*args, prior=gamma)
     return asp.asp_path_gram(*args, prior=gamma, normalize=normalize)
 
 
@@ -138,7 +140,7 @@ def _solve_dense(s: FitSettings, G: GramForm, gamma):
                                 prior=gamma)
     if s.solver == "blr":
         return bayes.blr_gram(G.AtWA, G.AtWy, G.ytWy, G.n_rows, prior=gamma)
-    return bayes.ard_gram(G.AtWA, G.AtWy, G.ytWy, G.n_rows, prior=gamma)
+    raise ValueError(f"no dense solver {s.solver!r}")
 
 
 def _committee(sol, G: GramForm, gamma, seed: int) -> np.ndarray:
@@ -214,7 +216,7 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
     Gv = gram_form(basis, val_fit, e0, executor=executor) if val else None
     t_assembly = time.perf_counter() - t0
     path_fit, committee = None, None
-    if s.solver in ("omp", "asp"):
+    if s.solver in PATH_SOLVERS:
         p = _solve_path(s, G, gamma)
         rule = (path.by_validation_gram(Gv.AtWA, Gv.AtWy, Gv.ytWy, Gv.n_rows)
                 if (Gv is not None and s.selection == "validation") else path.final())

@@ -15,6 +15,7 @@ Selection along a path: ``path.select(final() | by_size(n) | by_validation(A_val
 :func:`tsvd_debias_gram` on the selected support.
 Dense baselines (:class:`DenseSolution`): :func:`ridge`, :func:`ridge_gram`, :func:`rrqr`,
 :func:`rrqr_gram`, :func:`blr`, :func:`blr_gram`, :func:`ard`, :func:`ard_gram`.
+Sequential ARD as a path (Tipping & Faul): :func:`ard_path`, :func:`ard_path_gram`.
 """
 
 from .asp import ActiveSetPursuit, asp_path, asp_path_gram, bpdual, bpdual_gram
@@ -31,11 +32,12 @@ from .path import (
     final,
     sse_from_gram,
 )
+from .sbl import ard_path, ard_path_gram
 from .tsvd import TSVDResult, tsvd_debias, tsvd_debias_gram
 
 __all__ = [
     "ActiveSetPursuit", "asp_path", "asp_path_gram", "bpdual", "bpdual_gram",
-    "EvidenceSettings", "ard", "ard_gram", "blr", "blr_gram",
+    "EvidenceSettings", "ard", "ard_gram", "blr", "blr_gram", "ard_path", "ard_path_gram",
     "DenseSolution", "ridge", "ridge_gram", "rrqr", "rrqr_gram",
     "OrthogonalMatchingPursuit", "omp_path", "omp_path_gram",
     "Selection", "SolutionPath", "SolverInfo", "by_size", "by_validation",

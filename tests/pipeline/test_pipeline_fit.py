@@ -85,6 +85,7 @@ def test_other_solvers(cu_data, solver):
     configs, test = cu_data
     res = fit(configs, {"solver": solver, "max_active": 60, "basis": BASIS}, test=test)
     assert res.metrics["errors"]["test"]["force_mae_eV_per_A"] < 0.05
+    assert (res.path_fit is not None) == (solver in ("asp", "ard"))  # paths, selected on
     if solver == "blr":
         pred = res.model.predict(test[0].atoms)
         assert pred.extras["energy_std"] > 0 and pred.extras["forces_std"].shape == (
