@@ -73,7 +73,18 @@ class _State:
         C = self.cols[:, :m]
         H = beta * C[self.active, :]
         H[np.diag_indices(m)] += self.alpha[:m]
-        L = sla.cholesky(H, lower=True, check_finite=False)
+        top = float(np.abs(np.diag(H)).max())
+        try:
+            L = sla.cholesky(H, lower=True, check_finite=False)
+            if np.diag(L).min() ** 2 <= m * np.finfo(float).eps * top:
+                raise np.linalg.LinAlgError("numerically singular")
+        except np.linalg.LinAlgError:  # only without the α floor: add a ridge at rounding
+            jitter = 1e3 * m * np.finfo(float).eps * top
+            warnings.warn(f"ard_sequential: diag(α) + β Ĝ_SS is not numerically positive "
+                          f"definite; adding {jitter:.2e} to its diagonal (raise alpha_floor)",
+                          ConvergenceWarning, stacklevel=4)
+            H[np.diag_indices(m)] += jitter
+            L = sla.cholesky(H, lower=True, check_finite=False)
         Linv = sla.solve_triangular(L, np.eye(m), lower=True, check_finite=False)
         self.Sigma = Linv.T @ Linv
         self.mu = beta * self.Sigma @ P.b[self.active]

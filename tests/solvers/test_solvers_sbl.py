@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import ARDRegression
 
+from mlip_plugin.errors import ConvergenceWarning
 from mlip_plugin.solvers import ard_path, ard_path_gram, by_size
 from mlip_plugin.solvers._problem import ScaledGram
 from mlip_plugin.solvers.sbl import _best_action, _State
@@ -114,3 +115,14 @@ def test_zero_target_gives_an_empty_path(fx):
     A = fx.design(50, 10)
     path = ard_path(A, np.zeros(50), 5)
     assert len(path) == 0 and path.info.stop_reason == "zero_target"
+
+
+def test_refresh_of_a_singular_block_warns_and_stays_finite(fx):
+    A, _, y = _noisy_sparse(fx)
+    A[:, 5] = A[:, 4]  # an exact duplicate, and no α floor to regularise it
+    st = _state(A, y)
+    st.add(4, 1e-300)
+    st.add(5, 1e-300)
+    with pytest.warns(ConvergenceWarning, match="not numerically positive definite"):
+        st.refresh()
+    assert np.all(np.isfinite(st.mu)) and np.all(np.isfinite(st.S))
