@@ -35,8 +35,8 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..errors import ConvergenceWarning
-from ._checks import check_nonneg_float, check_positive_int
-from ._problem import ScaledGram
+from ._checks import check_design, check_nonneg_float, check_positive_int
+from ._problem import ScaledGram, gram_from_design
 from .path import PathRecorder, SolutionPath, SolverInfo
 
 __all__ = ["ard_path_gram", "ard_path"]
@@ -114,10 +114,10 @@ class _State:
     def add(self, j: int, alpha_j: float) -> None:
         m, beta = self.m, self.beta
         col = self.P.column(j)
-        z = self.Sigma @ col[self.active] if m else np.empty(0)
+        z = self.Sigma @ col[self.active]
         sjj = 1.0 / (alpha_j + self.S[j])
         mu_j = sjj * self.Q[j]
-        e = beta * col - (beta**2 * (self.cols[:, :m] @ z) if m else 0.0)
+        e = beta * col - beta**2 * (self.cols[:, :m] @ z)
         Sigma = np.empty((m + 1, m + 1))
         Sigma[:m, :m] = self.Sigma + beta**2 * sjj * np.outer(z, z)
         Sigma[:m, m] = Sigma[m, :m] = -beta * sjj * z
@@ -314,9 +314,5 @@ def ard_path_gram(G, b, yy, n_rows, max_active: int, *, prior=None, max_iter: in
 
 def ard_path(A, y, max_active: int, **kwargs) -> SolutionPath:
     """:func:`ard_path_gram` on a design matrix A (n, p) and target y (n,)."""
-    from ._checks import check_design
-    from ._problem import gram_from_design
-
     A, y = check_design(A, y)
-    G, b, yy = gram_from_design(A, y)
-    return ard_path_gram(G, b, yy, A.shape[0], max_active, **kwargs)
+    return ard_path_gram(*gram_from_design(A, y), A.shape[0], max_active, **kwargs)

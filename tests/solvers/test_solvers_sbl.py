@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import ARDRegression
 
-from mlip_plugin.errors import ConvergenceWarning
+from mlip_plugin.errors import ConvergenceWarning, InputError
 from mlip_plugin.solvers import ard_path, ard_path_gram, by_size
 from mlip_plugin.solvers._problem import ScaledGram
 from mlip_plugin.solvers.sbl import _best_action, _State
@@ -126,3 +126,15 @@ def test_refresh_of_a_singular_block_warns_and_stays_finite(fx):
     with pytest.warns(ConvergenceWarning, match="not numerically positive definite"):
         st.refresh()
     assert np.all(np.isfinite(st.mu)) and np.all(np.isfinite(st.S))
+
+
+def test_bad_settings_are_named(fx):
+    A, _, y = _noisy_sparse(fx)
+    with pytest.raises(InputError, match="max_active=0 must be a positive integer"):
+        ard_path(A, y, 0)
+    with pytest.raises(InputError, match="alpha_floor=-1.0 must be a finite number >= 0"):
+        ard_path(A, y, 5, alpha_floor=-1.0)
+    with pytest.raises(InputError, match="beta_every=0 must be a positive integer"):
+        ard_path(A, y, 5, beta_every=0)
+    with pytest.raises(InputError, match="y has"):
+        ard_path(A, y[:-1], 5)
