@@ -108,7 +108,10 @@ class FitSettings:
     300-function model (benchmarks/README.md).  ``solver`` is one of :data:`SOLVERS`; the
     path solvers (:data:`PATH_SOLVERS`: OMP, ASP and sequential ARD) grow a model up to
     ``max_active`` functions and pick one along the way by ``selection``; RRQR, ridge and
-    BLR are dense (BLR also gives a committee for uncertainties).  For kernels, ``kernel`` holds
+    BLR are dense (BLR also gives a committee for uncertainties).  ``e0`` is the per-atom
+    reference energy, see :func:`mlip_plugin.data.resolve_e0` (``"auto"``: isolated-atom
+    configurations where present, else 0 when the energies are on the free-atom scale,
+    |E|/N < 20 eV as from VASP or GPAW, else the least-squares mean).  For kernels, ``kernel`` holds
     :class:`mlip_plugin.kernels.TrainSettings` keywords plus an optional ``sigmas`` grid
     (σ is then chosen on the validation data).
     """
