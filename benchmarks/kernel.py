@@ -8,6 +8,9 @@ Default: rMD17 ethanol and uracil (split 01), 1000 training frames, tested on th
 frames, σ = 20, λ = 1e-10.  For each molecule it trains
 * our analytic solver (dense Cholesky; skipped when ``8 n²`` exceeds ``--max-analytic-gb``),
 * our PCG (incomplete-Cholesky preconditioner, rule-of-thumb k),
+  these two with the plain kernel unless ``--perms auto``,
+* our PCG with the symmetrised kernel (``perms="auto"``, the package default) where the
+  molecule has permutational symmetries (ethanol: 12; uracil: none, so no extra row),
 * sgdml's iterative solver with symmetries off (the like-for-like time; sgdml takes CG when
   ``GDMLTrain(max_memory=...)`` is below its analytic estimate),
 * sgdml with its default symmetries (accuracy reference),
@@ -35,6 +38,7 @@ from mlip_plugin.kernels import (  # noqa: E402
     WoodburyPreconditioner,
     arrays_from_configs,
     build_factor,
+    find_permutations,
     pcg,
     train_gdml,
 )
@@ -55,6 +59,11 @@ def parse_args():
     p.add_argument("--m", type=float, default=1.0, help="rule-of-thumb exponent")
     p.add_argument("--k-min", type=float, default=100.0, help="rule-of-thumb k_min")
     p.add_argument("--threads", type=int, default=2, help="BLAS threads of every solver")
+    p.add_argument("--perms", choices=("none", "auto"), default="none",
+                   help="our analytic / PCG rows and --table: permutational symmetries "
+                        "(default none: like for like with sgdml's CG without symmetries; "
+                        "'auto': bond-graph automorphisms, see "
+                        "mlip_plugin.kernels.find_permutations)")
     p.add_argument("--max-analytic-gb", type=float, default=7.0)
     p.add_argument("--no-sgdml", action="store_true", help="skip the sgdml peers")
     p.add_argument("--table", action="store_true",
@@ -83,7 +92,8 @@ def ours(R, z, E, F, Rt, Et, Ft, settings: TrainSettings) -> dict:
     return {"force_mae": float(np.abs(Fp - Ft).mean() / KCAL_PER_MOL),
             "energy_mae": float(np.abs(Ep - Et).mean() / KCAL_PER_MOL),
             "seconds": t.seconds, "peak_bytes": t.peak_bytes, "k": rec.k,
-            "iterations": rec.n_iter, "time_preconditioner": rec.time_preconditioner,
+            "iterations": rec.n_iter, "n_perms": rec.n_perms,
+            "time_preconditioner": rec.time_preconditioner,
             "time_solve": rec.time_solve, "peak_estimate": rec.peak_memory_estimate}
 
 
@@ -125,7 +135,7 @@ def run_molecule(name, train_file, test_file, args, result: Result) -> None:
     print(f"  {'method':<26} {'F MAE':>9} {'E MAE':>9} {'train s':>9} {'peak MiB':>10} "
           f"{'k':>6} {'iters':>6}")
     base = TrainSettings(sigma=args.sigma, lam=args.lam, tol=args.tol, m=args.m,
-                         k_min=args.k_min)
+                         k_min=args.k_min, perms=None if args.perms == "none" else args.perms)
     rows = {}
     if 8.0 * n * n / 1e9 <= args.max_analytic_gb:
         rows["ours_analytic"] = ours(R, z, E, F, Rt, Et, Ft,
@@ -138,6 +148,10 @@ def run_molecule(name, train_file, test_file, args, result: Result) -> None:
         rows["ours_pcg"] = ours(R, z, E, F, Rt, Et, Ft,
                                 TrainSettings(**{**base.__dict__, "solver": "pcg"}))
         print_row("ours PCG (inc. Cholesky)", rows["ours_pcg"])
+        if args.perms == "none" and len(find_permutations(R, z)) > 1:
+            rows["ours_pcg_sym"] = ours(R, z, E, F, Rt, Et, Ft, TrainSettings(
+                **{**base.__dict__, "solver": "pcg", "perms": "auto"}))
+            print_row("ours PCG, symmetric", rows["ours_pcg_sym"])
         if not args.no_sgdml:
             for key, sym in (("sgdml_cg_nosym", False), ("sgdml_cg_sym", True)):
                 rows[key] = sgdml_run(train_file, test_file, len(R), args.sigma, args.lam,
@@ -188,8 +202,8 @@ def iteration_table(train_file, args, result: Result) -> None:
     with ``--seeds`` seeds and reported as mean ± std.  ``--eigen`` adds the optimal rank-k
     factor (dense eigendecomposition) as the lower bound any rank-k preconditioner can reach.
     """
-    R, _, _, F = load(train_file, args.n_train)
-    op = GDMLOperator(R, args.sigma)
+    R, z, _, F = load(train_file, args.n_train)
+    op = GDMLOperator(R, args.sigma, None if args.perms == "none" else find_permutations(R, z))
     y = F.reshape(-1)
     kinds = ("cholesky", "leverage", "uniform") + (("eigen",) if args.eigen else ())
     print(f"\n== CG iterations to tol={args.tol} ({len(R)} frames, n={op.n}, sigma={args.sigma}, "

@@ -28,6 +28,7 @@ from .preconditioners import (
 )
 from .rule import RuleFit, calibrate_rule_of_thumb, rule_of_thumb_k
 from .solve import CGResult, analytic_solve, blas_guard, estimate_memory, pcg
+from .symmetry import check_permutations, find_permutations, pair_permutations
 from .train import K_CHOICES, SigmaScan, TrainSettings, choose_rank, select_sigma, train_gdml
 
 __all__ = [
@@ -56,6 +57,9 @@ __all__ = [
     "blas_guard",
     "estimate_memory",
     "pcg",
+    "check_permutations",
+    "find_permutations",
+    "pair_permutations",
     "K_CHOICES",
     "choose_rank",
     "SigmaScan",

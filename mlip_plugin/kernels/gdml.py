@@ -15,9 +15,13 @@ Rows and columns of ``K`` (``n = 3 · n_atoms · n_frames``) are indexed frame-m
 kernel-vector products computed in blocks of rows (``O(n_frames² D)`` work, never the
 ``n × n`` matrix), single columns (for the preconditioners) and the diagonal.
 
-Permutational symmetries would enter as a sum of κ over permuted training descriptors; every
-product here goes through :meth:`GDMLOperator._pair_weights` and the descriptor differences,
-which is where such a sum would be added.
+With permutational symmetries ``perms`` (a group of permutations of identical atoms, see
+:mod:`.symmetry`) the operator is the symmetrised kernel of sGDML,
+
+    K_ab = Σ_P J_aᵀ (-H(x_a - Q_P x_b)) Q_P J_b,
+
+the sum over the permuted copies of every training frame, where ``Q_P`` permutes descriptor
+entries (``x(R[p]) = Q_P x(R)``).  Each product costs ``n_perms`` times the plain one.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from .descriptor import Molecules
+from .symmetry import pair_permutations
 
 __all__ = ["Matern52", "GDMLOperator", "check_sigma"]
 
@@ -90,10 +95,17 @@ class GDMLOperator:
         Training positions in Å (checked by the caller).
     sigma : float
         Kernel length scale (> 0).
+    perms : ndarray of int, shape (n_perms, n_atoms), optional
+        Permutational symmetries, already checked (:func:`.symmetry.check_permutations`,
+        identity first); ``None``: no symmetrisation.
     """
 
-    def __init__(self, R: np.ndarray, sigma: float):
+    def __init__(self, R: np.ndarray, sigma: float, perms: np.ndarray | None = None):
         self.kernel = Matern52(check_sigma(sigma))
+        n_atoms = R.shape[1]
+        self.perms = (np.arange(n_atoms)[None, :] if perms is None
+                      else np.asarray(perms, dtype=int))
+        self.q = pair_permutations(self.perms)  # (n_perms, D)
         self.mol = Molecules.from_positions(R)
         self.n_frames, self.n_atoms = R.shape[0], R.shape[1]
         self.dim = 3 * self.n_atoms
@@ -105,23 +117,41 @@ class GDMLOperator:
         self.Jt = np.ascontiguousarray(jt.reshape(self.n, -1))  # (n, D)
         self.JtX = np.einsum("bqp,bp->bq", jt, self.mol.x).reshape(-1)  # J_aᵀ x_a, (n,)
 
+    @property
+    def n_perms(self) -> int:
+        return len(self.q)
+
     def diagonal(self) -> np.ndarray:
-        """The diagonal of ``K``, shape (n,): ``c |J_b e|²``."""
-        return self.kernel.c * (self.Jt**2).sum(1)
+        """The diagonal of ``K``, shape (n,): ``c |J_b e|²`` (plus the permuted terms)."""
+        kern = self.kernel
+        out = kern.c * (self.Jt**2).sum(1)
+        frame = np.arange(self.n) // self.dim
+        for q in self.q[1:]:
+            d = self.mol.x - self.mol.x[:, q]  # x_b - Q_P x_b, (n_frames, D)
+            w0, w1 = kern.weights(np.sqrt((d**2).sum(1)))
+            uq = self.Jt[:, q]
+            dd = d[frame]
+            out += (w1[frame] * np.einsum("ip,ip->i", self.Jt, uq)
+                    - kern.a**2 * w0[frame] * np.einsum("ip,ip->i", dd, self.Jt)
+                    * np.einsum("ip,ip->i", dd, uq))
+        return out
 
     def matvec(self, alpha: np.ndarray) -> np.ndarray:
         """``K α`` for ``α`` of shape (n,), in blocks of rows; returns shape (n,)."""
         kern, X = self.kernel, self.mol.x
         V = np.einsum("bqp,bq->bp", self.Jt.reshape(self.n_frames, self.dim, -1),
                       np.asarray(alpha, dtype=float).reshape(self.n_frames, self.dim))
-        q = np.einsum("bp,bp->b", X, V)
-        U = np.empty_like(V)
+        q = np.einsum("bp,bp->b", X, V)  # the same for every permuted copy
+        U = np.zeros_like(V)
         block = max(1, BLOCK_BYTES // (8 * 4 * self.n_frames))
-        for start in range(0, self.n_frames, block):
-            XA = X[start:start + block]
-            w0, w1 = kern.weights(pair_distances(XA, X))
-            T = w0 * (XA @ V.T - q[None, :])  # w0_ab (d_ab · v_b)
-            U[start:start + block] = w1 @ V - kern.a**2 * (XA * T.sum(1)[:, None] - T @ X)
+        for perm in self.q:
+            XB, VB = np.ascontiguousarray(X[:, perm]), np.ascontiguousarray(V[:, perm])
+            for start in range(0, self.n_frames, block):
+                XA = X[start:start + block]
+                w0, w1 = kern.weights(pair_distances(XA, XB))
+                T = w0 * (XA @ VB.T - q[None, :])  # w0_ab (d_ab · v_b)
+                U[start:start + block] += w1 @ VB - kern.a**2 * (XA * T.sum(1)[:, None]
+                                                                 - T @ XB)
         out = np.einsum("bqp,bp->bq", self.Jt.reshape(self.n_frames, self.dim, -1), U)
         return out.reshape(-1)
 
@@ -141,16 +171,23 @@ class GDMLOperator:
     def _rows_chunk(self, idx: np.ndarray) -> np.ndarray:
         kern, X = self.kernel, self.mol.x
         frame = idx // self.dim
-        v = self.Jt[idx]  # J_b e, (s, D)
-        w0, w1 = kern.weights(pair_distances(X[frame], X))  # (s, n_frames)
-        proj = v @ X.T - np.einsum("sp,sp->s", v, X[frame])[:, None]  # (x_a - x_b)·v
         shape = (len(idx), self.n_frames, self.dim)
-        out = v @ self.Jt.T
-        out.reshape(shape)[...] *= w1[:, :, None]
-        tmp = X[frame] @ self.Jt.T
-        tmp -= self.JtX[None, :]
-        tmp.reshape(shape)[...] *= (kern.a**2 * w0 * proj)[:, :, None]
-        out += tmp
+        out = None
+        for perm in self.q:
+            v = np.ascontiguousarray(self.Jt[idx][:, perm])  # Q_P J_b e, (s, D)
+            xb = np.ascontiguousarray(X[frame][:, perm])  # Q_P x_b
+            w0, w1 = kern.weights(pair_distances(xb, X))  # (s, n_frames)
+            proj = v @ X.T - np.einsum("sp,sp->s", v, xb)[:, None]  # (x_a - Q_P x_b)·v
+            tmp = v @ self.Jt.T
+            tmp.reshape(shape)[...] *= w1[:, :, None]
+            if out is None:
+                out = tmp
+            else:
+                out += tmp
+            tmp = xb @ self.Jt.T
+            tmp -= self.JtX[None, :]
+            tmp.reshape(shape)[...] *= (kern.a**2 * w0 * proj)[:, :, None]
+            out += tmp
         return out
 
     def dense(self, out: np.ndarray | None = None, shift: float = 0.0) -> np.ndarray:

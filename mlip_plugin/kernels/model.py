@@ -56,6 +56,8 @@ class TrainingRecord:
         Estimated peak bytes of the solver.
     jitter : float
         Extra diagonal added to factorise (analytic solver), else 0.
+    n_perms : int
+        Permutations of the symmetrised kernel (1: none).
     """
 
     sigma: float
@@ -72,6 +74,7 @@ class TrainingRecord:
     time_solve: float = 0.0
     peak_memory_estimate: int = 0
     jitter: float = 0.0
+    n_perms: int = 1
 
     def to_json(self) -> dict:
         """JSON-safe dict (arrays as lists)."""
@@ -90,10 +93,11 @@ class GDMLModel:
     ----------
     z : ndarray of int, shape (n_atoms,)
         Atomic numbers, in the order positions must be given.
-    x_train : ndarray, shape (n_train, D)
-        Descriptors of the training frames (1/Å).
-    v_train : ndarray, shape (n_train, D)
-        ``J_b α_b`` of each training frame.
+    x_train : ndarray, shape (n_perms · n_train, D)
+        Descriptors of the training frames (1/Å), with those of their permuted copies
+        when the kernel was symmetrised.
+    v_train : ndarray, shape (n_perms · n_train, D)
+        ``J_b α_b`` of each training frame (and ``Q_P J_b α_b`` of its permuted copies).
     alpha : ndarray, shape (n_train, n_atoms, 3)
         Solution of ``(K + λ I) α = F_train``.
     sigma : float

@@ -142,12 +142,12 @@ def _subset_runs(op: GDMLOperator, y: np.ndarray, lam: float, ks: list[int],
     return _Runs(**kept, product=float(np.median(products)))
 
 
-def _product_times(R: np.ndarray, sigma: float, frames: list[int], reps: int = 5
-                   ) -> list[float]:
+def _product_times(R: np.ndarray, sigma: float, frames: list[int], reps: int = 5,
+                   perms: np.ndarray | None = None) -> list[float]:
     """Median seconds of one kernel-vector product on the first ``M`` frames, for each M."""
     out = []
     for M in frames:
-        op = GDMLOperator(R[:M], sigma)
+        op = GDMLOperator(R[:M], sigma, perms)
         v = np.random.default_rng(0).standard_normal(op.n)
         times: list[float] = []
         product = _timed(op.matvec, times)
@@ -157,7 +157,8 @@ def _product_times(R: np.ndarray, sigma: float, frames: list[int], reps: int = 5
     return out
 
 
-def _fit_costs(op: GDMLOperator, runs: _Runs, R: np.ndarray, sigma: float) -> CostModel:
+def _fit_costs(op: GDMLOperator, runs: _Runs, R: np.ndarray, sigma: float,
+               perms: np.ndarray | None = None) -> CostModel:
     """Least-squares fits (relative errors, non-negative coefficients) of the timings:
     build ``= n (t_build k² + t_rows k)`` and the rest of an iteration besides the product
     (preconditioner application and CG updates) ``= n (t_pc k + t_vec)`` over the runs,
@@ -173,7 +174,7 @@ def _fit_costs(op: GDMLOperator, runs: _Runs, R: np.ndarray, sigma: float) -> Co
     frames = [M for M in np.unique(np.geomspace(op.n_frames, top, 3).astype(int))
               if M > op.n_frames]
     sizes = np.array([n] + [M * op.dim for M in frames], dtype=float)
-    t_mv = np.maximum([runs.product] + _product_times(R, sigma, frames), floor)
+    t_mv = np.maximum([runs.product] + _product_times(R, sigma, frames, perms=perms), floor)
     if len(sizes) > 1:
         t_mv1, t_mv2 = fit_nonnegative(np.c_[sizes, sizes**2], t_mv)
     else:
@@ -193,7 +194,7 @@ def _fit_costs(op: GDMLOperator, runs: _Runs, R: np.ndarray, sigma: float) -> Co
 
 def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: float, *,
                             n_frames: int = 50, ks=None, tol: float = 1e-6,
-                            seed: int = 0) -> RuleFit:
+                            seed: int = 0, perms: np.ndarray | None = None) -> RuleFit:
     """Fit ``(m, k_min)`` from short incomplete-Cholesky PCG runs on a subset.
 
     Parameters
@@ -208,6 +209,8 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
         Ranks to try (default: 4 values from ``n_sub/40`` to ``n_sub/5``, geometric).
     tol : float
         PCG tolerance of the short runs.
+    perms : ndarray of int, shape (n_perms, n_atoms), optional
+        Permutation group of the symmetrised kernel (checked), as in training.
 
     Returns
     -------
@@ -221,7 +224,7 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
     """
     rng = np.random.default_rng(seed)
     sub = np.sort(rng.choice(len(R), size=min(n_frames, len(R)), replace=False))
-    op = GDMLOperator(R[sub], sigma)
+    op = GDMLOperator(R[sub], sigma, perms)
     y = F[sub].reshape(-1)
     if ks is None:
         ks = np.unique(np.geomspace(max(2, op.n // 40), max(3, op.n // 5), 4).astype(int))
@@ -242,4 +245,4 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
     log.info("rule-of-thumb calibration on %d frames: m=%.3g, k_min=%.3g (ks=%s, "
              "iterations=%s)", len(sub), m, k_min, ks, iters)
     return RuleFit(m=float(m), k_min=k_min, ks=np.asarray(ks), iterations=np.asarray(iters),
-                   n_sub=op.n, cost=_fit_costs(op, runs, R, sigma))
+                   n_sub=op.n, cost=_fit_costs(op, runs, R, sigma, perms))

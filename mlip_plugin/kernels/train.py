@@ -20,6 +20,7 @@ from .model import GDMLModel, TrainingRecord
 from .preconditioners import PRECONDITIONERS, WoodburyPreconditioner, build_factor, check_rank
 from .rule import calibrate_rule_of_thumb, rule_of_thumb_k
 from .solve import SINGLE_THREAD_ORDER, analytic_solve, estimate_memory, pcg
+from .symmetry import TooManyPermutations, check_permutations, find_permutations
 
 __all__ = ["TrainSettings", "train_gdml", "SigmaScan", "select_sigma", "SOLVERS",
            "K_CHOICES", "choose_rank"]
@@ -78,6 +79,15 @@ class TrainSettings:
         Dense factorisations of at least this order use one BLAS thread.
     seed : int
         Seed of the column sampling (uniform and leverage preconditioners).
+    perms : "auto", None or array_like of int, shape (n_perms, n_atoms)
+        Permutational symmetries of the symmetrised kernel (as sGDML, whose default is
+        symmetric too): ``"auto"`` (the default) the automorphisms of the covalent bond graph
+        of the first training frame (:func:`.symmetry.find_permutations`; with more than
+        :data:`.symmetry.MAX_PERMUTATIONS` of them a warning and no symmetrisation);
+        ``None`` none; or an explicit group of permutations (checked by
+        :func:`.symmetry.check_permutations`).  Every kernel product costs ``n_perms`` times
+        more; the accuracy per training frame improves (rMD17 ethanol, 1000 frames, 12
+        permutations: test force MAE 0.35 instead of 0.83 kcal/mol/Å).
     """
 
     sigma: float = 20.0
@@ -95,6 +105,7 @@ class TrainSettings:
     max_memory: float = 4e9
     single_thread_order: int = SINGLE_THREAD_ORDER
     seed: int = 0
+    perms: object = "auto"
 
     def check(self) -> TrainSettings:
         """Validate; return self.  :class:`InputError` names the bad setting."""
@@ -124,7 +135,24 @@ class TrainSettings:
                 or self.calib_frames < 2):
             raise InputError(f"calib_frames={self.calib_frames!r} is not allowed; the "
                              "calibration subset needs an integer >= 2 frames (default 50)")
+        if isinstance(self.perms, str) and self.perms != "auto":
+            raise InputError(f"perms={self.perms!r} is not known; give None, 'auto' or an "
+                             "array of permutations (n_perms, n_atoms)")
         return self
+
+    def permutations(self, R: np.ndarray, z: np.ndarray) -> np.ndarray | None:
+        """The checked permutation group for positions ``R`` and atoms ``z`` (``None``:
+        no symmetrisation)."""
+        if self.perms is None:
+            return None
+        if isinstance(self.perms, str):
+            try:
+                return find_permutations(R, z)
+            except TooManyPermutations as err:
+                warnings.warn(f"perms='auto': {err}; training without permutational "
+                              "symmetries", UserWarning, stacklevel=3)
+                return None
+        return check_permutations(self.perms, z)
 
 
 def _choose_solver(op: GDMLOperator, s: TrainSettings) -> str:
@@ -137,10 +165,12 @@ def _choose_solver(op: GDMLOperator, s: TrainSettings) -> str:
     return solver
 
 
-def choose_rank(R: np.ndarray, F: np.ndarray, s: TrainSettings, n: int) -> tuple[int, str]:
+def choose_rank(R: np.ndarray, F: np.ndarray, s: TrainSettings, n: int,
+                perms: np.ndarray | None = None) -> tuple[int, str]:
     """The preconditioner rank of settings ``s`` for training data ``R, F`` (checked arrays,
     shape (n_frames, n_atoms, 3)) of order ``n``, and how it was chosen: ``"given"``,
-    ``"rule"``, ``"calibrated"`` or ``"cost"`` (see ``TrainSettings.k``).  Logged."""
+    ``"rule"``, ``"calibrated"`` or ``"cost"`` (see ``TrainSettings.k``).  Logged.  ``perms``:
+    the permutation group of the kernel, for the calibration runs."""
     if s.k is not None and not isinstance(s.k, str):
         return check_rank(s.k, n), "given"
     choice = s.k or "rule"
@@ -148,7 +178,7 @@ def choose_rank(R: np.ndarray, F: np.ndarray, s: TrainSettings, n: int) -> tuple
         k = rule_of_thumb_k(n, s.m, s.k_min)
     else:
         fit = calibrate_rule_of_thumb(R, F, s.sigma, s.lam, n_frames=s.calib_frames,
-                                      tol=s.calib_tol, seed=s.seed)
+                                      tol=s.calib_tol, seed=s.seed, perms=perms)
         k = fit.k(n) if choice == "calibrated" else fit.k_cost(n)
     log.info("preconditioner rank k=%d (k=%r: %s)", k, choice, {
         "rule": f"paper's rule of thumb, m={s.m:g}, k_min={s.k_min:g}",
@@ -171,7 +201,7 @@ def _solve_pcg(op, y, s: TrainSettings, k: int, choice: str
         k=factor.k, k_choice=choice, inducing=inducing, n_iter=res.n_iter,
         residuals=res.residuals, converged=res.converged, time_preconditioner=t_pre,
         time_solve=time.perf_counter() - start,
-        peak_memory_estimate=estimate_memory(op, "pcg", factor.k))
+        peak_memory_estimate=estimate_memory(op, "pcg", factor.k), n_perms=op.n_perms)
     log.info("PCG (%s, k=%d): %d iterations, residual %.3g, preconditioner %.2f s, solve "
              "%.2f s", s.preconditioner, factor.k, res.n_iter, res.residuals[-1], t_pre,
              record.time_solve)
@@ -200,7 +230,8 @@ def train_gdml(R, z, E, F, settings: TrainSettings | None = None) -> GDMLModel:
     """
     s = (settings or TrainSettings()).check()
     R, z, E, F = check_arrays(R, z, E, F)
-    op = GDMLOperator(R, s.sigma)
+    perms = s.permutations(R, z)
+    op = GDMLOperator(R, s.sigma, perms)
     if s.k is not None and not isinstance(s.k, str):
         check_rank(s.k, op.n)  # also for the analytic solver, which does not use it
     y = F.reshape(-1)
@@ -209,16 +240,20 @@ def train_gdml(R, z, E, F, settings: TrainSettings | None = None) -> GDMLModel:
                                                 single_thread_order=s.single_thread_order)
         record = TrainingRecord(sigma=s.sigma, lam=s.lam, solver="analytic",
                                 time_solve=seconds, jitter=jitter,
-                                peak_memory_estimate=estimate_memory(op, "analytic"))
+                                peak_memory_estimate=estimate_memory(op, "analytic"),
+                                n_perms=op.n_perms)
     else:
-        alpha, record = _solve_pcg(op, y, s, *choose_rank(R, F, s, op.n))
+        alpha, record = _solve_pcg(op, y, s, *choose_rank(R, F, s, op.n, perms))
     return _finish(op, R, z, E, alpha, record)
 
 
 def _finish(op: GDMLOperator, R, z, E, alpha, record) -> GDMLModel:
     alpha = alpha.reshape(op.n_frames, op.n_atoms, 3)
     V = op.mol.jvp(alpha)
-    model = GDMLModel(z=z, x_train=op.mol.x.copy(), v_train=V, alpha=alpha,
+    # the symmetrised model is the plain one on the permuted copies of the training frames
+    X = np.ascontiguousarray(np.concatenate([op.mol.x[:, q] for q in op.q]))
+    V = np.ascontiguousarray(np.concatenate([V[:, q] for q in op.q]))
+    model = GDMLModel(z=z, x_train=X, v_train=V, alpha=alpha,
                       sigma=op.kernel.sigma, e0=0.0, record=record)
     e_model = model.predict(R)[0]
     return replace(model, e0=float(np.mean(E - e_model)))

@@ -136,7 +136,9 @@ def test_train_gdml_records_how_k_was_chosen(choice, ethanol, monkeypatch, caplo
     calibrated = choice in ("calibrated", "cost")
     assert len(calls) == calibrated
     if calibrated:
+        perms = calls[0].pop("perms")
         assert calls[0] == dict(n_frames=12, tol=1e-3, seed=0)
+        assert len(perms) == 12 == record.n_perms  # the calibration sees the training kernel
         assert f"preconditioner rank k={expected} (k={choice!r}" in caplog.text
 
 

@@ -12,10 +12,12 @@ from mlip_plugin.errors import InputError, ModelFormatError
 from mlip_plugin.kernels import GDMLModel, TrainSettings, train_gdml
 
 
-@pytest.fixture(scope="module")
-def model(ethanol):
+@pytest.fixture(scope="module", params=[None, "auto"], ids=["plain", "symmetric"])
+def model(ethanol, request):
+    """Plain and symmetrised (12 permutations, the default) models: every test runs on both."""
     R, z, E, F = ethanol
-    return train_gdml(R[:40], z, E[:40], F[:40], TrainSettings(sigma=20.0, solver="analytic"))
+    return train_gdml(R[:40], z, E[:40], F[:40], TrainSettings(sigma=20.0, solver="analytic",
+                                                                perms=request.param))
 
 
 def test_forces_are_negative_energy_gradient(model, ethanol_test):
@@ -65,6 +67,7 @@ def test_arrays_round_trip_bit_for_bit(model, ethanol_test):
         assert np.array_equal(a, b)
     assert again.record.solver == "analytic"
     assert again.record.sigma == model.record.sigma
+    assert again.record.n_perms == model.record.n_perms == len(model.x_train) // 40
 
 
 def test_from_arrays_rejects_bad_state(model):

@@ -30,23 +30,29 @@ from mlip_plugin.kernels import solve as solve_mod
 LAM = 1e-10
 
 
-@pytest.fixture(scope="module")
-def analytic_200(ethanol):
+@pytest.fixture(scope="module", params=[None, "auto"], ids=["plain", "symmetric"])
+def analytic_200(ethanol, request):
     R, z, E, F = ethanol
-    return train_gdml(R[:200], z, E[:200], F[:200], TrainSettings(sigma=20.0, lam=LAM,
-                                                                  solver="analytic"))
+    return train_gdml(R[:200], z, E[:200], F[:200], TrainSettings(
+        sigma=20.0, lam=LAM, solver="analytic", perms=request.param)), request.param
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["cholesky", "leverage", "uniform"])
 def test_pcg_reaches_analytic_solution_200_frames(kind, ethanol, ethanol_test, analytic_200):
+    """The plain kernel (the issue's acceptance): α to 1e-6.  The symmetrised one is worse
+    conditioned (largest eigenvalue 23 instead of 1.9 at the same λ): PCG runs to any
+    tolerance agree with each other but stay 2.0e-6 from the Cholesky solution, whose
+    rounding error that is; the forces agree to 3e-8."""
     R, z, E, F = ethanol
+    ref, perms = analytic_200
     model = train_gdml(R[:200], z, E[:200], F[:200],
                        TrainSettings(sigma=20.0, lam=LAM, solver="pcg", preconditioner=kind,
-                                     tol=1e-10))
-    ref = analytic_200
+                                     tol=1e-10, perms=perms))
     assert model.record.converged and model.record.k == rule_of_thumb_k(5400)
-    assert np.linalg.norm(model.alpha - ref.alpha) <= 1e-6 * np.linalg.norm(ref.alpha)
+    assert model.record.n_perms == (1 if perms is None else 12)
+    tol = 1e-6 if perms is None else 5e-6
+    assert np.linalg.norm(model.alpha - ref.alpha) <= tol * np.linalg.norm(ref.alpha)
     Fp, Fa = model.predict(ethanol_test[0])[1], ref.predict(ethanol_test[0])[1]
     assert np.linalg.norm(Fp - Fa) <= 1e-6 * np.linalg.norm(Fa)
 
