@@ -56,8 +56,9 @@ class TrainingRecord:
         Estimated peak bytes of the solver.
     jitter : float
         Extra diagonal added to factorise (analytic solver), else 0.
-    n_perms : int
-        Permutations of the symmetrised kernel (1: none).
+    perms : list of list of int
+        The permutations of the symmetrised kernel (identity first); empty for the plain
+        kernel.  ``n_perms`` is their number (1 for the plain kernel).
     """
 
     sigma: float
@@ -74,7 +75,11 @@ class TrainingRecord:
     time_solve: float = 0.0
     peak_memory_estimate: int = 0
     jitter: float = 0.0
-    n_perms: int = 1
+    perms: list = field(default_factory=list)
+
+    @property
+    def n_perms(self) -> int:
+        return max(1, len(self.perms))
 
     def to_json(self) -> dict:
         """JSON-safe dict (arrays as lists)."""

@@ -201,7 +201,7 @@ def _solve_pcg(op, y, s: TrainSettings, k: int, choice: str
         k=factor.k, k_choice=choice, inducing=inducing, n_iter=res.n_iter,
         residuals=res.residuals, converged=res.converged, time_preconditioner=t_pre,
         time_solve=time.perf_counter() - start,
-        peak_memory_estimate=estimate_memory(op, "pcg", factor.k), n_perms=op.n_perms)
+        peak_memory_estimate=estimate_memory(op, "pcg", factor.k), perms=_perms(op))
     log.info("PCG (%s, k=%d): %d iterations, residual %.3g, preconditioner %.2f s, solve "
              "%.2f s", s.preconditioner, factor.k, res.n_iter, res.residuals[-1], t_pre,
              record.time_solve)
@@ -241,10 +241,15 @@ def train_gdml(R, z, E, F, settings: TrainSettings | None = None) -> GDMLModel:
         record = TrainingRecord(sigma=s.sigma, lam=s.lam, solver="analytic",
                                 time_solve=seconds, jitter=jitter,
                                 peak_memory_estimate=estimate_memory(op, "analytic"),
-                                n_perms=op.n_perms)
+                                perms=_perms(op))
     else:
         alpha, record = _solve_pcg(op, y, s, *choose_rank(R, F, s, op.n, perms))
     return _finish(op, R, z, E, alpha, record)
+
+
+def _perms(op: GDMLOperator) -> list:
+    """The permutations of a symmetrised operator for the record (empty: plain kernel)."""
+    return op.perms.tolist() if op.n_perms > 1 else []
 
 
 def _finish(op: GDMLOperator, R, z, E, alpha, record) -> GDMLModel:

@@ -68,6 +68,7 @@ def test_arrays_round_trip_bit_for_bit(model, ethanol_test):
     assert again.record.solver == "analytic"
     assert again.record.sigma == model.record.sigma
     assert again.record.n_perms == model.record.n_perms == len(model.x_train) // 40
+    assert again.record.perms == model.record.perms  # the group itself, for provenance
 
 
 def test_from_arrays_rejects_bad_state(model):

@@ -129,6 +129,7 @@ def test_symmetric_model_is_invariant_to_its_permutations(sym_model, ethanol_tes
         assert np.allclose(Ep, E, rtol=1e-12, atol=0)
         assert np.allclose(Fp, F[:, p], rtol=0, atol=1e-8 * np.abs(F).max())
     assert sym_model.record.n_perms == 12
+    assert np.array_equal(sym_model.record.perms, find_permutations(R, z))
 
 
 def test_symmetries_lower_the_test_error(sym_model, ethanol, ethanol_test):
