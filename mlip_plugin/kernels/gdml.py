@@ -121,6 +121,12 @@ class GDMLOperator:
     def n_perms(self) -> int:
         return len(self.q)
 
+    def permuted_copies(self, A: np.ndarray) -> np.ndarray:
+        """Per-frame descriptor-space rows ``A`` (n_frames, D) of every permuted copy,
+        stacked copy by copy: shape (n_perms · n_frames, D), C-ordered.  The symmetrised
+        kernel is the plain one on these copies."""
+        return np.ascontiguousarray(np.concatenate([A[:, q] for q in self.q]))
+
     def diagonal(self) -> np.ndarray:
         """The diagonal of ``K``, shape (n,): ``c |J_b e|²`` (plus the permuted terms)."""
         kern = self.kernel

@@ -56,10 +56,13 @@ def check_permutations(perms, z) -> np.ndarray:
     """
     z = np.asarray(z).astype(int).reshape(-1)
     try:
-        P = np.asarray(perms, dtype=int)
+        raw = np.asarray(perms, dtype=float)
     except (TypeError, ValueError) as err:
         raise InputError(f"perms={perms!r} is not an integer array of shape (n_perms, "
                          f"{len(z)})") from err
+    if not np.all(np.isfinite(raw) & (raw == np.round(raw))):
+        raise InputError(f"perms={perms!r} holds non-integer entries; give atom indices")
+    P = raw.astype(int)
     if P.ndim != 2 or P.shape[1] != len(z) or len(P) == 0:
         raise InputError(f"perms has shape {P.shape}, not (n_perms, {len(z)}): give one "
                          "permutation of the atom indices per row, the identity included")

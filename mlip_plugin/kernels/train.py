@@ -256,9 +256,8 @@ def _finish(op: GDMLOperator, R, z, E, alpha, record) -> GDMLModel:
     alpha = alpha.reshape(op.n_frames, op.n_atoms, 3)
     V = op.mol.jvp(alpha)
     # the symmetrised model is the plain one on the permuted copies of the training frames
-    X = np.ascontiguousarray(np.concatenate([op.mol.x[:, q] for q in op.q]))
-    V = np.ascontiguousarray(np.concatenate([V[:, q] for q in op.q]))
-    model = GDMLModel(z=z, x_train=X, v_train=V, alpha=alpha,
+    model = GDMLModel(z=z, x_train=op.permuted_copies(op.mol.x),
+                      v_train=op.permuted_copies(V), alpha=alpha,
                       sigma=op.kernel.sigma, e0=0.0, record=record)
     e_model = model.predict(R)[0]
     return replace(model, e0=float(np.mean(E - e_model)))

@@ -48,6 +48,8 @@ def test_pair_permutation_is_the_descriptor_of_the_permuted_frame(ethanol):
 
 @pytest.mark.parametrize("perms, match", [
     ([[0, 1, 2, 3, 4]], "shape"),
+    ([[0, 1, 2, 3, 4, 5.5]], "non-integer"),
+    ("abc", "not an integer array"),
     ([[0, 1, 2, 3, 4, 4]], "not a permutation"),
     ([[0, 1, 2, 3, 4, 5], [1, 0, 2, 3, 4, 5]], "another element"),
     ([[0, 1, 2, 4, 3, 5]], "identity"),
