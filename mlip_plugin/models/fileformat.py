@@ -111,15 +111,29 @@ def read_model_document(path: str | os.PathLike) -> tuple[str, dict, dict, dict]
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise ModelFormatError(f"{str(path)!r} is not an mlip-plugin model file")
     version = doc.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is int and version > FORMAT_VERSION:
         raise ModelFormatError(
             f"{str(path)!r} has format_version {version!r}, newer than this mlip-plugin "
             f"understands ({FORMAT_VERSION}); upgrade mlip-plugin to load it"
+        )
+    if type(version) is not int or version < 1:
+        raise ModelFormatError(
+            f"{str(path)!r} has format_version {version!r}, which no mlip-plugin writes "
+            f"(versions 1 to {FORMAT_VERSION}); the file was edited or not written by "
+            "mlip-plugin: refit or restore it"
         )
     if doc.get("checksum") != _checksum(doc):
         raise ModelFormatError(
             f"{str(path)!r} is corrupted: its checksum does not match its content; refit or "
             "restore the file"
         )
+    if not isinstance(doc.get("family"), str):
+        raise ModelFormatError(f"{str(path)!r} names no model family (key 'family'); the file "
+                               "was not written by mlip-plugin: refit or restore it")
+    for key in ("params", "arrays", "provenance"):
+        if not isinstance(doc.get(key, {}), dict):
+            raise ModelFormatError(
+                f"{str(path)!r} has a {key!r} entry of type {type(doc[key]).__name__}, not a "
+                "mapping; the file was not written by mlip-plugin: refit or restore it")
     arrays = {k: decode_array(v, k) for k, v in doc.get("arrays", {}).items()}
     return doc["family"], doc.get("params", {}), arrays, doc.get("provenance", {})

@@ -21,7 +21,14 @@ from .defects import (
 )
 from .elastic import ElasticResult, ElasticSettings, elastic_constants
 from .eos import EOSResult, EOSSettings, equation_of_state
-from .md import MDResult, MDSettings, diffusivity_from_positions, nvt_md, radial_distribution
+from .md import (
+    MDResult,
+    MDSettings,
+    diffusivity_from_positions,
+    nvt_md,
+    radial_distribution,
+    temperature_gate_false_alarms,
+)
 from .phonons import PhononResult, PhononSettings, phonons
 from .suites import (
     PROPERTIES,
@@ -41,6 +48,7 @@ __all__ = [
     "ElasticResult", "ElasticSettings", "elastic_constants",
     "EOSResult", "EOSSettings", "equation_of_state",
     "MDResult", "MDSettings", "diffusivity_from_positions", "nvt_md", "radial_distribution",
+    "temperature_gate_false_alarms",
     "PhononResult", "PhononSettings", "phonons",
     "PROPERTIES", "SUITES", "SuiteResult", "SuiteSettings", "compare", "format_table",
     "run_property", "run_suite",

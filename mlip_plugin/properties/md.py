@@ -36,8 +36,8 @@ from mlip_plugin.errors import InputError
 
 from ._common import check_calculator, check_choice, check_positive, check_structure, freeze
 
-__all__ = ["MDSettings", "MDResult", "nvt_md", "diffusivity_from_positions",
-           "radial_distribution"]
+__all__ = ["MDSettings", "MDResult", "nvt_md", "temperature_gate_false_alarms",
+           "diffusivity_from_positions", "radial_distribution"]
 
 THERMOSTATS = ("langevin", "bussi", "nose_hoover_chain")
 
@@ -61,8 +61,11 @@ class MDSettings:
     relaxation_time : float
         Thermostat time constant (fs): 1/friction for Langevin, τ for Bussi, damping for
         the Nosé–Hoover chain.
-    supercell : int
-        Repeats of the input cell per axis.
+    supercell : int or None
+        Repeats of the input cell per axis.  None (default): the smallest repeat whose
+        thermal temperature fluctuations keep the temperature gate reliable (see
+        `temperature_gate_false_alarms`); an explicit repeat that leaves too few atoms is
+        an `InputError`.
     n_blocks : int
         Blocks for the diffusivity error bar (≥ 2).
     fit_start : float
@@ -88,7 +91,7 @@ class MDSettings:
     equilibration_steps: int = 500
     sample_interval: int = 10
     relaxation_time: float = 100.0
-    supercell: int = 1
+    supercell: int | None = None
     n_blocks: int = 5
     fit_start: float = 0.2
     min_distance: float | None = None
@@ -102,8 +105,10 @@ class MDSettings:
         check_choice("thermostat", self.thermostat, THERMOSTATS)
         for name in ("temperature", "timestep", "relaxation_time", "rdf_rmax", "lost_factor"):
             check_positive(name, getattr(self, name))
-        for name in ("steps", "sample_interval", "supercell", "rdf_bins"):
+        for name in ("steps", "sample_interval", "rdf_bins"):
             check_positive(name, getattr(self, name), integer=True)
+        if self.supercell is not None:
+            check_positive("supercell", self.supercell, integer=True)
         check_positive("equilibration_steps", self.equilibration_steps, integer=True,
                        allow_zero=True)
         if self.min_distance is not None:
@@ -188,9 +193,14 @@ def nvt_md(calculator, structure: Atoms, settings: MDSettings | None = None) -> 
     """
     settings = settings or MDSettings()
     check_calculator(calculator)
-    n = settings.supercell
-    atoms = check_structure(structure) * (n, n, n)
+    structure = check_structure(structure)
+    n = _supercell(len(structure), settings)
+    atoms = structure * (n, n, n)
     atoms.calc = calculator
+    # bad input (e.g. a species the model does not know) is the caller's error, not an
+    # instability of the potential: let it raise before the run
+    atoms.get_potential_energy()
+    atoms.get_forces()
     rng = np.random.default_rng(settings.seed)
     _thermalize(atoms, settings.temperature, rng)
     velocitydistribution.Stationary(atoms)
@@ -217,6 +227,51 @@ def nvt_md(calculator, structure: Atoms, settings: MDSettings | None = None) -> 
         if step > settings.equilibration_steps:
             frames.append(atoms.copy())
     return _result(settings, failure, gate, frames, times, temps, epots, atoms)
+
+
+#: Largest expected number of false temperature-gate failures of a stable run.
+FALSE_ALARM_BUDGET = 1e-3
+
+
+def temperature_gate_false_alarms(n_atoms: int, settings: MDSettings) -> float:
+    """Expected number of production samples whose *thermal* temperature fluctuation alone
+    leaves the gate's bounds [T/f, T·f], for ``n_atoms`` atoms.
+
+    In equilibrium the kinetic energy of d = 3N - 3 degrees of freedom (centre of mass
+    removed) follows χ²_d / d in units of its mean, so one sample fails with probability
+    P(χ²_d < d/f) + P(χ²_d > f d); times the number of production samples (a union bound:
+    successive samples are correlated, so this overestimates).  Small cells fail stable
+    runs by chance: 4 atoms at f = 3 have P = 0.037 per sample.
+    """
+    from scipy.stats import chi2
+
+    dof = 3 * n_atoms - 3
+    if dof <= 0:
+        return float("inf")
+    f = settings.temperature_factor
+    p = chi2.cdf(dof / f, dof) + chi2.sf(f * dof, dof)
+    n_samples = (settings.steps - settings.equilibration_steps) // settings.sample_interval
+    return float(p * max(n_samples, 1))
+
+
+def _supercell(n_cell: int, settings: MDSettings) -> int:
+    """The repeat per axis: ``settings.supercell``, or the smallest reliable one."""
+    def ok(n):
+        return temperature_gate_false_alarms(n_cell * n**3, settings) < FALSE_ALARM_BUDGET
+
+    n_min = next(n for n in range(1, 1000) if ok(n))
+    if settings.supercell is None:
+        return n_min
+    if not ok(settings.supercell):
+        n = settings.supercell
+        raise InputError(
+            f"setting supercell={n} gives {n_cell * n**3} atoms, too few for NVT MD: the "
+            f"instantaneous temperature of so few atoms leaves [T/{settings.temperature_factor:g}"
+            f", T*{settings.temperature_factor:g}] by thermal fluctuation alone "
+            f"({temperature_gate_false_alarms(n_cell * n**3, settings):.2g} expected false "
+            f"failures in this run); use supercell >= {n_min} ({n_cell * n_min**3} atoms), "
+            "or supercell=None to choose it")
+    return settings.supercell
 
 
 def _result(settings, failure, gate, frames, times, temps, epots, atoms) -> MDResult:

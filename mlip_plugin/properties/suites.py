@@ -106,12 +106,14 @@ class SuiteSettings:
     @classmethod
     def fast(cls, symbol: str | None = None, groups: tuple | None = None,
              **overrides) -> SuiteSettings:
-        """Small settings for demos and CI: 2×2×2 defect cells, thin slabs, 2 ps MD of a
-        2×2×2 conventional cell, no clamped-ion constants."""
-        return cls(symbol=symbol, groups=groups, clamped_ion=False, eos=EOSSettings.fast(),
-                   elastic=ElasticSettings.fast(), defects=DefectSettings.fast(),
-                   surfaces=SurfaceSettings.fast(), phonons=PhononSettings.fast(),
-                   md=replace(MDSettings.fast(), supercell=2), **overrides)
+        """Small settings for demos and CI: 2×2×2 defect cells, thin slabs, 2 ps MD of the
+        smallest reliable repeat of the conventional cell (fcc, diamond 2×2×2, bcc 3×3×3),
+        no clamped-ion constants; ``overrides`` replace any field."""
+        fields = dict(clamped_ion=False, eos=EOSSettings.fast(),
+                      elastic=ElasticSettings.fast(), defects=DefectSettings.fast(),
+                      surfaces=SurfaceSettings.fast(), phonons=PhononSettings.fast(),
+                      md=MDSettings.fast())
+        return cls(symbol=symbol, groups=groups, **(fields | overrides))
 
 
 @dataclass

@@ -16,6 +16,7 @@ from model_test_family import SmoothPairModel
 from mlip_plugin import InputError, ModelFormatError, load_model
 from mlip_plugin.calculators import MLIPCalculator
 from mlip_plugin.models import Provenance
+from mlip_plugin.models.fileformat import _checksum
 
 
 @pytest.fixture
@@ -140,3 +141,23 @@ def test_ase_plugin_listing():
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "mlip" in proc.stdout and "mlip_plugin" in proc.stdout
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("format_version", 0, "format_version 0, which no mlip-plugin writes"),
+    ("format_version", -1, "format_version -1, which no mlip-plugin writes"),
+    ("format_version", True, "format_version True, which no mlip-plugin writes"),
+    ("format_version", "1", "format_version '1', which no mlip-plugin writes"),
+    ("family", None, "names no model family"),
+    ("params", [1, 2], "'params' entry of type list"),
+    ("arrays", "x", "'arrays' entry of type str"),
+])
+def test_model_files_with_impossible_entries(model, tmp_path, key, value, match):
+    """A file with a valid checksum but entries no writer produces is a named error, not a
+    silent load or a raw KeyError."""
+    doc = json.loads(model.save(tmp_path / "m.json").read_text())
+    doc[key] = value
+    doc["checksum"] = _checksum(doc)
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelFormatError, match=match):
+        load_model(tmp_path / "bad.json")

@@ -15,6 +15,7 @@ from mlip_plugin.properties import (
     diffusivity_from_positions,
     nvt_md,
     radial_distribution,
+    temperature_gate_false_alarms,
 )
 
 
@@ -134,3 +135,40 @@ def test_stillinger_weber_md_is_stable(sw):
                                        equilibration_steps=50, sample_interval=5,
                                        n_blocks=2))
     assert result.stable, result.failure
+
+
+def test_temperature_gate_false_alarm_rate_matches_sampled_maxwell_boltzmann(rng):
+    """The χ² law of the gate's false-alarm rate against sampled equilibrium momenta."""
+    n_atoms, draws = 6, 40000
+    settings = MDSettings(temperature=300.0, temperature_factor=1.6, steps=900,
+                          equilibration_steps=100, sample_interval=100, n_blocks=2)
+    p = rng.normal(size=(draws, n_atoms, 3))
+    p -= p.mean(axis=1, keepdims=True)  # centre of mass at rest: 3N - 3 degrees of freedom
+    t = (p**2).sum(axis=(1, 2)) / (3 * n_atoms - 3)  # in units of the target temperature
+    f = settings.temperature_factor
+    sampled = np.mean((t < 1 / f) | (t > f))
+    predicted = temperature_gate_false_alarms(n_atoms, settings) / 8  # 8 production samples
+    assert sampled == pytest.approx(predicted, rel=0.05)
+    assert temperature_gate_false_alarms(1, settings) == np.inf
+
+
+def test_small_cells_are_repeated_or_refused(emt):
+    # one fcc atom: a stable potential used to fail the gate (NaN velocities of one atom,
+    # then temperature swings of a 4-atom cell); the default repeat makes the gate reliable
+    result = nvt_md(emt, bulk("Cu", "fcc", a=3.59), MDSettings.fast())
+    assert result.stable, result.failure
+    assert len(result.structure) == 27
+    with pytest.raises(InputError, match=r"supercell=1 gives 4 atoms.*supercell >= 2"):
+        nvt_md(emt, bulk("Cu", "fcc", a=3.59, cubic=True), MDSettings(supercell=1))
+
+
+class _RefusesCu(EMT):
+    def calculate(self, atoms=None, *args, **kwargs):
+        if "Cu" in atoms.get_chemical_symbols():
+            raise InputError("species ['Cu'] are not in the model")
+        super().calculate(atoms, *args, **kwargs)
+
+
+def test_bad_input_raises_instead_of_reading_as_instability(cu_crystal):
+    with pytest.raises(InputError, match="not in the model"):
+        nvt_md(_RefusesCu(), cu_crystal, MDSettings.fast())

@@ -13,6 +13,7 @@ from mlip_plugin.properties import (
     DefectSettings,
     ElasticResult,
     ElasticSettings,
+    MDSettings,
     SuiteSettings,
     compare,
     format_table,
@@ -164,3 +165,11 @@ def test_plots_write_files(tmp_path, emt, cu_fast_suite):
     plots.plot_rdf(md, paths[3])
     assert all(p.stat().st_size > 1000 for p in paths)
     assert len(fig.axes[0].get_xticks()) == len(phonon.distances) + 1
+
+
+def test_fast_settings_take_any_override():
+    """Overrides replace the fast defaults instead of clashing with them (TypeError)."""
+    s = SuiteSettings.fast("Cu", groups=("eos",), clamped_ion=True,
+                           md=MDSettings(temperature=500.0))
+    assert s.clamped_ion is True and s.md.temperature == 500.0
+    assert s.eos == SuiteSettings.fast().eos
