@@ -73,6 +73,18 @@ class Model(ABC):
                 f"the structure contains species {unknown} that the model was not fitted "
                 f"for; it knows {list(self.species)}"
             )
+        if not np.all(np.isfinite(atoms.positions)):
+            raise InputError("the structure has non-finite (NaN or inf) atomic positions; "
+                             "fix the structure before computing with the model")
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        if pbc.any():
+            periodic = np.asarray(atoms.cell)[pbc]
+            if np.linalg.matrix_rank(periodic, tol=1e-8) < pbc.sum():
+                axes = "".join("xyz"[i] for i in np.flatnonzero(pbc))
+                raise InputError(
+                    f"the structure is periodic along {axes} (pbc={atoms.pbc.tolist()}) but its "
+                    "cell vectors there are zero or linearly dependent; give it a cell "
+                    "(atoms.set_cell) or switch periodicity off (atoms.pbc = False)")
 
     @abstractmethod
     def predict(self, atoms: Atoms, stress: bool = True) -> Prediction:

@@ -103,7 +103,7 @@ class LinearACEModel(Model):
         e_sites = self._e0_sites(atoms)
         out = Prediction(energy=float(res.energy + e_sites.sum()),
                          energies=res.site_energies + e_sites, forces=res.forces)
-        if stress:
+        if stress and atoms.cell.rank == 3 and all(atoms.pbc):  # else None, as documented
             out.stress = -res.virial / atoms.get_volume()
         if self.committee is not None:
             members = [energy_forces_virial(self.basis, atoms, c, self.core)

@@ -65,6 +65,10 @@ class EOSSettings:
         if self.n_points < 5:
             raise InputError(f"setting n_points={self.n_points} is too small: a 4-parameter "
                              "Birch-Murnaghan fit needs at least 5 volumes; use 7 or more.")
+        if self.n_points % 2 == 0:
+            raise InputError(f"setting n_points={self.n_points} is even: the scan is symmetric "
+                             "about the input volume and must contain it; use "
+                             f"n_points={self.n_points + 1}.")
         check_relaxation(self.fmax, self.steps)
 
     @classmethod

@@ -127,6 +127,27 @@ def test_stress_of_a_molecule_is_not_implemented(model):
         mol.get_stress()
 
 
+@pytest.mark.parametrize("cell, pbc, match", [
+    (None, True, "periodic along xyz"),
+    ([[4, 0, 0], [0, 4, 0], [0, 0, 0]], True, "periodic along xyz"),
+    ([[4, 0, 0], [8, 0, 0], [0, 0, 9]], [True, True, False], "periodic along xy"),
+])
+def test_periodic_structure_without_a_cell_is_a_named_error(model, cell, pbc, match):
+    from ase import Atoms
+
+    atoms = Atoms("AlTi", positions=[[0, 0, 0], [0, 0, 2.5]], cell=cell, pbc=pbc)
+    atoms.calc = MLIPCalculator(model)
+    with pytest.raises(InputError, match=match):
+        atoms.get_potential_energy()
+
+
+def test_non_finite_positions_are_a_named_error(model, tial):
+    tial.positions[2, 1] = np.nan
+    tial.calc = MLIPCalculator(model)
+    with pytest.raises(InputError, match="non-finite"):
+        tial.get_potential_energy()
+
+
 def test_registered_with_ase():
     assert get_calculator_class("mlip") is MLIPCalculator
 

@@ -187,3 +187,17 @@ def test_core_repulsion_bad_input(attractive_model):
         LinearACEModel(basis, coef, {"Si": 0.0}, core="yes")
     with pytest.raises(InputError, match="fraction=1.5 must be in"):
         CoreRepulsion.for_basis(basis, fraction=1.5)
+
+
+def test_predict_gives_no_stress_without_a_3d_periodic_cell(attractive_model):
+    """Stress exists only for 3-D periodic cells (documented); a cluster used to raise ASE's
+    raw ValueError and a slab got a vacuum-dependent number."""
+    basis, coef = attractive_model
+    model = LinearACEModel(basis, coef, {"Si": 0.0})
+    cluster = _dimer(2.4)
+    slab = bulk("Si", "diamond", a=5.43, cubic=True)
+    slab.pbc = [True, True, False]
+    for atoms in (cluster, slab):
+        pred = model.predict(atoms)
+        assert pred.stress is None and np.isfinite(pred.energy)
+    assert model.predict(bulk("Si", "diamond", a=5.43)).stress.shape == (6,)

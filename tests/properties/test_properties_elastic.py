@@ -118,6 +118,7 @@ def test_elastic_settings_are_checked(kwargs, match):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"n_points": 4}, "n_points=4"),
+    ({"n_points": 8}, "n_points=8 is even.*n_points=9"),
     ({"volume_range": 0.7}, "volume_range"),
 ])
 def test_eos_settings_are_checked(kwargs, match):
