@@ -25,6 +25,7 @@ import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 from matscipy.neighbours import neighbour_list
 
+from ..data.configuration import with_full_rank_cell
 from ..errors import InputError
 from .coupling import invariant_couplings
 from .radial import AgnesiTransform
@@ -345,7 +346,10 @@ def r0_from_data(configs: Iterable, elements: Sequence[str], r_cut: float, *,
     For every atom of species a that has a neighbour of species b within ``r_cut``, the
     distance to its nearest b neighbour is one sample of the pair (a, b) (and of (b, a));
     ``r0["a-b"]`` is the median of the samples.  Pairs that never come within ``r_cut`` in
-    the data are left out (the basis then keeps its covalent-radii default for them).
+    the data (a species seen only as an isolated atom, say) are left out and logged (the
+    basis then keeps its covalent-radii default for them).  A configuration without any
+    pair within ``r_cut`` gives no samples; open cells (molecules, slabs whose cell has a
+    zero vector) are fine.
 
     Parameters
     ----------
@@ -372,9 +376,11 @@ def r0_from_data(configs: Iterable, elements: Sequence[str], r_cut: float, *,
     for c in configs:
         atoms = getattr(c, "atoms", c)
         z = np.array([index.get(sym, -1) for sym in atoms.get_chemical_symbols()])
-        i, j, d = neighbour_list("ijd", atoms, r_cut)
+        i, j, d = neighbour_list("ijd", with_full_rank_cell(atoms, r_cut), r_cut)
         keep = (z[i] >= 0) & (z[j] >= 0)
         key, d = i[keep] * ns + z[j[keep]], d[keep]  # (atom, neighbour species)
+        if key.size == 0:  # no pair within r_cut (an isolated atom): nothing to sample
+            continue
         order = np.lexsort((d, key))
         key, d = key[order], d[order]
         first = np.r_[True, key[1:] != key[:-1]]  # the nearest neighbour of each species
@@ -382,6 +388,11 @@ def r0_from_data(configs: Iterable, elements: Sequence[str], r_cut: float, *,
         for pair in set(zip(a.tolist(), b.tolist())):
             m = (a == pair[0]) & (b == pair[1])
             samples.setdefault(tuple(sorted(pair)), []).append(nearest[m])
+    missing = [f"{elements[a]}-{elements[b]}" for a in range(ns) for b in range(a, ns)
+               if (a, b) not in samples]
+    if missing:
+        log.info("r0 from data: no pair within r_cut=%.3g Å for %s; these keep the "
+                 "covalent-radii default", r_cut, ", ".join(missing))
     return {f"{elements[a]}-{elements[b]}": float(np.median(np.concatenate(v)))
             for (a, b), v in sorted(samples.items())}
 

@@ -193,20 +193,61 @@ def _check_label(where: str, name: str, value, shape: tuple) -> None:
 def min_distance(atoms: Atoms, cutoff: float) -> float:
     """Smallest interatomic distance below ``cutoff`` (Å); ``inf`` if none is closer.
 
-    Periodic images count, including an atom and its own image in a tiny cell.
+    Periodic images count, including an atom and its own image in a tiny cell.  A partly
+    periodic cell may have zero vectors along its open directions (a 2D material with
+    ``pbc=[True, True, False]`` and ``c = 0``).
+
+    Raises
+    ------
+    InputError
+        If the periodic cell vectors are linearly dependent.
     """
     if len(atoms) == 0:
         return np.inf
     if any(atoms.pbc):
         from matscipy.neighbours import neighbour_list
 
-        d = neighbour_list("d", atoms, cutoff)
+        d = neighbour_list("d", with_full_rank_cell(atoms, cutoff), cutoff)
         return float(d.min()) if d.size else np.inf
     if len(atoms) == 1:
         return np.inf
     tree = cKDTree(atoms.positions)
     dist, _ = tree.query(atoms.positions, k=2)
     return float(dist[:, 1].min())
+
+
+def with_full_rank_cell(atoms: Atoms, cutoff: float) -> Atoms:
+    """``atoms``, or a copy whose non-periodic cell vectors span the space the periodic ones
+    leave out, so that a neighbour list (matscipy's inverts the cell) can be built.
+
+    A partly periodic cell often has zero vectors along its open directions (a 2D material
+    with ``pbc=[T, T, F]`` and ``c = 0``; a molecule has no cell at all).  Only the periodic
+    vectors decide which images exist, so when the cell is singular the open ones are
+    replaced by orthonormal directions perpendicular to the periodic ones, each longer than
+    the extent of the atoms along it plus ``cutoff`` (Å).  Positions and ``pbc`` are kept.
+
+    Raises
+    ------
+    InputError
+        If the periodic cell vectors themselves are linearly dependent.
+    """
+    cell, pbc = atoms.cell.array, np.asarray(atoms.pbc, dtype=bool)
+    periodic = cell[pbc]
+    if np.linalg.matrix_rank(periodic, tol=1e-8) < len(periodic):
+        raise InputError(
+            f"the periodic cell vectors {periodic.tolist()} (pbc={pbc.tolist()}) are linearly "
+            "dependent (zero volume along the periodic directions); give linearly "
+            "independent cell vectors or set pbc=False along the open directions"
+        )
+    if np.linalg.matrix_rank(cell, tol=1e-8) == 3:
+        return atoms
+    # orthonormal directions perpendicular to the periodic vectors
+    open_dirs = np.linalg.svd(periodic)[2][len(periodic):] if len(periodic) else np.eye(3)
+    proj = atoms.positions @ open_dirs.T
+    lengths = np.ptp(proj, axis=0) + cutoff + 1.0
+    full = cell.copy()
+    full[~pbc] = open_dirs * lengths[:, None]
+    return Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=full, pbc=pbc)
 
 
 def assign_weights(

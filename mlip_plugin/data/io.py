@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.data import atomic_numbers
 
 from ..errors import InputError
 from .configuration import Configuration, Weights, voigt_from_matrix
-from .units import KBAR, conversion_factor
+from .units import conversion_factor
 
 __all__ = [
     "read_configs",
@@ -41,6 +45,14 @@ VIRIAL_KEYS = ("virial", "dft_virial", "REF_virial")
 FORMATS = ("extxyz", "db", "npz", "mlearn")
 _LABEL_NAMES = ("energy", "forces", "stress", "virial")
 _WEIGHT_KEYS = ("energy_weight", "forces_weight", "virial_weight")
+#: Every spelling of a label: never kept in (nor written from) a configuration's ``info``.
+_ALL_LABEL_KEYS = frozenset(ENERGY_KEYS + FORCES_KEYS + STRESS_KEYS + VIRIAL_KEYS)
+#: Fields :func:`write_extxyz` writes itself; ``info`` entries of these names are left out.
+_WRITTEN_KEYS = frozenset({"Lattice", "Properties", "pbc", "config_type", *_WEIGHT_KEYS,
+                           *_ALL_LABEL_KEYS})
+#: What the file or its parser raises when it cannot be read as the format asked for.
+_READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError,
+                sqlite3.DatabaseError, zipfile.BadZipFile, zlib.error)
 
 
 def read_configs(
@@ -72,9 +84,12 @@ def read_configs(
     config_type_key : str
         Per-configuration key holding the configuration type.
     units : mapping, optional
-        Units of the file's labels, e.g. ``{"energy": "kcal/mol", "forces":
-        "kcal/mol/Ang"}``; defaults to ASE units (for ``.npz``, the file's ``e_unit`` and
-        ``r_unit`` fields).
+        Units of the file's values, with the keys ``"energy"``, ``"length"`` (positions and
+        cell), ``"forces"`` and ``"stress"``, e.g. ``{"energy": "Hartree", "length":
+        "Bohr"}``; :mod:`mlip_plugin.data.units` lists the spellings.  Energy and length
+        default to eV and Å (for ``.npz``, to the file's ``e_unit`` and ``r_unit`` fields);
+        forces default to energy/length and stress to energy/length³ of those units (for
+        mlearn JSON, stress defaults to the format's kbar); a virial is an energy.
     require : sequence of {"energy", "forces", "stress"}
         Labels every configuration must carry; a configuration without one is an error.
     weights : Weights, optional
@@ -111,7 +126,7 @@ def read_configs(
             configs = _configs_from_images(images, path, keys, config_type_key, units)
     except InputError:
         raise
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
+    except _READ_ERRORS as err:
         raise InputError(
             f"cannot read {str(path)!r} as {fmt}: {type(err).__name__}: {err}"
         ) from err
@@ -147,6 +162,8 @@ def _read_ase_images(path: Path, fmt: str) -> list[Atoms]:
     if fmt == "db":
         import ase.db
 
+        if path.stat().st_size == 0:  # ase.db.connect would write an empty database into it
+            return []
         images = []
         with ase.db.connect(str(path)) as db:
             for row in db.select():
@@ -157,7 +174,21 @@ def _read_ase_images(path: Path, fmt: str) -> list[Atoms]:
         return images
     import ase.io
 
-    return list(ase.io.read(str(path), index=":", format="extxyz"))
+    try:
+        return list(ase.io.read(str(path), index=":", format="extxyz"))
+    except KeyError as err:  # ASE's symbol lookup
+        _check_symbol(err.args[0] if err.args else None, path)
+        raise
+
+
+def _check_symbol(symbol, path: Path) -> None:
+    """Raise a named InputError if ``symbol`` (a str) is not a chemical element."""
+    if isinstance(symbol, str) and symbol not in atomic_numbers:
+        raise InputError(
+            f"cannot read {str(path)!r}: {symbol!r} is not a chemical element symbol; the "
+            f"species must be element symbols such as 'Si' or 'Cu': replace {symbol!r} by "
+            "its element in the file"
+        )
 
 
 def _labels_of(atoms: Atoms) -> dict:
@@ -204,15 +235,31 @@ def _resolve_keys(all_keys: set, given: dict, path: Path) -> dict:
     return chosen
 
 
-def _unit_factors(units: Mapping[str, str] | None) -> dict:
-    units = dict(units or {})
-    unknown = set(units) - {"energy", "length", "forces", "stress"}
+def _unit_factors(units: Mapping[str, str] | None,
+                  defaults: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Factors into ASE units of energy, length, forces and stress.
+
+    ``units`` (the caller's) overrides ``defaults`` (the format's); energy and length default
+    to eV and Å, forces to energy/length and stress to energy/length³ of the units named.
+    """
+    if units is not None and not isinstance(units, Mapping):
+        raise InputError(
+            f"units={units!r} is not a mapping; give one such as "
+            "{'energy': 'kcal/mol', 'length': 'Ang'}"
+        )
+    unknown = set(units or {}) - {"energy", "length", "forces", "stress"}
     if unknown:
         raise InputError(
             f"units has unknown entries {sorted(unknown)}; allowed: energy, length, forces, "
             "stress"
         )
-    return {q: conversion_factor(q, u) for q, u in units.items()}
+    named = {**(defaults or {}), **(units or {})}
+    f = {q: conversion_factor(q, u) for q, u in named.items()}
+    f.setdefault("energy", 1.0)
+    f.setdefault("length", 1.0)
+    f.setdefault("forces", f["energy"] / f["length"])
+    f.setdefault("stress", f["energy"] / f["length"] ** 3)
+    return f
 
 
 def _configs_from_images(images, path, given_keys, config_type_key, units):
@@ -220,11 +267,11 @@ def _configs_from_images(images, path, given_keys, config_type_key, units):
     labelled = [_labels_of(a) for a in images]
     all_keys = set().union(*(lab.keys() for lab in labelled)) if labelled else set()
     keys = _resolve_keys(all_keys, given_keys, path)
-    used = {k for k in keys.values() if k} | {config_type_key, *_WEIGHT_KEYS}
+    used = {k for k in keys.values() if k} | {config_type_key, *_WEIGHT_KEYS, *_ALL_LABEL_KEYS}
     configs = []
     for i, (atoms, lab) in enumerate(zip(images, labelled)):
-        clean = Atoms(numbers=atoms.numbers, positions=atoms.positions * factors.get(
-            "length", 1.0), cell=atoms.cell.array * factors.get("length", 1.0), pbc=atoms.pbc)
+        clean = Atoms(numbers=atoms.numbers, positions=atoms.positions * factors["length"],
+                      cell=atoms.cell.array * factors["length"], pbc=atoms.pbc)
         energy = _get(lab, keys["energy"])
         forces = _get(lab, keys["forces"])
         stress = _get(lab, keys["stress"])
@@ -232,18 +279,18 @@ def _configs_from_images(images, path, given_keys, config_type_key, units):
         if energy is not None:
             energy = float(np.asarray(energy).reshape(-1)[0]) if np.size(energy) == 1 else (
                 _bad_shape(path, i, "energy", np.shape(energy)))
-            energy *= factors.get("energy", 1.0)
+            energy *= factors["energy"]
         if forces is not None:
-            forces = np.asarray(forces, dtype=float) * factors.get("forces", 1.0)
+            forces = np.asarray(forces, dtype=float) * factors["forces"]
         if stress is not None:
-            stress = _as_voigt(stress, path, i, "stress") * factors.get("stress", 1.0)
+            stress = _as_voigt(stress, path, i, "stress") * factors["stress"]
         if virial is not None:
             volume = abs(np.linalg.det(clean.cell.array))
             if volume < 1e-8:
                 raise InputError(
                     f"{path}, configuration {i}: a virial needs a cell with non-zero volume"
                 )
-            stress = -_as_voigt(virial, path, i, "virial") * factors.get("energy", 1.0) / volume
+            stress = -_as_voigt(virial, path, i, "virial") * factors["energy"] / volume
         w = Weights(*(float(lab[k]) for k in _WEIGHT_KEYS)) if all(
             k in lab for k in _WEIGHT_KEYS) else Weights()
         info = {k: v for k, v in atoms.info.items() if k not in used and _is_plain(v)}
@@ -288,21 +335,20 @@ def _read_npz(path: Path, units) -> list[Configuration]:
                 f"{str(path)!r} is not an sGDML-style npz: missing arrays {missing} "
                 f"(has {d.files})"
             )
-        units = dict(units or {})
-        units.setdefault("energy", str(d["e_unit"]) if "e_unit" in d.files else "eV")
-        units.setdefault("length", str(d["r_unit"]) if "r_unit" in d.files else "Ang")
-        fe = conversion_factor("energy", units["energy"])
-        fl = conversion_factor("length", units["length"])
-        R = np.asarray(d["R"], dtype=float) * fl
+        f = _unit_factors(units, {q: str(d[k]) for q, k in (("energy", "e_unit"),
+                                                             ("length", "r_unit"))
+                                  if k in d.files})
+        R = np.asarray(d["R"], dtype=float) * f["length"]
         z = np.asarray(d["z"], dtype=int)
         n_frames = R.shape[0]
         if R.ndim != 3 or R.shape[1:] != (len(z), 3):
             raise InputError(f"{str(path)!r}: R has shape {R.shape}, expected (n, {len(z)}, 3)")
-        E = np.asarray(d["E"], dtype=float).reshape(n_frames, -1)[:, 0] * fe if (
+        E = np.asarray(d["E"], dtype=float).reshape(n_frames, -1)[:, 0] * f["energy"] if (
             "E" in d.files) else None
-        F = np.asarray(d["F"], dtype=float).reshape(R.shape) * (fe / fl) if (
+        F = np.asarray(d["F"], dtype=float).reshape(R.shape) * f["forces"] if (
             "F" in d.files) else None
-        lattice = np.asarray(d["lattice"], dtype=float) * fl if "lattice" in d.files else None
+        lattice = np.asarray(d["lattice"], dtype=float) * f["length"] if (
+            "lattice" in d.files) else None
         name = str(d["name"]) if "name" in d.files else path.stem
         old = np.asarray(d["old_indices"]) if "old_indices" in d.files else None
     configs = []
@@ -334,13 +380,14 @@ def _read_mlearn(path: Path, units) -> list[Configuration]:
             f"{str(path)!r} is not in the mlearn format (a list of objects with "
             "'structure' and 'outputs')"
         )
-    factors = _unit_factors(units)
-    return [_mlearn_config(doc, factors) for doc in docs]
+    factors = _unit_factors(units, {"stress": "kbar"})
+    return [_mlearn_config(doc, factors, path) for doc in docs]
 
 
-def _mlearn_config(doc: dict, factors: dict) -> Configuration:
-    """One mlearn entry.  ``virial_stress`` is in kbar, pressure-positive, ordered
-    ``xx yy zz xy xz yz`` (the order used by the Zuo et al. data in this project)."""
+def _mlearn_config(doc: dict, factors: dict, path: Path) -> Configuration:
+    """One mlearn entry.  ``virial_stress`` is in kbar (unless ``units`` names another stress
+    unit), pressure-positive, ordered ``xx yy zz xy xz yz`` (the order used by the Zuo et al.
+    data in this project)."""
     s = doc["structure"]
     cell = np.asarray(s["lattice"]["matrix"], dtype=float)
     symbols, positions = [], []
@@ -348,21 +395,23 @@ def _mlearn_config(doc: dict, factors: dict) -> Configuration:
         species = site["species"]
         if len(species) != 1:
             raise InputError("mlearn structure has a partially occupied site; not supported")
+        _check_symbol(species[0]["element"], path)
         symbols.append(species[0]["element"])
         positions.append(site["xyz"] if "xyz" in site else np.dot(site["abc"], cell))
-    atoms = Atoms(symbols=symbols, positions=positions, cell=cell, pbc=True)
+    length = factors["length"]
+    atoms = Atoms(symbols=symbols, positions=np.reshape(positions, (-1, 3)) * length,
+                  cell=cell * length, pbc=True)
     out = doc.get("outputs", {})
     energy = out.get("energy")
     forces = out.get("forces")
     stress = None
     if out.get("virial_stress") is not None:
         xx, yy, zz, xy, xz, yz = np.asarray(out["virial_stress"], dtype=float)
-        stress = -KBAR * np.array([xx, yy, zz, yz, xz, xy])
+        stress = -factors["stress"] * np.array([xx, yy, zz, yz, xz, xy])
     return Configuration(
         atoms=atoms,
-        energy=None if energy is None else float(energy) * factors.get("energy", 1.0),
-        forces=None if forces is None else np.asarray(forces, float) * factors.get(
-            "forces", 1.0),
+        energy=None if energy is None else float(energy) * factors["energy"],
+        forces=None if forces is None else np.asarray(forces, float) * factors["forces"],
         stress=stress,
         config_type=str(doc.get("tag", doc.get("group", "default"))),
     )
@@ -373,10 +422,13 @@ def write_extxyz(path: str | os.PathLike, configs: Sequence[Configuration]) -> P
 
     Labels are written under ``energy``, ``forces`` and ``stress`` (3×3, eV/Å³), together with
     ``config_type``, the weights and plain ``info`` entries, so :func:`read_configs` gives
-    back identical arrays.
+    back identical arrays and values: a string that ASE's parser would read as a number or
+    a boolean (``"007"``, ``"T"``) is written in ASE's ``_JSON`` form, so it comes back as the
+    same string.  ``info`` entries named like a label (``REF_energy``, ``dft_forces``, ...) or
+    like a field written here are left out.
     """
     path = Path(path)
-    with open(path, "w") as fh:
+    with open(path, "w", encoding="utf-8") as fh:
         for c in configs:
             fh.write(_extxyz_frame(c))
     return path
@@ -400,17 +452,12 @@ def _extxyz_frame(c: Configuration) -> str:
 
         m = matrix_from_voigt(c.stress).reshape(-1)
         fields.append('stress="' + " ".join(_fmt(x) for x in m) + '"')
-    fields.append(f"config_type={_quote(c.config_type)}")
+    fields.append(f"config_type={_quote(str(c.config_type))}")
     for key, val in zip(_WEIGHT_KEYS, (c.weights.energy, c.weights.forces, c.weights.virial)):
         fields.append(f"{key}={_fmt(val)}")
     for key, val in c.info.items():
-        if not _is_plain(val) or key in _LABEL_NAMES or isinstance(val, bool):
-            continue
-        if isinstance(val, np.ndarray):
-            text = '"' + " ".join(_fmt(x) if val.dtype.kind == "f" else str(x) for x in val)
-            fields.append(f'{key}={text}"')
-        else:
-            fields.append(f"{key}={_fmt(val) if isinstance(val, float) else _quote(val)}")
+        if _is_plain(val) and key not in _WRITTEN_KEYS:
+            fields.append(f"{key}={_info_value(val)}")
     fields.append('pbc="' + " ".join("T" if p else "F" for p in a.pbc) + '"')
     lines = [str(len(a)), " ".join(fields)]
     for k, (sym, pos) in enumerate(zip(a.get_chemical_symbols(), a.positions)):
@@ -421,8 +468,39 @@ def _extxyz_frame(c: Configuration) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _quote(value) -> str:
-    text = str(value)
+def _info_value(value) -> str:
+    """One plain ``info`` value as extxyz text that ASE's parser reads back unchanged."""
+    if isinstance(value, (bool, np.bool_)):
+        return "T" if value else "F"
     if isinstance(value, (int, np.integer)):
-        return text
-    return '"' + text.replace('"', "'") + '"'
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return _fmt(value)
+    if isinstance(value, np.ndarray):
+        return '"' + " ".join(_fmt(x) if value.dtype.kind == "f" else str(int(x))
+                              for x in value) + '"'
+    return _quote(str(value))
+
+
+def _quote(text: str) -> str:
+    """``text`` quoted for an extxyz comment line so that ASE reads back the same string.
+
+    ASE turns values that look like numbers or booleans (quoted or not) into those types;
+    such strings, and strings with line breaks, are written as ``"_JSON \\"...\\""``, which
+    ASE decodes as JSON.
+    """
+    from ase.io.extxyz import key_val_str_to_dict
+
+    quoted = _escape(text)
+    if "\n" not in text and "\r" not in text:
+        try:
+            back = key_val_str_to_dict(f"k={quoted}").get("k")
+        except ValueError:  # e.g. text that starts with "_JSON " but is no JSON
+            back = None
+        if isinstance(back, str) and back == text:
+            return quoted
+    return _escape("_JSON " + json.dumps(text))
+
+
+def _escape(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

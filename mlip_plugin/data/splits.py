@@ -1,7 +1,10 @@
 """Train / validation / test splits of a list of configurations.
 
 Random splits are seeded and stratified by ``config_type`` (every type is split in the same
-proportions, rounding so that a type with a single member goes to training).  Predefined
+proportions, rounding so that a type with a single member goes to training, and every type
+keeps at least one member in training).  Isolated-atom configurations (one atom, a
+``config_type`` of :data:`~mlip_plugin.data.e0.ISOLATED_ATOM_TYPES`) always go to training:
+they fix the reference energies E0, which are read from the training part.  Predefined
 splits read a per-configuration ``info`` key and keep them as they are.
 """
 
@@ -15,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from .configuration import Configuration
+from .e0 import ISOLATED_ATOM_TYPES
 
 __all__ = ["DataSplit", "random_split", "repeated_splits", "predefined_split"]
 
@@ -38,7 +42,12 @@ def random_split(
     seed: int = 0,
     stratify: bool = True,
 ) -> DataSplit:
-    """Seeded random split into fractions ``1 - validation - test``, ``validation``, ``test``."""
+    """Seeded random split into fractions ``1 - validation - test``, ``validation``, ``test``.
+
+    Isolated-atom configurations all go to training (E0 is read from them); the fractions
+    apply to the others, per ``config_type`` when ``stratify``, rounded to whole
+    configurations while leaving at least one of every type in training.
+    """
     for name, frac in (("validation", validation), ("test", test)):
         if not 0.0 <= frac < 1.0:
             raise InputError(f"{name}={frac!r} must be a fraction in [0, 1)")
@@ -48,17 +57,19 @@ def random_split(
         )
     rng = np.random.default_rng(seed)
     groups: dict[str, list[int]] = defaultdict(list)
-    for i, c in enumerate(configs):
-        groups[c.config_type if stratify else ""].append(i)
     parts: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+    for i, c in enumerate(configs):
+        if c.n_atoms == 1 and c.config_type in ISOLATED_ATOM_TYPES:
+            parts["train"].append(i)  # E0 is read from the training part
+        else:
+            groups[c.config_type if stratify else ""].append(i)
     for key in sorted(groups):
         idx = np.array(groups[key])
         rng.shuffle(idx)
         n = len(idx)
-        n_test = int(np.floor(test * n + 0.5)) if n > 1 else 0
-        n_val = int(np.floor(validation * n + 0.5)) if n > 1 else 0
-        if n_test + n_val >= n:  # always leave a member of every type for training
-            n_val = max(0, n - 1 - n_test)
+        # always leave a member of every type for training
+        n_test = min(int(np.floor(test * n + 0.5)), n - 1)
+        n_val = min(int(np.floor(validation * n + 0.5)), n - 1 - n_test)
         parts["test"] += idx[:n_test].tolist()
         parts["validation"] += idx[n_test:n_test + n_val].tolist()
         parts["train"] += idx[n_test + n_val:].tolist()

@@ -142,3 +142,47 @@ def test_fit_reads_r0_from_the_training_data(omp_fit, cu_data):
                         "basis": {**BASIS, "r0": "covalent"}})
     assert res.model.basis.r0[("Cu", "Cu")] == pytest.approx(
         2 * covalent_radii[atomic_numbers["Cu"]])
+
+
+def test_isolated_atoms_stay_in_training_and_fix_e0(caplog):
+    """With more isolated atoms than the validation fraction rounds away, none goes to
+    validation: e0='isolated' finds all of them, and r0 is read from the data although the
+    isolated atoms (and the species seen only as one) have no neighbour pairs."""
+    import logging
+
+    from ase import Atoms
+    from ase.build import bulk
+
+    from mlip_plugin.ace import r0_from_data
+    from mlip_plugin.data import Configuration
+
+    elements = ["Cu", "Ag", "Au", "Ni"]
+    configs = []
+    for el in elements:
+        a = Atoms(el, cell=[12, 12, 12], pbc=True)
+        a.calc = EMT()
+        configs.append(Configuration(a.copy(), energy=a.get_potential_energy(),
+                                     forces=a.get_forces(), config_type="isolated_atom"))
+    for k in range(12):
+        b = bulk("Cu", "fcc", a=3.6, cubic=True)
+        b.symbols = [elements[i % 4] for i in range(len(b))]
+        b.rattle(0.05, seed=k)
+        b.calc = EMT()
+        configs.append(Configuration(b.copy(), energy=b.get_potential_energy(),
+                                     forces=b.get_forces(), config_type="bulk"))
+    iso = {c.symbols[0]: c.energy for c in configs[:4]}
+    res = fit(configs, {"e0": "isolated", "max_active": 10, "validation_fraction": 0.15,
+                        "basis": {"correlation_order": 2, "total_degree": 4, "r_cut": 4.5}})
+    assert res.model.provenance.extra["e0"] == pytest.approx(iso, abs=0)
+    auto = fit(configs, {"e0": "auto", "max_active": 10, "validation_fraction": 0.15,
+                         "basis": {"correlation_order": 2, "total_degree": 4, "r_cut": 4.5}})
+    assert auto.model.provenance.extra["e0"] == pytest.approx(iso, abs=0)
+    # only the isolated Au atom: no Au pair within r_cut, Au-* keep the covalent default
+    with caplog.at_level(logging.INFO, logger="mlip_plugin.ace.basis"):
+        r0 = r0_from_data([configs[2], *configs[4:]], ["Cu", "Au"], 4.5)
+    assert set(r0) == {"Cu-Au", "Cu-Cu", "Au-Au"}
+    lone = [configs[2], Configuration(bulk("Cu", cubic=True), energy=0.0)]
+    with caplog.at_level(logging.INFO, logger="mlip_plugin.ace.basis"):
+        r0 = r0_from_data(lone, ["Cu", "Au"], 4.5)
+    assert set(r0) == {"Cu-Cu"} and r0["Cu-Cu"] == pytest.approx(3.61 / np.sqrt(2))
+    assert "no pair within r_cut=4.5 Å for Cu-Au, Au-Au" in caplog.text
