@@ -179,8 +179,15 @@ def incomplete_cholesky(op: GDMLOperator, k: int, *, block: int = 64,
     piv = np.empty(k, dtype=int)
     j = 0
     while j < k:
+        if diag.max() <= tiny:
+            log.info("incomplete Cholesky: residual diagonal %.3g <= %.3g at rank %d; "
+                     "stopping (rank of K reached)", diag.max(), tiny, j)
+            return LowRank(Lt=Lt[:j].copy(), inducing=piv[:j].copy(), kind="cholesky")
         b = min(block, k - j)
         cand = np.argpartition(-diag, min(n, oversample * b) - 1)[:oversample * b]
+        # among ties argpartition may leave out argmax's pick (the first): the next pivot
+        # must be a candidate, or the block would be rebuilt forever
+        cand = np.union1d(cand, [int(np.argmax(diag))])
         resid = op.rows(cand) - Lt[:j, cand].T @ Lt[:j]
         where = {int(p): t for t, p in enumerate(cand)}
         j0 = j

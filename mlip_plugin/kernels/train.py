@@ -110,6 +110,15 @@ class TrainSettings:
     def check(self) -> TrainSettings:
         """Validate; return self.  :class:`InputError` names the bad setting."""
         check_sigma(self.sigma)
+        for name, example in (("lam", 1e-10), ("tol", 1e-4), ("calib_tol", 1e-2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise InputError(f"{name}={value!r} is not a number; give a float such as "
+                                 f"{example!r}")
+        if self.maxiter is not None and (isinstance(self.maxiter, bool) or not isinstance(
+                self.maxiter, (int, np.integer)) or self.maxiter < 1):
+            raise InputError(f"maxiter={self.maxiter!r} is not allowed; give an integer >= 1 "
+                             "or None (PCG's default bound)")
         if not (np.isfinite(self.lam) and self.lam > 0):
             raise InputError(f"lam={self.lam!r} is not allowed; the ridge parameter must be "
                              "finite and > 0 (sGDML uses 1e-10)")
@@ -230,6 +239,12 @@ def train_gdml(R, z, E, F, settings: TrainSettings | None = None) -> GDMLModel:
     """
     s = (settings or TrainSettings()).check()
     R, z, E, F = check_arrays(R, z, E, F)
+    if F is None:
+        raise InputError("gradient-domain training fits forces, and none were given (F is "
+                         "None); pass the forces of every frame")
+    if E is None:
+        log.info("no energies given: the model's energy constant e0 is 0, so its energies "
+                 "are defined up to a constant")
     perms = s.permutations(R, z)
     op = GDMLOperator(R, s.sigma, perms)
     if s.k is not None and not isinstance(s.k, str):
@@ -259,6 +274,8 @@ def _finish(op: GDMLOperator, R, z, E, alpha, record) -> GDMLModel:
     model = GDMLModel(z=z, x_train=op.permuted_copies(op.mol.x),
                       v_train=op.permuted_copies(V), alpha=alpha,
                       sigma=op.kernel.sigma, e0=0.0, record=record)
+    if E is None:
+        return model
     e_model = model.predict(R)[0]
     return replace(model, e0=float(np.mean(E - e_model)))
 

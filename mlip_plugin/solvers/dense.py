@@ -88,7 +88,8 @@ def ridge(A, y, alpha: float = 0.0, *, prior=None) -> DenseSolution:
     with blas_guard(p):
         Q, R = sla.qr(M, mode="economic", check_finite=False)
         diag = np.abs(np.diag(R))
-        if diag.min() > 1e3 * np.finfo(float).eps * max(diag.max(), 1e-300) * max(M.shape):
+        if M.shape[0] >= M.shape[1] and (  # fewer rows than columns: R is not square
+                diag.min() > 1e3 * np.finfo(float).eps * max(diag.max(), 1e-300) * max(M.shape)):
             x = sla.solve_triangular(R, Q.T @ rhs, check_finite=False)
             method = "qr"
         else:

@@ -79,6 +79,10 @@ def test_rank_larger_than_system(make_molecule):
     ("preconditioner", "ilu", "preconditioner='ilu' is not known"),
     ("tol", 2.0, "tol=2.0"),
     ("woodbury", "lu", "woodbury='lu' is not known"),
+    ("lam", "1e-6", "lam='1e-6' is not a number"),
+    ("lam", None, "lam=None is not a number"),
+    ("maxiter", 0, "maxiter=0 is not allowed"),
+    ("maxiter", 2.5, "maxiter=2.5 is not allowed"),
 ])
 def test_bad_settings(field, value, match, make_molecule):
     R, z = make_molecule(2)
@@ -110,3 +114,29 @@ def test_bad_rule_parameters_and_sigma_grid(make_molecule):
     R, z = make_molecule(3)
     with pytest.raises(InputError, match="sigmas is empty"):
         select_sigma(R, z, np.zeros(3), np.zeros(R.shape), R, np.zeros(R.shape), [])
+
+
+def test_forces_are_required_and_energies_optional(make_molecule):
+    R, z = make_molecule(4)
+    F = np.random.default_rng(1).standard_normal(R.shape)
+    with pytest.raises(InputError, match="fits forces, and none were given"):
+        train_gdml(R, z, np.zeros(4), None)
+    plain = train_gdml(R, z, None, F, TrainSettings(sigma=2.0, perms=None))
+    with_e = train_gdml(R, z, np.full(4, 3.0), F, TrainSettings(sigma=2.0, perms=None))
+    assert plain.e0 == 0.0
+    e_plain, f_plain = plain.predict(R)[:2]
+    e_with, f_with = with_e.predict(R)[:2]
+    np.testing.assert_allclose(f_plain, f_with, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(e_with - e_plain, with_e.e0, rtol=1e-12)
+
+
+def test_incomplete_cholesky_stops_at_the_rank_with_many_tied_zero_pivots():
+    """Identical frames of an axis-aligned diatomic: once the rank is reached, many residual
+    diagonals tie at zero; the pivot search used to miss argmax's pick and loop forever."""
+    R = np.repeat(np.array([[[0, 0, 0], [0, 0, 1.1]]], float), 100, 0)  # n = 600
+    op = GDMLOperator(R, 10.0)
+    factor = build_factor(op, "cholesky", 50, np.random.default_rng(0))
+    assert 0 < factor.k < 50
+    K = op.dense()
+    resid = K - factor.Lt.T @ factor.Lt
+    assert np.abs(resid).max() < 1e-8 * np.abs(K).max()

@@ -51,6 +51,14 @@ def test_unregularised_ridge_is_least_squares_and_survives_rank_deficiency(fx):
     np.testing.assert_allclose(A @ sol_g.coef, A @ sol.coef, rtol=1e-5, atol=1e-8)
 
 
+def test_unregularised_ridge_with_fewer_rows_than_columns_is_minimum_norm():
+    A = np.random.default_rng(0).standard_normal((3, 6))  # QR's R is 3 x 6, not square
+    y = np.ones(3)
+    with pytest.warns(ConvergenceWarning, match="rank deficient"):
+        sol = ridge(A, y)
+    np.testing.assert_allclose(sol.coef, np.linalg.pinv(A) @ y, rtol=1e-10)
+
+
 def test_rrqr_full_rank_and_rank_deficient(fx):
     A = fx.design(50, 12, seed=6)
     y = np.random.default_rng(7).standard_normal(50)
