@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     data = sub.add_parser("data", help="inspect reference data")
+    data.set_defaults(func=_cmd_help, help_parser=data)
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     info = data_sub.add_parser("info", help="counts, species, labels and units of a data file")
     src = info.add_mutually_exclusive_group(required=True)
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--reference", default=None,
                      help="reference: an ASE calculator class path (e.g. "
                           "ase.calculators.emt.EMT) or a JSON table of values")
+    val.add_argument("--symbol", default=None,
+                     help="element of the fcc/bcc suite (default: the model's only species; "
+                          "needed for a model of several species)")
     val.add_argument("--output", "-o", default=".", help="folder for metrics.json")
     val.set_defaults(func=_cmd_validate)
 
@@ -103,6 +107,12 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_help(args) -> int:
+    """A command group called without its action: its help on stderr, status 2."""
+    args.help_parser.print_help(sys.stderr)
+    return 2
+
+
 def _cmd_run(args) -> int:
     from .pipeline.config import load_config
     from .pipeline.run import run_pipeline
@@ -113,6 +123,7 @@ def _cmd_run(args) -> int:
     if args.dry_run:
         import yaml
 
+        config.check_inputs()
         print(yaml.safe_dump(config.to_dict(), sort_keys=False))
         print(f"configuration OK; would write to {args.output or config.output}")
         return 0
@@ -121,19 +132,24 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _fmt(value, spec: str) -> str:
+    """``value`` formatted with ``spec``; a missing value (None) as "–"."""
+    return "–" if value is None else format(value, spec)
+
+
 def _print_run(result) -> None:
     m = result.metrics
-    print(f"model: {result.output / m['model_file']} ({m['fit']['n_selected']} of "
-          f"{m['fit']['n_basis']} functions, {m['fit']['solver']})")
+    fit = m.get("fit", {})
+    print(f"model: {result.output / m['model_file']} ({fit.get('n_selected', '?')} of "
+          f"{fit.get('n_basis', '?')} functions, {fit.get('solver', '?')})")
     for name, e in m["errors"].items():
-        print(f"  {name:<10} E MAE {e['energy_mae_meV_per_atom']:.3f} meV/atom   F MAE "
-              f"{e['force_mae_eV_per_A']:.4f} eV/Å")
+        print(f"  {name:<10} E MAE {_fmt(e.get('energy_mae_meV_per_atom'), '.3f')} meV/atom"
+              f"   F MAE {_fmt(e.get('force_mae_eV_per_A'), '.4f')} eV/Å")
     if m.get("properties"):
         print(f"  {'property':<26} {'unit':<8} {'model':>10} {'reference':>10} {'error %':>8}")
         for r in m["properties"]:
-            err = "" if r["error_percent"] is None else f"{r['error_percent']:8.2f}"
-            print(f"  {r['name']:<26} {r['unit']:<8} {r['model']:>10.4g} "
-                  f"{r['reference']:>10.4g} {err}")
+            print(f"  {r['name']:<26} {r['unit']:<8} {_fmt(r['model'], '>10.4g')} "
+                  f"{_fmt(r['reference'], '>10.4g'):>10} {_fmt(r['error_percent'], '8.2f'):>8}")
     print(f"report: {result.output / 'report.html'}")
 
 
@@ -144,14 +160,14 @@ def _cmd_validate(args) -> int:
 
     model = load_model(args.model)
     result = validate(model, {"suite": args.suite, "preset": args.preset,
-                              "reference": args.reference or "none"})
+                              "reference": args.reference or "none"}, symbol=args.symbol)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     write_metrics(out / "metrics.json", result.to_dict())
     for r in result.rows:
         ref = "" if r["reference"] is None else f"{r['reference']:10.4g}"
         err = "" if r["error_percent"] is None else f"{r['error_percent']:8.2f} %"
-        print(f"{r['name']:<26} {r['unit']:<8} {r['model']:10.4g} {ref} {err}")
+        print(f"{r['name']:<26} {r['unit']:<8} {_fmt(r['model'], '10.4g')} {ref} {err}")
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import mlip_plugin
-from mlip_plugin.cli import main
+from mlip_plugin.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,3 +88,43 @@ def test_source_tree_maps_calculators_and_workflows():
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()) == ROOT / "workflows" / "__init__.py"
+
+
+def test_data_without_action_prints_its_help_and_exits_2(capsys):
+    assert main(["data"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: mlip data" in err and "info" in err
+
+
+@pytest.fixture
+def tiny_models(tmp_path):
+    """Untrained one- and two-species ACE model files (validate fails before using them)."""
+    from mlip_plugin.ace import ACEBasis
+    from mlip_plugin.models.linear_ace import LinearACEModel
+
+    paths = {}
+    for name, species in (("cu", ["Cu"]), ("tial", ["Al", "Ti"])):
+        basis = ACEBasis(species, 2, 4, 4.5)
+        model = LinearACEModel.from_support(basis, [0], [0.0], dict.fromkeys(species, 0.0))
+        paths[name] = model.save(tmp_path / f"{name}.json")
+    return paths
+
+
+def test_validate_symbol_option(tiny_models, tmp_path, capsys):
+    """A two-species model needs --symbol for the fcc suite, and the message says so."""
+    out = str(tmp_path / "v")
+    assert main(["validate", str(tiny_models["tial"]), "-o", out]) == 2
+    assert "--symbol" in capsys.readouterr().err
+    assert main(["validate", str(tiny_models["tial"]), "--symbol", "Cu", "-o", out]) == 2
+    assert "symbol='Cu' (--symbol) is not a species of the model" in capsys.readouterr().err
+    args = build_parser().parse_args(["validate", "m.json", "--symbol", "Al"])
+    assert args.symbol == "Al"
+
+
+def test_validate_corrupt_reference_table_exits_2(tiny_models, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["validate", str(tiny_models["cu"]), "--reference", str(bad), "-o",
+                 str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json' is not readable JSON" in err and "Traceback" not in err

@@ -1,7 +1,13 @@
 """The one configuration schema of ``mlip run`` / ``mlip fit`` (YAML), validated.
 
 Every section is a dataclass; an unknown key is an :class:`InputError` that names the
-section, the key and the closest allowed key.  Example (the defaults of ``mlip demo``)::
+section, the key and the closest allowed key.  Every value is checked and converted to its
+type when the settings are built (a string that holds a number counts as the number, since
+YAML 1.1 reads ``1e3`` as a string); anything else is an :class:`InputError` naming
+``section.key``, the value and what is allowed, before any work starts.  Relative paths
+(data files, a ``validate.reference`` table) are taken relative to the configuration file;
+:meth:`RunConfig.check_inputs` (``--dry-run``, and the start of a run) checks they exist.
+Example (the defaults of ``mlip demo``)::
 
     output: results
     structures: {preset: tiny, element: Cu, lattice: fcc}
@@ -19,19 +25,25 @@ read existing files.
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
+from ase.data import atomic_numbers
 
+from ..ace.prior import PRIORS
+from ..data.units import conversion_factor
 from ..errors import InputError
+from ..properties.suites import GROUPS, SUITES
 from .reference import DEFAULT_REFERENCE, CalculatorSpec
 from .structures import StructureSpec
 
 __all__ = ["DataSettings", "FitSettings", "ValidateSettings", "RunConfig", "load_config",
-           "check_keys", "coerce_settings"]
+           "check_keys", "coerce_settings", "read_reference_table"]
 
 SOLVERS = ("omp", "asp", "rrqr", "ridge", "blr", "ard")
 #: Solvers that give a path of models of growing size (``max_active``, selection on it):
@@ -39,6 +51,15 @@ SOLVERS = ("omp", "asp", "rrqr", "ridge", "blr", "ard")
 PATH_SOLVERS = ("omp", "asp", "ard")
 MODELS = ("ace", "kernel")
 SELECTIONS = ("validation", "final")
+E0_RULES = ("auto", "isolated", "fit", "zero")
+WEIGHT_KEYS = ("energy", "forces", "virial")
+PRIOR_KEYS = ("kind", "p", "w_L", "a_n", "a_l", "sigma_n", "sigma_l")
+#: ``fit.basis`` keys (keywords of :class:`mlip_plugin.ace.ACEBasis` and ``r0``)
+BASIS_KEYS = ("correlation_order", "total_degree", "r_cut", "w_L", "r0", "transform_pq",
+              "pair_degree", "pair_exponent")
+BASIS_REQUIRED = ("correlation_order", "total_degree", "r_cut")
+VALIDATE_PRESETS = ("fast", "default")
+UNIT_QUANTITIES = ("energy", "length", "forces", "stress")
 
 
 def check_keys(section: str, given: Mapping, allowed) -> None:
@@ -47,9 +68,9 @@ def check_keys(section: str, given: Mapping, allowed) -> None:
     for key in given:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InputError(
-                f"unknown key {key!r} in section {section!r} of the configuration{hint} "
+                f"unknown key {key!r} in section {section!r} of the configuration{hint}. "
                 f"Allowed keys: {sorted(allowed)}"
             )
 
@@ -69,6 +90,93 @@ def coerce_settings(cls, section: str, doc):
         raise InputError(f"section {section!r}: {err}") from err
 
 
+# -- one checker per kind of value: each returns the value converted, or raises an
+# -- InputError that names the setting, the value, the type wanted and what to do.
+# -- YAML 1.1 reads 1e3 (no dot) as a string: a string that is a number counts as one.
+
+def _bad(name: str, value, wanted: str, hint: str = "") -> InputError:
+    return InputError(f"{name}={value!r} ({type(value).__name__}) is not allowed: give "
+                      f"{wanted}{hint}; correct it in the configuration")
+
+
+def _number(value):
+    """``value`` as a float if it is a real number or a string of one, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def as_float(name: str, value, minimum: float | None = None, *, above: bool = False,
+             below: float | None = None) -> float:
+    """A finite number ≥ ``minimum`` (> with ``above``) and < ``below``; a Python int
+    stays an int (so that settings, and the hashes made of them, keep what was written)."""
+    x = _number(value)
+    lo_ok = minimum is None or (x is not None and (x > minimum if above else x >= minimum))
+    hi_ok = below is None or (x is not None and x < below)
+    if x is None or not lo_ok or not hi_ok:
+        lo = "" if minimum is None else f" {'>' if above else '>='} {minimum:g}"
+        hi = "" if below is None else f"{' and' if lo else ''} < {below:g}"
+        raise _bad(name, value, f"a finite number{lo}{hi}")
+    return value if isinstance(value, int) else x
+
+
+def as_int(name: str, value, minimum: int | None = None) -> int:
+    """An integer ≥ ``minimum`` (a float or numeric string of an integer value counts)."""
+    x = _number(value)
+    if x is None or not x.is_integer() or (minimum is not None and x < minimum):
+        lo = "" if minimum is None else f" >= {minimum}"
+        raise _bad(name, value, f"an integer{lo}")
+    return int(x)
+
+
+def as_bool(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _bad(name, value, "true or false", " (unquoted in YAML)")
+
+
+def as_choice(name: str, value, choices) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise InputError(f"{name}={value!r} is not one of {tuple(choices)}; correct it in the "
+                         "configuration")
+    return value
+
+
+def as_str(name: str, value, wanted: str = "a string") -> str:
+    if not isinstance(value, str):
+        raise _bad(name, value, wanted)
+    return value
+
+
+def as_mapping(name: str, value, default=None) -> dict:
+    """A plain dict copy of a mapping (None: ``default``) with string keys."""
+    if value is None and default is not None:
+        return dict(default)
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise _bad(name, value, "a mapping of name: value pairs")
+    return dict(value)
+
+
+def as_list(name: str, value, wanted: str = "a list") -> list:
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        raise _bad(name, value, wanted)
+    return list(value)
+
+
+def _default(obj, name: str):
+    f = next(f for f in fields(obj) if f.name == name)
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
 @dataclass
 class DataSettings:
     """Existing reference data (instead of generating it)."""
@@ -84,11 +192,122 @@ class DataSettings:
     def __post_init__(self):
         if not self.train:
             raise InputError("section 'data' needs 'train': the path of the training data")
+        for name in ("train", "test"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                value = os.fspath(value)
+            setattr(self, name, as_str(f"data.{name}", value or "", "a file path (a string)"))
+        for name in ("energy_key", "forces_key", "stress_key", "virial_key"):
+            if getattr(self, name) is not None:
+                as_str(f"data.{name}", getattr(self, name), "the name of a label (a string)")
+        self.units = as_mapping("data.units", self.units, {})
+        check_keys("data.units", self.units, UNIT_QUANTITIES)
+        for quantity, unit in self.units.items():
+            try:
+                conversion_factor(quantity, as_str(f"data.units.{quantity}", unit))
+            except InputError as err:
+                raise InputError(f"data.units.{quantity}={unit!r}: {err}") from err
 
     def read_kwargs(self) -> dict:
         return {"energy_key": self.energy_key, "forces_key": self.forces_key,
                 "stress_key": self.stress_key, "virial_key": self.virial_key,
                 "units": self.units or None}
+
+
+def _weights(name: str, doc) -> dict:
+    """A weights mapping (energy, forces, virial: finite numbers >= 0), converted."""
+    doc = as_mapping(name, doc)
+    check_keys(name, doc, WEIGHT_KEYS)
+    return {k: as_float(f"{name}.{k}", v, 0.0) for k, v in doc.items()}
+
+
+def _prior(doc) -> dict:
+    doc = as_mapping("fit.prior", doc)
+    check_keys("fit.prior", doc, PRIOR_KEYS)
+    for key, value in doc.items():
+        if key == "kind":
+            as_choice("fit.prior.kind", value, PRIORS)
+        elif not (key == "w_L" and value is None):
+            doc[key] = as_float(f"fit.prior.{key}", value, 0.0, above=key == "p")
+    return doc
+
+
+def _basis(doc, required: bool) -> dict:
+    doc = as_mapping("fit.basis", doc)
+    check_keys("fit.basis", doc, BASIS_KEYS)
+    missing = [k for k in BASIS_REQUIRED if k not in doc]
+    if required and missing:
+        raise InputError(f"fit.basis has no {missing}: an ACE basis needs correlation_order, "
+                         "total_degree and r_cut (Å), e.g. {correlation_order: 3, "
+                         "total_degree: 10, r_cut: 5.0}")
+    for key, value in doc.items():
+        name = f"fit.basis.{key}"
+        if key == "correlation_order":
+            doc[key] = as_int(name, value, 1)
+        elif key == "pair_degree" and value is not None:
+            doc[key] = as_int(name, value, 0)
+        elif key in ("total_degree", "r_cut"):
+            doc[key] = as_float(name, value, 0.0, above=True)
+        elif key in ("w_L", "pair_exponent"):
+            doc[key] = as_float(name, value, 0.0)
+        elif key == "transform_pq":
+            pq = as_list(name, value, "two numbers [p, q]")
+            if len(pq) != 2:
+                raise _bad(name, value, "two numbers [p, q]")
+            doc[key] = [as_float(name, x) for x in pq]
+        elif key == "r0" and isinstance(value, str) and _number(value) is None:
+            as_choice(name, value, ("data", "covalent"))
+        elif key == "r0" and not (value is None or isinstance(value, Mapping)):
+            doc[key] = as_float(name, value, 0.0, above=True)
+    return doc
+
+
+def _e0(value):
+    if isinstance(value, str):
+        return as_choice("fit.e0", value, E0_RULES)
+    if not isinstance(value, Mapping):
+        raise _bad("fit.e0", value, f"one of {E0_RULES} or a mapping species: energy (eV)")
+    out = {}
+    for symbol, energy in value.items():
+        if symbol not in atomic_numbers:
+            raise InputError(f"fit.e0 has the key {symbol!r}, which is not a chemical symbol; "
+                             "give one E0 (eV) per species, e.g. {Ti: -1.2, Al: -0.3}")
+        out[symbol] = as_float(f"fit.e0.{symbol}", energy)
+    return out
+
+
+def _kernel(doc) -> dict:
+    """``fit.kernel``: TrainSettings keywords (numbers converted) and a ``sigmas`` grid."""
+    from ..kernels.train import TrainSettings
+
+    doc = as_mapping("fit.kernel", doc, {})
+    if not doc:
+        return doc
+    types = {f.name: str(f.type) for f in fields(TrainSettings)}
+    unknown = sorted(set(doc) - {*types, "sigmas"})
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [*types, "sigmas"], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(f"unknown keys {unknown} in fit.kernel{hint}; allowed: "
+                         f"{sorted({*types, 'sigmas'})}")
+    for key, value in doc.items():
+        name = f"fit.kernel.{key}"
+        if key == "sigmas":
+            if value is not None:
+                doc[key] = [as_float(name, x, 0.0, above=True)
+                            for x in as_list(name, value, "a list of numbers > 0")]
+        elif isinstance(value, str) and _number(value) is not None and (
+                "float" in types[key] or "int" in types[key]):
+            doc[key] = (float(value) if "float" in types[key] else as_int(name, value))
+    rest = {k: v for k, v in doc.items() if k != "sigmas"}
+    try:
+        TrainSettings(**rest).check()
+    except InputError as err:
+        raise InputError(f"fit.kernel: {err}") from err
+    except (TypeError, ValueError) as err:
+        raise InputError(f"fit.kernel={rest!r} is not allowed ({err}); give numbers where "
+                         "numbers are expected (see mlip_plugin.kernels.TrainSettings)") from err
+    return doc
 
 
 @dataclass
@@ -134,26 +353,35 @@ class FitSettings:
     select_on_prior: bool = True
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise InputError(f"fit.model={self.model!r} is not one of {MODELS}")
-        if self.solver not in SOLVERS:
-            raise InputError(f"fit.solver={self.solver!r} is not one of {SOLVERS}")
-        if self.selection not in SELECTIONS:
-            raise InputError(f"fit.selection={self.selection!r} is not one of {SELECTIONS}")
-        if int(self.max_active) < 1:
-            raise InputError(f"fit.max_active={self.max_active!r} must be a positive integer")
-        if not 0.0 <= float(self.validation_fraction) < 1.0:
-            raise InputError(
-                f"fit.validation_fraction={self.validation_fraction!r} must be in [0, 1)")
-        check_keys("fit.weights", self.weights, ["energy", "forces", "virial"])
+        self.model = as_choice("fit.model", self.model, MODELS)
+        self.solver = as_choice("fit.solver", self.solver, SOLVERS)
+        self.selection = as_choice("fit.selection", self.selection, SELECTIONS)
+        self.max_active = as_int("fit.max_active", self.max_active, 1)
+        self.validation_fraction = as_float("fit.validation_fraction",
+                                            self.validation_fraction, 0.0, below=1.0)
+        self.tsvd = as_bool("fit.tsvd", self.tsvd)
+        self.select_on_prior = as_bool("fit.select_on_prior", self.select_on_prior)
+        self.seed = as_int("fit.seed", self.seed, 0)
+        self.e0 = _e0(self.e0)
+        self.weights = _weights("fit.weights", self.weights if self.weights is not None
+                                else _default(self, "weights"))
+        by_type = as_mapping("fit.by_config_type", self.by_config_type, {})
+        self.by_config_type = {k: _weights(f"fit.by_config_type.{k}", v)
+                               for k, v in by_type.items()}
+        self.prior = _prior(self.prior if self.prior is not None
+                            else _default(self, "prior"))
+        self.basis = _basis(self.basis if self.basis is not None
+                            else _default(self, "basis"), required=self.model == "ace")
+        self.kernel = _kernel(self.kernel)
 
 
 @dataclass
 class ValidateSettings:
     """Which property suite to run, with which preset, against what.
 
-    ``reference``: ``"calculator"`` (the reference calculator, run on the same properties)
-    or the path of a JSON table of reference values. ``properties``: the property groups
+    ``reference``: ``"calculator"`` (the reference calculator, run on the same properties),
+    ``"none"``, a calculator class path, or the path of a JSON table of reference values
+    (in a configuration file, relative to that file). ``properties``: the property groups
     to run (default: the suite's own). ``along_path``: basis sizes at which the groups
     ``along_path_properties`` are also evaluated (property error vs number of basis
     functions).
@@ -168,6 +396,118 @@ class ValidateSettings:
     along_path_properties: list = field(default_factory=lambda: ["elastic", "vacancy",
                                                                  "surfaces"])
     tolerance_percent: float = 5.0
+
+    def __post_init__(self):
+        self.suite = as_choice("validate.suite", self.suite, tuple(SUITES))
+        self.preset = as_choice("validate.preset", self.preset, VALIDATE_PRESETS)
+        self.reference = _validate_reference(self.reference)
+        if self.properties is not None:
+            self.properties = [as_str("validate.properties", g, "a list of property groups")
+                               for g in as_list("validate.properties", self.properties,
+                                                f"a list of property groups {GROUPS}")]
+        self.along_path = [as_int("validate.along_path", n, 1) for n in as_list(
+            "validate.along_path", self.along_path if self.along_path is not None else [],
+            "a list of basis sizes (integers >= 1)")]
+        self.along_path_properties = [
+            as_str("validate.along_path_properties", g, "a list of property groups")
+            for g in as_list("validate.along_path_properties", self.along_path_properties,
+                             f"a list of property groups {GROUPS}")]
+        self.tolerance_percent = as_float("validate.tolerance_percent",
+                                          self.tolerance_percent, 0.0)
+
+    def check_groups(self) -> None:
+        """The property groups named are groups of the suites (:data:`GROUPS`)."""
+        for name in ("properties", "along_path_properties"):
+            unknown = [g for g in getattr(self, name) or [] if g not in GROUPS]
+            if unknown:
+                raise InputError(f"validate.{name}={getattr(self, name)!r} has unknown "
+                                 f"groups {unknown}; allowed: {list(GROUPS)}")
+
+
+def _validate_reference(value) -> str:
+    """``validate.reference``: 'calculator', 'none', a .json table or a calculator class."""
+    if value is None:
+        return "none"
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    wanted = ("'calculator' (the run's reference calculator), 'none', the path of a JSON "
+              "table of reference values (.json) or a calculator class path such as "
+              "'ase.calculators.emt.EMT'")
+    if not isinstance(value, str):
+        raise _bad("validate.reference", value, wanted)
+    if value in ("calculator", "none") or value.endswith(".json"):
+        return value
+    module, _, name = value.rpartition(".")
+    if not (module and name.isidentifier()
+            and all(part.isidentifier() for part in module.split("."))):
+        raise InputError(f"validate.reference={value!r} is not allowed: give {wanted}; "
+                         "correct it in the configuration")
+    return value
+
+
+def read_reference_table(path: str | os.PathLike) -> dict | list:
+    """The JSON table of reference property values at ``path`` (a mapping name → value,
+    a mapping with a ``dft`` column, or a list of rows), or an InputError that says why
+    it cannot be used."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"reference table {str(path)!r} does not exist; give the path of a "
+                         "JSON table of reference values (validate.reference / --reference)")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"reference table {str(path)!r} is not readable JSON ({err}); give "
+                         "a JSON mapping of property name to value, e.g. {\"c11\": 176.0}"
+                         ) from err
+    if not isinstance(doc, (Mapping, list)):
+        raise InputError(f"reference table {str(path)!r} holds a JSON {type(doc).__name__}, "
+                         f"{str(doc)[:40]!r}; give a JSON mapping of property name to value, "
+                         "e.g. {\"c11\": 176.0}")
+    return doc
+
+
+def _miller(name: str, value) -> list[int]:
+    m = [as_int(name, i) for i in as_list(name, value, "Miller indices [h, k, l]")]
+    if len(m) != 3 or not any(m):
+        raise _bad(name, value, "three Miller indices [h, k, l], not all 0")
+    return m
+
+
+#: how each ``structures`` setting is checked and converted
+_STRUCTURE_FIELDS = {
+    "element": lambda n, v: as_str(n, v, "a chemical symbol such as 'Cu'"),
+    "lattice": lambda n, v: as_str(n, v, "a lattice name such as 'fcc'"),
+    "a": lambda n, v: None if v is None else as_float(n, v, 0.0, above=True),
+    "supercell": lambda n, v: as_int(n, v, 1),
+    "slab_layers": lambda n, v: as_int(n, v, 1),
+    "md_steps_between": lambda n, v: as_int(n, v, 1),
+    "md_timestep_fs": lambda n, v: as_float(n, v, 0.0, above=True),
+    "md_with_vacancy": as_bool,
+    "slabs": lambda n, v: [_miller(n, m) for m in as_list(
+        n, v, "a list of Miller indices such as [[1, 1, 1], [1, 0, 0]]")],
+    "md_temperatures": lambda n, v: [as_float(n, t, 0.0, above=True) for t in as_list(
+        n, v, "a list of temperatures in K such as [300, 1000]")],
+    **dict.fromkeys(("n_volumetric", "n_shear", "n_rattled", "n_vacancy", "md_snapshots",
+                     "seed"), lambda n, v: as_int(n, v, 0)),
+    **dict.fromkeys(("max_volumetric_strain", "max_shear_strain", "rattle_std",
+                     "slab_vacuum"), lambda n, v: as_float(n, v, 0.0)),
+}
+
+
+def structure_settings(doc: Mapping) -> dict:
+    """``structures`` settings (not ``preset``) checked and converted to their types
+    (used by :meth:`StructureSpec.from_preset`)."""
+    return {k: _STRUCTURE_FIELDS[k](f"structures.{k}", v) if k in _STRUCTURE_FIELDS else v
+            for k, v in doc.items()}
+
+
+def _structure_spec(doc) -> StructureSpec:
+    if not isinstance(doc, Mapping):
+        raise InputError("section 'structures' must be a mapping of settings")
+    s = dict(doc)
+    preset = s.pop("preset", "tiny")
+    check_keys("structures", s, [f.name for f in fields(StructureSpec)])
+    return StructureSpec.from_preset(as_str("structures.preset", preset), **s)
 
 
 @dataclass
@@ -184,20 +524,16 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, doc: Mapping, base_dir: str | os.PathLike = ".") -> RunConfig:
+        """Every section checked and converted; relative paths (data files, a reference
+        table) are taken relative to ``base_dir``."""
         if not isinstance(doc, Mapping):
             raise InputError("the configuration must be a YAML mapping of sections")
         check_keys("top level", doc, [f.name for f in fields(cls)])
-        structures = None
-        if doc.get("structures") is not None:
-            if not isinstance(doc["structures"], Mapping):
-                raise InputError("section 'structures' must be a mapping of settings")
-            s = dict(doc["structures"])
-            preset = s.pop("preset", "tiny")
-            check_keys("structures", s, [f.name for f in fields(StructureSpec)])
-            structures = StructureSpec.from_preset(preset, **s)
+        base = Path(base_dir)
+        structures = (_structure_spec(doc["structures"])
+                      if doc.get("structures") is not None else None)
         data = coerce_settings(DataSettings, "data", doc["data"]) if doc.get("data") else None
         if data is not None:
-            base = Path(base_dir)
             data.train = str(base / data.train) if data.train else ""
             data.test = str(base / data.test) if data.test else ""
         if structures is None and data is None:
@@ -207,10 +543,30 @@ class RunConfig:
             raise InputError("give either 'structures' or 'data', not both")
         validate = (None if "validate" in doc and doc["validate"] is None
                     else coerce_settings(ValidateSettings, "validate", doc.get("validate")))
-        return cls(output=str(doc.get("output", "results")), structures=structures,
+        if validate is not None:
+            validate.check_groups()
+            if validate.reference.endswith(".json"):
+                validate.reference = str(base / validate.reference)
+        output = doc.get("output")
+        return cls(output="results" if output is None else as_str(
+                       "output", output, "the path of the output folder"),
+                   structures=structures,
                    reference=CalculatorSpec.coerce(doc.get("reference") or DEFAULT_REFERENCE),
                    data=data, fit=coerce_settings(FitSettings, "fit", doc.get("fit")),
                    validate=validate)
+
+    def check_inputs(self) -> None:
+        """The files the run reads exist (data files; a reference table, readable JSON):
+        what ``--dry-run`` checks beyond the settings themselves."""
+        if self.data is not None:
+            for name in ("train", "test"):
+                path = getattr(self.data, name)
+                if path and not Path(path).is_file():
+                    raise InputError(f"data.{name}: cannot read {path!r}: no such file; "
+                                     "check the path (relative paths are taken from the "
+                                     "configuration file's folder)")
+        if self.validate is not None and self.validate.reference.endswith(".json"):
+            read_reference_table(self.validate.reference)
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -15,6 +15,7 @@ import importlib
 import json
 import logging
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from ase import Atoms
 from ..data import Configuration
 from ..errors import InputError
 
-__all__ = ["CalculatorSpec", "CollectionResult", "collect_reference_data", "structure_key"]
+__all__ = ["CalculatorSpec", "CollectionResult", "collect_reference_data", "structure_key",
+           "write_json_atomic", "read_json_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +55,25 @@ class CalculatorSpec:
             if unknown or "calculator" not in spec:
                 raise InputError(
                     f"a reference calculator spec needs the key 'calculator' (and optional "
-                    f"'parameters'); got keys {sorted(spec)}"
+                    f"'parameters'); got keys {sorted(map(str, spec))}"
                 )
-            return cls(calculator=str(spec["calculator"]),
-                       parameters=dict(spec.get("parameters") or {}))
-        raise InputError(f"cannot use {spec!r} as a reference calculator spec")
+            if not isinstance(spec["calculator"], str):
+                raise InputError(
+                    f"reference.calculator={spec['calculator']!r} is not a class path; give "
+                    "a string such as 'ase.calculators.emt.EMT'")
+            parameters = spec.get("parameters")
+            if parameters is None:
+                parameters = {}
+            if not isinstance(parameters, Mapping) or not all(
+                    isinstance(k, str) for k in parameters):
+                raise InputError(
+                    f"reference.parameters={parameters!r} ({type(parameters).__name__}) is not "
+                    "a mapping of keyword arguments; give the calculator's parameters as "
+                    "name: value pairs, e.g. {xc: PBE}, or {} for none")
+            return cls(calculator=spec["calculator"], parameters=dict(parameters))
+        raise InputError(f"cannot use {spec!r} as a reference calculator spec; give a class "
+                         "path such as 'ase.calculators.emt.EMT' or a mapping with "
+                         "'calculator' and 'parameters'")
 
     def to_dict(self) -> dict:
         return {"calculator": self.calculator, "parameters": dict(self.parameters)}
@@ -126,10 +142,54 @@ def _label(atoms: Atoms, calc) -> dict:
     return out
 
 
-def _write_atomic(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, path)  # a killed run never leaves a half-written cache entry
+def write_json_atomic(path: str | os.PathLike, doc, **dumps_kwargs) -> Path:
+    """Write ``doc`` as JSON to ``path`` through a temporary file in the same folder and
+    :func:`os.replace`, so a killed run never leaves a half-written file behind."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(doc, **dumps_kwargs))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_json_cache(path: Path, check=None):
+    """The JSON document cached in ``path``, or None when it is missing or unusable.
+
+    An unreadable file (empty, truncated, not JSON) or one that ``check`` rejects (it
+    raises KeyError, TypeError or ValueError) is a cache miss: a warning names the file and
+    the caller recomputes and overwrites it.
+    """
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        if check is not None:
+            check(doc)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+        log.warning("ignoring the unusable cache file %s (%s: %s); recomputing it", path,
+                    type(err).__name__, err)
+        return None
+    return doc
+
+
+def _check_labels(atoms: Atoms):
+    """A check for :func:`read_json_cache`: the labels of ``atoms``, complete and finite."""
+    def check(doc):
+        forces = np.asarray(doc["forces"], dtype=float)
+        if forces.shape != (len(atoms), 3):
+            raise ValueError(f"forces of shape {forces.shape}, expected ({len(atoms)}, 3)")
+        if not (np.isfinite(float(doc["energy"])) and np.all(np.isfinite(forces))):
+            raise ValueError("non-finite energy or forces")
+        if doc.get("stress") is not None and np.asarray(doc["stress"], float).shape != (6,):
+            raise ValueError("stress is not a Voigt 6-vector")
+    return check
 
 
 def _to_config(atoms: Atoms, labels: dict) -> Configuration:
@@ -182,8 +242,8 @@ def collect_reference_data(
         items = tqdm(items, total=len(structures), desc="reference", unit="structure")
     for i, atoms in items:
         path = cache / f"{structure_key(atoms, spec)}.json" if cache is not None else None
-        if path is not None and path.is_file():
-            labels = json.loads(path.read_text())
+        labels = None if path is None else read_json_cache(path, _check_labels(atoms))
+        if labels is not None:
             result.n_cached += 1
         else:
             try:
@@ -200,7 +260,7 @@ def collect_reference_data(
                 continue
             result.n_computed += 1
             if path is not None:
-                _write_atomic(path, labels)
+                write_json_atomic(path, labels)
         result.configs.append(_to_config(atoms, labels))
     s = result.summary()
     log.info("reference data: %d labelled (%d from cache), %d failed %s", s["n_labelled"],

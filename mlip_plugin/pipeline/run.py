@@ -4,14 +4,19 @@ Output folder layout::
 
     OUT/config.yaml            the resolved configuration
     OUT/structures.json        generated structures (reused on a rerun with the same spec)
+    OUT/structure_stages/      finished stages of the structure protocol that ran the
+                               reference calculator (lattice constant, NVT runs)
     OUT/reference_cache/       one JSON file per finished reference calculation
     OUT/reference_failures.json
     OUT/model.json             the fitted model (with provenance)
     OUT/metrics.json           errors, properties, timings, provenance
     OUT/report.md, report.html, *.png
 
-A rerun with the same configuration reuses the structures and every finished reference
-calculation, so killing ``mlip run`` loses no finished work.
+A rerun with the same configuration reuses the structures (or the finished stages of
+their generation) and every finished reference calculation, so killing ``mlip run``, or a
+failing reference calculation, loses no finished work.  A cache file that cannot be read
+(empty, truncated) is ignored with a warning and recomputed.  ``metrics.json`` is written
+right after the fit and again after the validation.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from ..data import read_configs
 from .config import RunConfig
 from .fit import FitResult, fit
 from .metrics import predict_configs
-from .reference import collect_reference_data
+from .reference import collect_reference_data, read_json_cache, write_json_atomic
 from .report import (
     plot_learning_curve,
     plot_parity,
@@ -76,19 +81,19 @@ def _atoms_from_doc(doc: dict) -> Atoms:
 
 def _structures(config: RunConfig, out: Path, calc) -> list[Atoms]:
     """Generate the structures once; a rerun with the same spec reads them back exactly
-    (JSON keeps every bit of the positions, so the reference cache keys match)."""
+    (JSON keeps every bit of the positions, so the reference cache keys match).  An
+    unreadable ``structures.json`` is regenerated, from the finished stages kept in
+    ``structure_stages/``."""
     path = out / "structures.json"
     key = _spec_hash(config)
-    if path.is_file():
-        doc = json.loads(path.read_text())
-        if doc.get("spec_sha256") == key:
-            log.info("reusing the structures in %s", path)
-            return [_atoms_from_doc(d) for d in doc["structures"]]
-    structures = generate_structures(config.structures, calc)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"spec_sha256": key,
-                               "structures": [_atoms_to_doc(a) for a in structures]}))
-    os.replace(tmp, path)
+    doc = read_json_cache(path, lambda d: [_atoms_from_doc(a) for a in d["structures"]])
+    if doc is not None and doc.get("spec_sha256") == key:
+        log.info("reusing the structures in %s", path)
+        return [_atoms_from_doc(d) for d in doc["structures"]]
+    structures = generate_structures(config.structures, calc,
+                                     cache_dir=out / "structure_stages" / key[:16])
+    write_json_atomic(path, {"spec_sha256": key,
+                             "structures": [_atoms_to_doc(a) for a in structures]})
     return structures
 
 
@@ -103,7 +108,7 @@ def prepare_data(config: RunConfig, out: Path, progress: bool = False):
     structures = _structures(config, out, calc)
     result = collect_reference_data(structures, config.reference,
                                     cache_dir=out / "reference_cache", progress=progress)
-    (out / "reference_failures.json").write_text(json.dumps(result.failures, indent=1))
+    write_json_atomic(out / "reference_failures.json", result.failures, indent=1)
     summary = {"source": "generated", **result.summary()}
     return result.configs, [], summary
 
@@ -111,6 +116,7 @@ def prepare_data(config: RunConfig, out: Path, progress: bool = False):
 def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
                  progress: bool = False) -> RunResult:
     """Run data → fit → validate → report into ``output`` (default ``config.output``)."""
+    config.check_inputs()  # missing files fail now, not after the data and the fit
     out = Path(output or config.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -124,6 +130,7 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
                "fit": {k: v for k, v in result.metrics.items() if k != "errors"},
                "properties": [], "timings": {"data_s": t_data, **result.timings},
                "provenance": result.model.provenance.to_dict()}
+    write_metrics(out / "metrics.json", metrics)  # the fit's results, whatever comes next
     validation = None
     if config.validate is not None:
         from .validate import validate_run

@@ -9,20 +9,34 @@ Every structure carries ``info["config_type"]`` and a stable ``info["structure_i
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
 from ase.build import bulk, surface
 from ase.data import atomic_numbers, reference_states
 
-from ..errors import InputError
+from ..errors import InputError, MLIPError
+from .reference import read_json_cache, write_json_atomic
 
-__all__ = ["StructureSpec", "PRESETS", "generate_structures", "lattice_constant"]
+__all__ = ["StructureSpec", "PRESETS", "generate_structures", "lattice_constant",
+           "StructureGenerationError"]
 
 log = logging.getLogger(__name__)
 
 LATTICES = ("fcc", "bcc", "diamond", "sc")
+
+
+class StructureGenerationError(MLIPError):
+    """The reference calculator failed in a stage of the structure protocol (relaxing the
+    lattice constant or an NVT run); ``stage`` names it, the original error is chained."""
+
+    def __init__(self, message: str, stage: str = ""):
+        super().__init__(message)
+        self.stage = stage
 
 
 @dataclass(frozen=True)
@@ -71,12 +85,17 @@ class StructureSpec:
 
     @classmethod
     def from_preset(cls, preset: str = "tiny", **overrides) -> StructureSpec:
-        if preset not in PRESETS:
+        """The preset's spec with ``overrides``, each checked and converted to its type
+        (an InputError names ``structures.<key>``; a string of a number counts)."""
+        from .config import structure_settings  # config imports this module
+
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise InputError(f"preset={preset!r} is not one of {sorted(PRESETS)}")
         unknown = set(overrides) - set(cls.__dataclass_fields__)
         if unknown:
             raise InputError(f"unknown structure settings {sorted(unknown)}; allowed: "
                              f"{sorted(cls.__dataclass_fields__)}")
+        overrides = structure_settings(overrides)
         if "slabs" in overrides:
             overrides["slabs"] = tuple(tuple(int(i) for i in m) for m in overrides["slabs"])
         if "md_temperatures" in overrides:
@@ -173,10 +192,91 @@ def _slabs(spec: StructureSpec, a: float, rng) -> list[Atoms]:
     return out
 
 
-def _md_snapshots(base: Atoms, spec: StructureSpec, calculator, rng) -> list[Atoms]:
+class _Stages:
+    """Runs the stages of the protocol that call the reference calculator, each at most
+    once: with a ``cache_dir``, a finished stage's output is kept there (one JSON file per
+    stage, written atomically) and read back on the next call; an unreadable file is
+    recomputed.  A calculator error becomes a :class:`StructureGenerationError`."""
+
+    def __init__(self, spec: StructureSpec, calculator, cache_dir):
+        self.spec, self.calculator = spec, calculator
+        self.cache = None if cache_dir is None else Path(cache_dir)
+        if self.cache is not None:
+            self.cache.mkdir(parents=True, exist_ok=True)
+
+    def run(self, stage: str, compute, check=None):
+        """``compute()`` (JSON-serialisable) or the cached result of ``stage``."""
+        path = None if self.cache is None else self.cache / f"{stage}.json"
+        if path is not None:
+            doc = read_json_cache(path, check)
+            if doc is not None:
+                log.info("structure stage %r: reusing %s", stage, path)
+                return doc
+        try:
+            doc = compute()
+        except MLIPError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any calculator failure, named
+            name = type(self.calculator).__name__
+            kept = ("" if self.cache is None else
+                    f" Finished stages are kept in {str(self.cache)!r} and a rerun resumes "
+                    "after them.")
+            skip = ("give structures.a (Å) to skip relaxing it" if stage == "lattice_constant"
+                    else "set structures.md_snapshots: 0 to skip the NVT runs")
+            raise StructureGenerationError(
+                f"structure generation for {self.spec.element} ({self.spec.lattice}) failed "
+                f"in stage {stage!r}: the reference calculator {name} raised "
+                f"{type(err).__name__}: {err}. Check the calculator and its parameters "
+                f"(section 'reference'), or {skip}.{kept}", stage=stage) from err
+        if path is not None:
+            write_json_atomic(path, doc)
+        return doc
+
+
+def _atoms_doc(atoms: Atoms) -> dict:
+    return {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
+            "cell": atoms.cell.array.tolist(), "info": dict(atoms.info)}
+
+
+def _atoms_back(doc: dict) -> Atoms:
+    atoms = Atoms(doc["numbers"], doc["positions"], cell=doc["cell"], pbc=True)
+    atoms.info.update(doc["info"])
+    return atoms
+
+
+def _md_stage(start: Atoms, label: str, temp: float, spec: StructureSpec, calculator,
+              rng) -> dict:
+    """NVT snapshots from ``start`` at ``temp`` K and the generator's state afterwards."""
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import thermalize_momenta
 
+    atoms = start.copy()
+    atoms.calc = calculator
+    thermalize_momenta(atoms, temperature_K=temp, rng=rng)
+    dyn = Langevin(atoms, spec.md_timestep_fs * units.fs, temperature_K=temp,
+                   friction=0.02, fixcm=False, rng=rng)
+    snaps = []
+    for k in range(spec.md_snapshots):
+        dyn.run(spec.md_steps_between)
+        snap = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
+        snaps.append(_atoms_doc(_tag(snap, label, f"{label}-{temp:g}K-{k}")))
+    return {"snapshots": snaps, "rng_state": rng.bit_generator.state}
+
+
+def _check_md_stage(n_atoms: int, n_snapshots: int):
+    """A check for a cached NVT stage: ``n_snapshots`` structures of ``n_atoms`` atoms and
+    a generator state."""
+    def check(doc):
+        snaps = doc["snapshots"]
+        if len(snaps) != n_snapshots or any(len(d["numbers"]) != n_atoms for d in snaps):
+            raise ValueError(f"expected {n_snapshots} snapshots of {n_atoms} atoms")
+        for d in snaps:
+            _atoms_back(d)
+        np.random.PCG64().state = doc["rng_state"]
+    return check
+
+
+def _md_snapshots(base: Atoms, spec: StructureSpec, stages: _Stages, rng) -> list[Atoms]:
     out = []
     starts = [("md", base)]
     if spec.md_with_vacancy:
@@ -185,19 +285,17 @@ def _md_snapshots(base: Atoms, spec: StructureSpec, calculator, rng) -> list[Ato
         starts.append(("md_vacancy", vac))
     for label, start in starts:
         for temp in spec.md_temperatures:
-            atoms = start.copy()
-            atoms.calc = calculator
-            thermalize_momenta(atoms, temperature_K=temp, rng=rng)
-            dyn = Langevin(atoms, spec.md_timestep_fs * units.fs, temperature_K=temp,
-                           friction=0.02, fixcm=False, rng=rng)
-            for k in range(spec.md_snapshots):
-                dyn.run(spec.md_steps_between)
-                snap = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
-                out.append(_tag(snap, label, f"{label}-{temp:g}K-{k}"))
+            compute = partial(_md_stage, start, label, temp, spec, stages.calculator, rng)
+            doc = stages.run(f"{label}-{temp:g}K", compute,
+                             _check_md_stage(len(start), spec.md_snapshots))
+            # a reused stage leaves the generator where computing it would have
+            rng.bit_generator.state = doc["rng_state"]
+            out += [_atoms_back(d) for d in doc["snapshots"]]
     return out
 
 
-def generate_structures(spec: StructureSpec, calculator=None) -> list[Atoms]:
+def generate_structures(spec: StructureSpec, calculator=None, *,
+                        cache_dir: str | os.PathLike | None = None) -> list[Atoms]:
     """Build the training structures of ``spec``.
 
     Parameters
@@ -207,15 +305,27 @@ def generate_structures(spec: StructureSpec, calculator=None) -> list[Atoms]:
         The reference calculator: relaxes the lattice constant (when ``spec.a`` is None)
         and drives the NVT snapshots.  Without it, NVT snapshots are skipped (with a log
         message) and the tabulated lattice constant is used.
+    cache_dir : path-like, optional
+        Folder that keeps the output of every finished stage that runs the calculator
+        (the lattice constant, each NVT run), so that a call after a failure resumes.  It
+        must belong to this ``spec`` and calculator (the caller keys it).
 
     Returns
     -------
     list of ase.Atoms
         Unlabelled structures with ``info["config_type"]`` and ``info["structure_id"]``.
+
+    Raises
+    ------
+    StructureGenerationError
+        When the calculator fails; the finished stages are kept in ``cache_dir``.
     """
     rng = np.random.default_rng(spec.seed)
-    a = spec.a if spec.a is not None else lattice_constant(spec.element, spec.lattice,
-                                                           calculator)
+    stages = _Stages(spec, calculator, cache_dir)
+    a = spec.a
+    if a is None:
+        a = stages.run("lattice_constant", lambda: {"a": lattice_constant(
+            spec.element, spec.lattice, calculator)}, lambda d: float(d["a"]))["a"]
     unit = bulk(spec.element, spec.lattice, a=a, cubic=True)
     base = unit.repeat(spec.supercell)
     structures = [_tag(unit.copy(), "ground_state", "ground_state")]
@@ -226,7 +336,7 @@ def generate_structures(spec: StructureSpec, calculator=None) -> list[Atoms]:
         if calculator is None:
             log.info("no reference calculator given: NVT snapshots skipped")
         else:
-            structures += _md_snapshots(base, spec, calculator, rng)
+            structures += _md_snapshots(base, spec, stages, rng)
     log.info("generated %d structures for %s (%s, a = %.4f Å)", len(structures),
              spec.element, spec.lattice, a)
     return structures

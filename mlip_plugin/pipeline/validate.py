@@ -5,7 +5,6 @@ along a solution path, property error vs number of basis functions.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -15,7 +14,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..models import Model
 from ..properties import suites
-from .config import ValidateSettings, coerce_settings
+from .config import ValidateSettings, coerce_settings, read_reference_table
 from .reference import CalculatorSpec
 
 __all__ = ["ValidationResult", "validate", "validate_run", "suite_settings"]
@@ -97,10 +96,7 @@ def _reference_table(reference, suite: str, sset: suites.SuiteSettings):
     if reference in (None, "none"):
         return "none", None, None
     if isinstance(reference, (str, Path)) and Path(reference).suffix == ".json":
-        path = Path(reference)
-        if not path.is_file():
-            raise InputError(f"reference table {str(path)!r} does not exist")
-        return str(path), None, json.loads(path.read_text())
+        return str(reference), None, read_reference_table(reference)
     spec = CalculatorSpec.coerce(reference)
     result = suites.run_suite(spec.build(), suite, sset)
     return spec.calculator, result, result
@@ -134,7 +130,8 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     reference : CalculatorSpec, mapping, class path, JSON table path, or None
         Default: ``settings.reference`` unless that is ``"calculator"`` (which needs a spec).
     symbol : str, optional
-        Element for fcc/bcc suites; default: the model's only species.
+        Element for fcc/bcc suites (``mlip validate --symbol``); default: the model's only
+        species.
     """
     from mlip_plugin.calculators import MLIPCalculator
 
@@ -144,8 +141,12 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     if symbol is None:
         if len(model.species) != 1 and s.suite != "silicon":
             raise InputError(f"suite {s.suite!r} needs one element; the model has "
-                             f"{list(model.species)}: pass symbol=")
+                             f"{list(model.species)}: name one with --symbol (mlip "
+                             "validate) or symbol= (Python)")
         symbol = model.species[0]
+    elif symbol not in model.species:
+        raise InputError(f"symbol={symbol!r} (--symbol) is not a species of the model, which "
+                         f"has {list(model.species)}; name one of these")
     sset = suite_settings(s, symbol)
     kind, ref_result, ref_table = (_reference_cache if _reference_cache is not None
                                    else _reference_table(reference, s.suite, sset))

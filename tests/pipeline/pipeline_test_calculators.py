@@ -46,3 +46,17 @@ class SlowLoggingEMT(EMT):
         if self.log:
             with open(self.log, "a") as fh:
                 fh.write(f"{len(self.atoms)} {self.atoms.positions.sum():.12f}\n")
+
+
+class FailAtCallEMT(EMT):
+    """EMT that counts its calculations in a class attribute and raises on call number
+    ``fail_at`` (0: never)."""
+
+    calls = 0
+    fail_at = 0
+
+    def calculate(self, *args, **kwargs):
+        type(self).calls += 1
+        if type(self).calls == type(self).fail_at:
+            raise RuntimeError("simulated SCF failure")
+        super().calculate(*args, **kwargs)

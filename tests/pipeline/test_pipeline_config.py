@@ -60,3 +60,121 @@ def test_round_trip_dict(tmp_path):
     again = RunConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "data"})
     assert again.structures == cfg.structures
     assert np.array_equal(again.structures.slabs, ((1, 1, 1),))
+
+
+FIT = "structures: {element: Cu}\nfit: "
+
+
+@pytest.mark.parametrize("text,match", [
+    (FIT + "{max_active: 2.5}\n", r"fit.max_active=2.5 \(float\) is not allowed: give an "
+                                  r"integer >= 1"),
+    (FIT + "{validation_fraction: abc}\n", r"fit.validation_fraction='abc' \(str\).*a finite "
+                                           r"number >= 0 and < 1"),
+    (FIT + "{validation_fraction: 1.5}\n", r"fit.validation_fraction=1.5"),
+    (FIT + "{weights: {energy: ten}}\n", r"fit.weights.energy='ten' \(str\)"),
+    (FIT + "{weights: {energy: -1}}\n", r"fit.weights.energy=-1 .*>= 0"),
+    (FIT + "{by_config_type: {bulk: {energ: 1}}}\n",
+     r"unknown key 'energ' in section 'fit.by_config_type.bulk'.*'energy'"),
+    (FIT + "{by_config_type: {bulk: 3}}\n", r"fit.by_config_type.bulk=3 \(int\).*a mapping"),
+    (FIT + "{e0: {Cu: abc}}\n", r"fit.e0.Cu='abc' \(str\)"),
+    (FIT + "{e0: {Xx: 1}}\n", r"fit.e0 has the key 'Xx', which is not a chemical symbol"),
+    (FIT + "{e0: automatic}\n", r"fit.e0='automatic' is not one of \('auto'"),
+    (FIT + "{prior: {q: 3}}\n", r"unknown key 'q' in section 'fit.prior'"),
+    (FIT + "{prior: {kind: foo}}\n", r"fit.prior.kind='foo' is not one of"),
+    (FIT + "{prior: {p: 0}}\n", r"fit.prior.p=0 .*> 0"),
+    (FIT + "{seed: abc}\n", r"fit.seed='abc' \(str\).*an integer >= 0"),
+    (FIT + "{tsvd: 'no'}\n", r"fit.tsvd='no' \(str\).*true or false"),
+    (FIT + "{select_on_prior: 1}\n", r"fit.select_on_prior=1 \(int\)"),
+    (FIT + "{basis: {corr_order: 3}}\n", r"unknown key 'corr_order' in section 'fit.basis'"),
+    (FIT + "{basis: {correlation_order: x, total_degree: 6, r_cut: 5}}\n",
+     r"fit.basis.correlation_order='x'"),
+    (FIT + "{basis: {correlation_order: 2, total_degree: 6}}\n", r"fit.basis has no \['r_cut'\]"),
+    (FIT + "{model: kernel, kernel: {sigmaa: 3}}\n", r"unknown keys \['sigmaa'\] in "
+                                                    r"fit.kernel \(did you mean 'sigma'"),
+    (FIT + "{model: kernel, kernel: {lam: abc}}\n", r"fit.kernel.*lam"),
+    (FIT + "{model: kernel, kernel: {sigmas: 3}}\n", r"fit.kernel.sigmas=3"),
+    ("structures: {element: Cu}\nreference: {calculator: ase.calculators.emt.EMT, "
+     "parameters: [1]}\n", r"reference.parameters=\[1\] \(list\) is not a mapping"),
+    ("structures: {element: Cu, slabs: 5}\n", r"structures.slabs=5 \(int\).*Miller indices"),
+    ("structures: {element: Cu, slabs: [[0, 0, 0]]}\n", r"structures.slabs=\[0, 0, 0\]"),
+    ("structures: {element: Cu, supercell: two}\n", r"structures.supercell='two' \(str\)"),
+    ("structures: {element: Cu, md_temperatures: 300}\n", r"structures.md_temperatures=300"),
+    ("structures: {element: Cu, md_with_vacancy: 'yes'}\n", r"structures.md_with_vacancy="),
+    ("data: {train: 5}\n", r"data.train=5 \(int\).*a file path"),
+    ("data: {train: x.xyz, units: {energy: kcal}}\n", r"data.units.energy='kcal'.*kcal/mol"),
+    ("data: {train: x.xyz, units: {enrgy: eV}}\n", r"unknown key 'enrgy' in section "
+                                                  r"'data.units'"),
+    ("structures: {element: Cu}\nvalidate: {suite: fccc}\n",
+     r"validate.suite='fccc' is not one of \('silicon', 'fcc', 'bcc'\)"),
+    ("structures: {element: Cu}\nvalidate: {preset: slow}\n",
+     r"validate.preset='slow' is not one of \('fast', 'default'\)"),
+    ("structures: {element: Cu}\nvalidate: {reference: EMT}\n",
+     r"validate.reference='EMT' is not allowed"),
+    ("structures: {element: Cu}\nvalidate: {properties: [elastik]}\n",
+     r"validate.properties=\['elastik'\] has unknown groups"),
+    ("structures: {element: Cu}\nvalidate: {along_path: [0]}\n", r"validate.along_path=0"),
+    ("structures: {element: Cu}\noutput: 5\n", r"output=5 \(int\)"),
+])
+def test_wrong_types_are_named_input_errors(tmp_path, text, match):
+    """Every setting is type-checked when the configuration is read: an InputError that
+    names section.key and the value, never a TypeError later in the run."""
+    with pytest.raises(InputError, match=match):
+        load_config(write(tmp_path, text))
+
+
+def test_yaml_numbers_read_as_strings_are_converted(tmp_path):
+    """YAML 1.1 reads 1e3 (no dot) as a string; such a string counts as the number."""
+    cfg = load_config(write(tmp_path, (
+        "structures: {element: Cu, supercell: '2', md_temperatures: [3e2]}\n"
+        "fit: {max_active: 1e3, validation_fraction: 1e-1, seed: '7', weights: {energy: '30'},"
+        " e0: {Cu: -1e-1}, by_config_type: {bulk: {forces: 2}}, prior: {p: 3},"
+        " basis: {correlation_order: 2, total_degree: 6, r_cut: 5e0}}\n")))
+    f = cfg.fit
+    assert (f.max_active, f.validation_fraction, f.seed) == (1000, 0.1, 7)
+    assert f.weights == {"energy": 30.0} and f.e0 == {"Cu": -0.1}
+    assert f.by_config_type == {"bulk": {"forces": 2.0}} and f.prior == {"p": 3.0}
+    assert f.basis["r_cut"] == 5.0 and isinstance(f.basis["correlation_order"], int)
+    assert cfg.structures.supercell == 2 and cfg.structures.md_temperatures == (300.0,)
+
+
+def test_settings_checks_are_idempotent():
+    """dataclasses.replace (as the workflows use) re-runs the checks on checked values."""
+    from dataclasses import replace
+
+    from mlip_plugin.pipeline.config import FitSettings, ValidateSettings
+
+    s = FitSettings(max_active="1e3", weights={"energy": 10})
+    assert replace(s, solver="asp") == FitSettings(max_active=1000, solver="asp",
+                                                   weights={"energy": 10.0})
+    assert replace(ValidateSettings(), preset="default").preset == "default"
+
+
+def test_validate_reference_table_relative_to_config(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "table.json").write_text('{"c11": 176.0}')
+    cfg = load_config(write(tmp_path / "sub", "structures: {element: Cu}\n"
+                                              "validate: {reference: table.json}\n"))
+    assert cfg.validate.reference == str(tmp_path / "sub" / "table.json")
+    cfg.check_inputs()
+    again = load_config(write(tmp_path, "structures: {element: Cu}\n"
+                                        "validate: {reference: calculator}\n"))
+    assert again.validate.reference == "calculator"
+
+
+@pytest.mark.parametrize("text,content,match", [
+    ("data: {train: missing.xyz}\n", None, r"data.train: cannot read .*missing.xyz.*no such"),
+    ("data: {train: t.xyz, test: gone.xyz}\n", None, r"data.test: cannot read .*gone.xyz"),
+    ("structures: {element: Cu}\nvalidate: {reference: nothere.json}\n", None,
+     r"reference table .*nothere.json' does not exist"),
+    ("structures: {element: Cu}\nvalidate: {reference: t.json}\n", "{",
+     r"reference table .*t.json' is not readable JSON"),
+    ("structures: {element: Cu}\nvalidate: {reference: t.json}\n", "3",
+     r"reference table .*t.json' holds a JSON int"),
+])
+def test_check_inputs_finds_missing_and_corrupt_files(tmp_path, text, content, match):
+    (tmp_path / "t.xyz").write_text("")
+    if content is not None:
+        (tmp_path / "t.json").write_text(content)
+    cfg = load_config(write(tmp_path, text))  # reading the settings does not open files
+    with pytest.raises(InputError, match=match):
+        cfg.check_inputs()

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from ase.calculators.emt import EMT
+from pipeline_test_calculators import FailAtCallEMT
 
 from mlip_plugin import InputError
+from mlip_plugin.errors import MLIPError
 from mlip_plugin.pipeline.reference import (
     CalculatorSpec,
     collect_reference_data,
     structure_key,
+    write_json_atomic,
 )
-from mlip_plugin.pipeline.structures import StructureSpec, generate_structures, lattice_constant
+from mlip_plugin.pipeline.structures import (
+    StructureGenerationError,
+    StructureSpec,
+    generate_structures,
+    lattice_constant,
+)
 
 COUNTING = {"calculator": "pipeline_test_calculators.CountingEMT", "parameters": {}}
 
@@ -118,3 +129,86 @@ def test_failures_are_recorded_and_the_run_goes_on(tiny_structures, tmp_path):
     assert summary["n_failed"] == len(failed) and summary["failure_reasons"] == {
         "RuntimeError": len(failed)}
     assert len(list(tmp_path.glob("*.json"))) == len(result.configs)  # failures not cached
+
+
+def test_unusable_cache_entries_are_recomputed(tmp_path, caplog):
+    """An empty, truncated or incomplete cache file is a cache miss, not a dead end."""
+    structures = generate_structures(StructureSpec.from_preset("tiny", md_snapshots=0))[:5]
+    cache = tmp_path / "cache"
+    first = collect_reference_data(structures, cache_dir=cache)
+    files = [cache / f"{structure_key(a, CalculatorSpec())}.json" for a in structures]
+    good = [f.read_text() for f in files]
+    files[0].write_text("")
+    files[1].write_text(good[1][:40])
+    files[2].write_text(json.dumps({"energy": 1.0}))  # no forces
+    files[3].write_text("[1, 2]")
+    with caplog.at_level("WARNING", logger="mlip_plugin.pipeline.reference"):
+        again = collect_reference_data(structures, cache_dir=cache)
+    assert (again.n_cached, again.n_computed) == (1, 4)
+    for f in files[:4]:
+        assert f.name in caplog.text
+    assert [f.read_text() for f in files] == good  # overwritten with the same labels
+    assert all(np.array_equal(a.forces, b.forces) for a, b in zip(first.configs, again.configs))
+    assert collect_reference_data(structures, cache_dir=cache).n_cached == 5
+
+
+def test_cache_files_are_written_atomically(tmp_path):
+    path = tmp_path / "entry.json"
+    write_json_atomic(path, {"energy": 1.0})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"energy": object()})  # fails half-way through
+    assert json.loads(path.read_text()) == {"energy": 1.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["entry.json"]
+
+
+def test_calculator_failure_in_structure_generation_is_named_and_resumable(tmp_path):
+    """A failing NVT run raises StructureGenerationError naming the stage and the original
+    error; the finished stages are kept and a rerun computes only what is missing, with
+    the same structures as an uninterrupted run."""
+    spec = StructureSpec.from_preset("tiny")
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 0
+    clean = generate_structures(spec, FailAtCallEMT())
+    n_clean = FailAtCallEMT.calls
+    FailAtCallEMT.calls = 0
+    generate_structures(replace(spec, md_with_vacancy=False), FailAtCallEMT())
+    n_before_vacancy_md = FailAtCallEMT.calls  # lattice constant + the first NVT run
+
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, n_before_vacancy_md + 5
+    with pytest.raises(StructureGenerationError, match=r"stage 'md_vacancy-600K'.*"
+                       r"RuntimeError: simulated SCF failure.*rerun resumes") as exc:
+        generate_structures(spec, FailAtCallEMT(), cache_dir=tmp_path)
+    assert isinstance(exc.value, MLIPError) and exc.value.stage == "md_vacancy-600K"
+    assert {p.name for p in tmp_path.iterdir()} == {"lattice_constant.json", "md-600K.json"}
+
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 0
+    resumed = generate_structures(spec, FailAtCallEMT(), cache_dir=tmp_path)
+    assert FailAtCallEMT.calls == n_clean - n_before_vacancy_md
+    assert [a.info for a in resumed] == [a.info for a in clean]
+    assert all(np.array_equal(a.positions, b.positions) and np.array_equal(a.cell, b.cell)
+               for a, b in zip(resumed, clean))
+    FailAtCallEMT.calls = 0
+    generate_structures(spec, FailAtCallEMT(), cache_dir=tmp_path)
+    assert FailAtCallEMT.calls == 0  # every stage from the cache
+
+
+def test_lattice_constant_failure_and_unusable_stage_file(tmp_path):
+    spec = StructureSpec.from_preset("tiny", md_snapshots=0)
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 1
+    with pytest.raises(StructureGenerationError, match="stage 'lattice_constant'"):
+        generate_structures(spec, FailAtCallEMT(), cache_dir=tmp_path)
+    (tmp_path / "lattice_constant.json").write_text("")  # as left by a crash
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 0
+    structures = generate_structures(spec, FailAtCallEMT(), cache_dir=tmp_path)
+    assert FailAtCallEMT.calls > 0
+    a = json.loads((tmp_path / "lattice_constant.json").read_text())["a"]
+    assert structures[0].cell[0, 0] == pytest.approx(a) == pytest.approx(3.59, abs=0.01)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ({"calculator": "ase.calculators.emt.EMT", "parameters": [1]},
+     r"reference.parameters=\[1\] \(list\) is not a mapping"),
+    ({"calculator": 5}, "reference.calculator=5 is not a class path"),
+])
+def test_bad_calculator_spec_types(spec, match):
+    with pytest.raises(InputError, match=match):
+        CalculatorSpec.coerce(spec)

@@ -109,3 +109,109 @@ def test_bad_configurations_exit_2(tmp_path, text, match):
                           env=_env())
     assert proc.returncode == 2
     assert match in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("validate,structures,match", [
+    ({"suite": "fccc"}, {}, "validate.suite='fccc'"),
+    ({"preset": "slow"}, {}, "validate.preset='slow'"),
+    ({"reference": "nothere.json"}, {}, "nothere.json' does not exist"),
+    ({"properties": ["elastik"]}, {}, "unknown groups ['elastik']"),
+    (None, {"supercell": "two"}, "structures.supercell='two'"),
+])
+def test_dry_run_catches_what_the_run_would_fail_on(tmp_path, capsys, validate, structures,
+                                                    match):
+    cfg = _config(tmp_path, validate=validate, **structures)
+    assert main(["run", str(cfg), "--dry-run"]) == 2
+    err = capsys.readouterr()
+    assert match in err.err and "configuration OK" not in err.out
+
+
+@pytest.mark.parametrize("text,match", [
+    ("data: {train: missing.xyz}\n", "data.train: cannot read"),
+    ("data: {train: x.xyz, units: {energy: kcal}}\n", "data.units.energy='kcal'"),
+    ("data: {train: x.xyz}\nfit: {e0: automatic}\n", "fit.e0='automatic'"),
+    ("data: {train: x.xyz}\nfit: {by_config_type: {bulk: 3}}\n", "fit.by_config_type.bulk=3"),
+    ("data: {train: x.xyz}\nfit: {prior: {q: 3}}\n", "unknown key 'q' in section 'fit.prior'"),
+])
+def test_dry_run_checks_data_files_and_fit_settings(tmp_path, capsys, text, match):
+    (tmp_path / "x.xyz").write_text("")
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    assert main(["fit", str(path), "--dry-run"]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_metrics_written_after_the_fit_when_validation_fails(tmp_path, monkeypatch):
+    """The fit's results are on disk before the validation starts."""
+    from mlip_plugin.errors import InputError
+    from mlip_plugin.pipeline.config import load_config
+    from mlip_plugin.pipeline.run import run_pipeline
+
+    def fail(*args, **kwargs):
+        raise InputError("validation failed on purpose")
+
+    # the package exports the function validate, which hides the module of that name
+    monkeypatch.setattr(sys.modules["mlip_plugin.pipeline.validate"], "validate_run", fail)
+    config = load_config(_config(tmp_path, validate={"suite": "fcc"}, md_snapshots=0))
+    with pytest.raises(InputError, match="on purpose"):
+        run_pipeline(config)
+    out = tmp_path / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (out / "model.json").is_file() and metrics["model_file"] == "model.json"
+    assert set(metrics["errors"]) >= {"train", "validation"} and metrics["properties"] == []
+
+
+def test_print_run_with_missing_metrics(capsys):
+    """Data without forces and properties without a reference print as '–'."""
+    from types import SimpleNamespace
+
+    from mlip_plugin.cli import _print_run
+
+    errors = {"energy_mae_meV_per_atom": 1.5, "force_mae_eV_per_A": None}
+    metrics = {"model_file": "model.json", "fit": {"n_selected": 3, "n_basis": 9,
+                                                   "solver": "omp"},
+               "errors": {"train": errors, "validation": {**errors,
+                                                          "energy_mae_meV_per_atom": None}},
+               "properties": [{"name": "c11", "unit": "GPa", "model": 170.0, "reference": None,
+                               "abs_error": None, "error_percent": None}]}
+    _print_run(SimpleNamespace(output=Path("out"), metrics=metrics))
+    out = capsys.readouterr().out
+    assert "E MAE 1.500 meV/atom   F MAE – eV/Å" in out and "E MAE – meV/atom" in out
+    assert "c11" in out and "170" in out
+
+
+def test_unusable_structures_file_and_cache_entry_resume(tmp_path, caplog):
+    """An empty structures.json and a truncated cache entry (as a crash of an older
+    version could leave) are recomputed with a warning; every other entry is reused."""
+    from mlip_plugin.pipeline.config import load_config
+    from mlip_plugin.pipeline.run import prepare_data
+
+    config = load_config(_config(tmp_path, md_snapshots=0))
+    out = tmp_path / "out"
+    out.mkdir()
+    first, _, _ = prepare_data(config, out)
+    (out / "structures.json").write_text("")
+    entry = sorted((out / "reference_cache").glob("*.json"))[0]
+    entry.write_text(entry.read_text()[:30])
+    with caplog.at_level("WARNING"):
+        again, _, summary = prepare_data(config, out)
+    assert "structures.json" in caplog.text and entry.name in caplog.text
+    assert summary["n_computed"] == 1 and summary["n_cached"] == len(first) - 1
+    assert [c.energy for c in again] == [c.energy for c in first]
+    assert json.loads((out / "structures.json").read_text())["structures"]
+
+
+def test_calculator_failure_while_generating_exits_2_and_rerun_resumes(tmp_path, capsys):
+    from pipeline_test_calculators import FailAtCallEMT
+
+    reference = {"calculator": "pipeline_test_calculators.FailAtCallEMT"}
+    cfg = _config(tmp_path, reference=reference)
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 20  # in the first NVT run
+    assert main(["-q", "fit", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "stage 'md-600K'" in err and "simulated SCF failure" in err
+    stages = list((tmp_path / "out" / "structure_stages").glob("*/*.json"))
+    assert [p.name for p in stages] == ["lattice_constant.json"]
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 0
+    assert main(["-q", "fit", str(cfg)]) == 0
+    assert (tmp_path / "out" / "model.json").is_file()
