@@ -13,6 +13,7 @@ from workflows_aiida_helpers import MOCK_ENTRY_POINT, TINY, MockReferenceWorkCha
 
 from mlip_plugin.data import Configuration
 from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
+from mlip_plugin.workflows.aiida.calculations import generate_structures as generate_calc
 from mlip_plugin.workflows.aiida.data import ModelData, TrainingSetData
 from mlip_plugin.workflows.aiida.fit import FitWorkChain
 from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
@@ -173,10 +174,12 @@ def test_pipeline_input_validation(tiny_structures, entry_points):
 def test_failing_steps_return_their_exit_codes(first_run, tiny_structures):
     results, _ = first_run
     codes = PipelineWorkChain.exit_codes
-    _, node = run_get_node(FitWorkChain, training_set=results["training_set"],
-                           settings={"basis": {"correlation_order": 2, "colour": "red"}})
+    unlabelled = TrainingSetData.from_atoms([c.atoms for c in
+                                             results["training_set"].get_configurations()])
+    _, node = run_get_node(FitWorkChain, training_set=unlabelled)
     assert node.exit_status == FitWorkChain.exit_codes.ERROR_FIT_FAILED.status
-    assert "fit.basis" in node.exit_message
+    assert "energies" in node.exit_message
+    assert_prefix_once(node.exit_message, "The fit failed: ")
     al = bulk("Al", "fcc", a=4.05, cubic=True)
     al.calc = EMT()
     test_set = TrainingSetData.from_configurations([Configuration(
@@ -186,15 +189,19 @@ def test_failing_steps_return_their_exit_codes(first_run, tiny_structures):
     _, node = run_get_node(builder)
     assert node.exit_status == FitWorkChain.exit_codes.ERROR_EVALUATION_FAILED.status
     assert "species ['Al']" in node.exit_message
-    _, node = run_get_node(ValidateWorkChain, model=results["model"], calculator=EMT_SPEC,
-                           settings={"preset": "exhaustive"})
+    assert_prefix_once(node.exit_message, "Evaluating the model on the test set failed: ")
+    _, node = run_get_node(ValidateWorkChain, model=results["model"],
+                           calculator={"calculator": "ase.calculators.emt.NoSuchEMT"},
+                           settings={"properties": ["eos"]})
     assert node.exit_status == ValidateWorkChain.exit_codes.ERROR_VALIDATION_FAILED.status
-    assert "validate.preset='exhaustive'" in node.exit_message
+    assert "NoSuchEMT" in node.exit_message
+    assert_prefix_once(node.exit_message, "The property validation failed: ")
     builder = pipeline_builder()
-    builder.structure_settings = {"preset": "huge"}
+    builder.reference.calculator = {"calculator": "ase.calculators.emt.NoSuchEMT"}
     _, node = run_get_node(builder)
     assert node.exit_status == codes.ERROR_STRUCTURE_GENERATION_FAILED.status
-    assert "preset='huge'" in node.exit_message
+    assert "NoSuchEMT" in node.exit_message
+    assert_prefix_once(node.exit_message, "Generating the training structures failed: ")
     builder = pipeline_builder()
     del builder.structure_settings
     builder.structures = tiny_structures
@@ -202,4 +209,58 @@ def test_failing_steps_return_their_exit_codes(first_run, tiny_structures):
     _, node = run_get_node(builder)
     assert node.exit_status == codes.ERROR_SUB_PROCESS_FAILED.status
     assert "ReferenceWorkChain" in node.exit_message and "NoSuchEMT" in node.exit_message
+    assert node.exit_message.count("The reference calculation step failed: ") == 1
     assert "model" not in node.outputs
+
+
+def assert_prefix_once(message: str, prefix: str) -> None:
+    assert message.startswith(prefix) and message.count(prefix) == 1, message
+
+
+@pytest.mark.parametrize(("settings", "match"), [
+    ({"preset": "huge"}, "preset='huge'"),
+    ({"md_temperatures": "hot"}, "could not convert|md_temperatures"),
+    ({"supercell": "two"}, "TypeError|supercell"),
+    ({"n_rattled": -1}, "n_rattled=-1"),
+])
+def test_pipeline_rejects_bad_structure_settings_at_launch(settings, match):
+    builder = pipeline_builder()
+    builder.structure_settings = {**STRUCTURES, **settings}
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(ValueError, match=f"structure_settings=.* are not valid: .*({match})"):
+        run_get_node(builder)
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before  # nothing ran
+
+
+@pytest.mark.parametrize("settings", [
+    {"md_temperatures": "hot"}, {"supercell": "two"}, {"slabs": [[1, 1]]}])
+def test_generate_structures_returns_its_exit_code_for_values_of_the_wrong_type(
+        aiida_profile, settings):
+    _, node = run_get_node(generate_calc, settings={**STRUCTURES, **settings},
+                           calculator=EMT_SPEC)
+    code = PipelineWorkChain.exit_codes.ERROR_STRUCTURE_GENERATION_FAILED
+    assert node.exit_status == code.status
+    assert_prefix_once(node.exit_message, "Generating the training structures failed: ")
+
+
+@pytest.mark.parametrize("error", [TypeError, ValueError])
+def test_generate_structures_turns_type_and_value_errors_into_its_exit_code(
+        aiida_profile, monkeypatch, error):
+    """An error the structure code raises for a value of the wrong type, late."""
+    import mlip_plugin.pipeline.structures
+
+    def generate(spec, calculator=None):
+        raise error("unsupported value")
+
+    monkeypatch.setattr(mlip_plugin.pipeline.structures, "generate_structures", generate)
+    _, node = run_get_node(generate_calc, settings=STRUCTURES)
+    assert node.exit_status == PipelineWorkChain.exit_codes.ERROR_STRUCTURE_GENERATION_FAILED.status
+    assert node.exit_message == ("Generating the training structures failed: "
+                                 f"{error.__name__}: unsupported value")
+
+
+def test_pipeline_rejects_an_unusable_reference_workflow_at_launch():
+    builder = pipeline_builder(reference_workflow="core.arithmetic.multiply_add")
+    builder.validate.calculator = EMT_SPEC
+    with pytest.raises(ValueError, match="has no input `structure`"):
+        run_get_node(builder)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from aiida.plugins import entry_point
 
-from mlip_plugin.workflows.aiida.exit_codes import EXIT_CODES
+from mlip_plugin.workflows.aiida.exit_codes import EXIT_CODES, exit_code, reason
 from mlip_plugin.workflows.aiida.fit import FitWorkChain
 from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
 from mlip_plugin.workflows.aiida.validate import ValidateWorkChain
@@ -78,6 +78,18 @@ def test_exit_codes_are_unique_named_and_not_in_the_100s():
     statuses = [status for status, _ in EXIT_CODES.values()]
     assert len(statuses) == len(set(statuses))
     assert set(status_of) == set(EXIT_CODES)  # every code is declared by some work chain
+
+
+@pytest.mark.parametrize("label", [label for label, (_, text) in EXIT_CODES.items()
+                                   if text.endswith(": {message}") and text.count("{") == 1])
+def test_a_passed_on_message_carries_its_prefix_once(label):
+    """A work chain reporting its calcfunction's exit code under the same label."""
+    inner = exit_code(label, message="bad value").message
+    outer = exit_code(label, message=reason(label, inner)).message
+    assert outer == inner and outer.endswith(": bad value")
+    assert reason(label, "The process returned an invalid output.") == (
+        "The process returned an invalid output.")  # another code's message: kept whole
+    assert reason(label, None) == ""
 
 
 def test_protocols_of_every_workchain():

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import sys
+import types
+
 import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
+from aiida.manage.caching import enable_caching
 from ase.calculators.emt import EMT
-from workflows_aiida_helpers import MOCK_ENTRY_POINT, MockReferenceWorkChain
+from workflows_aiida_helpers import MOCK_ENTRY_POINT, MockReferenceWorkChain, TransientEMT
 
 from mlip_plugin import InputError
+from mlip_plugin.workflows.aiida.calculations import check_reference_output
 from mlip_plugin.workflows.aiida.data import TrainingSetData
 from mlip_plugin.workflows.aiida.reference import ReferenceWorkChain
 
@@ -134,12 +140,16 @@ def test_protocols(tiny_structures):
         ReferenceWorkChain.get_builder_from_protocol(tiny_structures, "precise")
 
 
-def test_unusable_calculator_returns_an_exit_code(tiny_structures):
+@pytest.mark.parametrize("chunk_size", [None, 5])
+def test_unusable_calculator_returns_an_exit_code(tiny_structures, chunk_size):
+    extra = {} if chunk_size is None else {"chunk_size": chunk_size}
     _, node = run_get_node(ReferenceWorkChain, structures=tiny_structures,
-                           calculator={"calculator": "ase.calculators.emt.NoSuchEMT"})
+                           calculator={"calculator": "ase.calculators.emt.NoSuchEMT"}, **extra)
     code = ReferenceWorkChain.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED
     assert node.exit_status == code.status
     assert "unknown calculator class 'ase.calculators.emt.NoSuchEMT'" in node.exit_message
+    prefix = "The reference calculation step failed: "
+    assert node.exit_message.startswith(prefix) and node.exit_message.count(prefix) == 1
 
 
 def test_chunks_give_the_same_labels_and_global_failure_indices(tiny_structures, tiny_atoms):
@@ -153,3 +163,114 @@ def test_chunks_give_the_same_labels_and_global_failure_indices(tiny_structures,
     vacancy = next(i for i, a in enumerate(tiny_atoms) if a.info["structure_id"] == "vacancy-0")
     assert (failed["index"], failed["structure_id"]) == (vacancy, "vacancy-0")
     assert_emt_labels([a for a in tiny_atoms if len(a) != 31], result["training_set"])
+
+
+def _collect_calcs(node):
+    return [n for n in node.called_descendants if n.process_label == "collect_reference"]
+
+
+@pytest.mark.parametrize("chunk_size", [None, 5])
+def test_failed_structures_are_computed_again_not_reused_from_the_cache(
+        tiny_structures, monkeypatch, chunk_size):
+    spec = {"calculator": "workflows_aiida_helpers.TransientEMT", "parameters": {}}
+    extra = {} if chunk_size is None else {"chunk_size": chunk_size}
+    monkeypatch.setattr(TransientEMT, "failing", True)
+    with enable_caching():
+        first, _ = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                                calculator=spec, **extra)
+        assert [f["structure_id"] for f in first["failed_structures"].get_list()] == [
+            "vacancy-0"]
+        monkeypatch.setattr(TransientEMT, "failing", False)  # the failure has gone away
+        second, node = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                                    calculator=spec, **extra)
+        third, again = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                                    calculator=spec, **extra)
+    assert node.is_finished_ok, node.exit_message
+    assert second["failed_structures"].get_list() == []
+    assert second["training_set"].numsteps == tiny_structures.numsteps
+    # what was reused came from calculations without failures
+    for calc in _collect_calcs(node):
+        source = calc.base.caching.get_cache_source()
+        if source is not None:
+            assert orm.load_node(source).outputs.failed_structures.get_list() == []
+    assert any(c.base.caching.get_cache_source() is None for c in _collect_calcs(node))
+    # a success is still reused
+    assert all(c.base.caching.is_created_from_cache for c in _collect_calcs(again))
+    assert third["failed_structures"].get_list() == []
+
+
+def test_failed_calculation_is_not_reused_from_the_cache(tiny_structures, monkeypatch):
+    """The calculator's package was missing (exit code), then installed: the rerun works."""
+    spec = {"calculator": "mlip_test_late_plugin.EMT", "parameters": {}}
+    code = ReferenceWorkChain.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED
+    with enable_caching():
+        _, failed = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                                 calculator=spec)
+        assert failed.exit_status == code.status
+        assert "unknown calculator class 'mlip_test_late_plugin.EMT'" in failed.exit_message
+        plugin = types.ModuleType("mlip_test_late_plugin")
+        plugin.EMT = EMT
+        monkeypatch.setitem(sys.modules, "mlip_test_late_plugin", plugin)
+        result, node = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                                    calculator=spec)
+    assert node.is_finished_ok, node.exit_message
+    [calc] = _collect_calcs(node)
+    assert not calc.base.caching.is_created_from_cache
+    assert result["training_set"].numsteps == tiny_structures.numsteps
+
+
+@pytest.mark.parametrize(("spoil", "match"), [
+    ("shape", r"has shape \(30, 3\), expected \(31, 3\) for a structure of 31 atoms"),
+    ("name", r"has no array 'forces'"),
+    ("nan", r"has 1 non-finite entries \(NaN or inf\)"),
+])
+def test_spoiled_workflow_output_is_a_failure_not_a_crash(few_atoms, mock_workflow, spoil,
+                                                         match):
+    result, node = run_get_node(
+        ReferenceWorkChain, structures=TrainingSetData.from_atoms(few_atoms),
+        reference_workflow=orm.Str(mock_workflow),
+        reference_inputs={"parameters": orm.Dict(), "spoil_if_n_atoms": orm.Int(31),
+                          "spoil": orm.Str(spoil)})
+    assert node.is_finished_ok, node.exit_message
+    [failed] = result["failed_structures"].get_list()
+    assert (failed["structure_id"], failed["error_type"]) == ("vacancy-0", "bad_output")
+    assert orm.load_node(failed["process_pk"]).is_finished_ok
+    assert re.search(match, failed["message"]), failed
+    assert_emt_labels([a for a in few_atoms if len(a) != 31], result["training_set"],
+                      atol=1e-10, stress=False)
+
+
+def test_check_reference_output_of_energy_and_forces():
+    forces = orm.ArrayData()
+    forces.set_array("forces", np.zeros((2, 3)))
+    assert check_reference_output(orm.Float(-1.0), forces, 2) is None
+    assert "expected (3, 3)" in check_reference_output(orm.Float(-1.0), forces, 3)
+    assert "not a Float" in check_reference_output(orm.Str("-1"), forces, 2)
+    assert "not finite" in check_reference_output(types.SimpleNamespace(value=np.inf),
+                                                  forces, 2)
+    assert "has no array 'forces'" in check_reference_output(orm.Float(-1.0), orm.Dict(), 2)
+
+
+@pytest.mark.parametrize(("workflow", "match"), [
+    ("core.arithmetic.add_multiply", "is a process function .*cannot be submitted"),
+    ("core.arithmetic.multiply_add", "has no input `structure`"),
+])
+def test_unusable_reference_workflow_is_rejected(tiny_structures, workflow, match):
+    with pytest.raises(ValueError, match=match):
+        run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                     reference_workflow=workflow)
+
+
+@pytest.mark.parametrize(("reference_inputs", "match"), [
+    ({}, "reference_inputs do not fit .*required value was not provided for 'parameters'"),
+    ({"parameters": 1}, "reference_inputs do not fit .*'parameters' is not of the right type"),
+    ({"parameters": {}, "colour": "red"}, r"reference_inputs \['colour'\] are not inputs of"),
+    ({"parameters": {}, "structure": None}, "must not contain `structure`"),
+])
+def test_reference_inputs_are_checked_against_the_workflow(tiny_structures, mock_workflow,
+                                                           reference_inputs, match):
+    nodes = {key: orm.StructureData(cell=np.eye(3)) if key == "structure"
+             else orm.to_aiida_type(value) for key, value in reference_inputs.items()}
+    with pytest.raises(ValueError, match=match):
+        run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                     reference_workflow=mock_workflow, reference_inputs=nodes)

@@ -30,6 +30,36 @@ class FailOn31AtomsEMT(EMT):
         super().calculate(atoms, *args, **kwargs)
 
 
+class TransientEMT(EMT):
+    """EMT that fails for 31-atom cells while the class attribute ``failing`` is true (a
+    transient failure, e.g. a crashed node, that a rerun should try again)."""
+
+    failing = True
+
+    def calculate(self, atoms=None, *args, **kwargs):
+        if TransientEMT.failing and atoms is not None and len(atoms) == 31:
+            raise RuntimeError("simulated transient failure for 31 atoms")
+        super().calculate(atoms, *args, **kwargs)
+
+
+@calcfunction
+def spoiled_single_point(structure: orm.StructureData, parameters: orm.Dict, kind: orm.Str):
+    """EMT outputs spoiled as ``kind`` says: ``shape`` (one row of forces missing),
+    ``name`` (the array is called 'force') or ``nan`` (a NaN force component)."""
+    atoms = structure.get_ase()
+    atoms.calc = EMT(**parameters.get_dict())
+    f = atoms.get_forces()
+    forces = orm.ArrayData()
+    if kind.value == "shape":
+        forces.set_array("forces", f[:-1])
+    elif kind.value == "name":
+        forces.set_array("force", f)
+    else:
+        f[0, 1] = np.nan
+        forces.set_array("forces", f)
+    return {"total_energy": orm.Float(atoms.get_potential_energy()), "forces": forces}
+
+
 @calcfunction
 def emt_single_point(structure: orm.StructureData, parameters: orm.Dict):
     atoms = structure.get_ase()
@@ -49,6 +79,11 @@ class MockReferenceWorkChain(WorkChain):
         spec.input("parameters", valid_type=orm.Dict, help="EMT keyword parameters.")
         spec.input("fail_if_n_atoms", valid_type=orm.Int, required=False,
                    help="Simulate a failure for structures with this many atoms.")
+        spec.input("spoil_if_n_atoms", valid_type=orm.Int, required=False,
+                   help="Finish OK but with spoiled outputs for structures with this many "
+                        "atoms.")
+        spec.input("spoil", valid_type=orm.Str, required=False,
+                   help="How to spoil them: 'shape', 'name' or 'nan' (spoiled_single_point).")
         spec.outline(cls.run_calculation)
         spec.output("total_energy", valid_type=orm.Float, help="Total energy (eV).")
         spec.output("forces", valid_type=orm.ArrayData, help="Forces (eV/Angstrom).")
@@ -58,6 +93,11 @@ class MockReferenceWorkChain(WorkChain):
         n_fail = self.inputs.get("fail_if_n_atoms")
         if n_fail is not None and len(self.inputs.structure.sites) == n_fail.value:
             return self.exit_codes.ERROR_SCF_NOT_CONVERGED
+        n_spoil = self.inputs.get("spoil_if_n_atoms")
+        if n_spoil is not None and len(self.inputs.structure.sites) == n_spoil.value:
+            self.out_many(spoiled_single_point(self.inputs.structure, self.inputs.parameters,
+                                               self.inputs.get("spoil", orm.Str("shape"))))
+            return None
         self.out_many(emt_single_point(self.inputs.structure, self.inputs.parameters))
         return None
 

@@ -39,6 +39,35 @@ def test_a_fit_job_records_its_training_job(project, reference_job):
     assert fit.training_job is None and len(fit.configurations) == 1
 
 
+def _table_parent(project, job) -> int | None:
+    return project.db.get_items_dict({"id": job.job_id})[0]["parentid"]
+
+
+def test_direct_data_replacing_the_training_job_clears_the_parent(project, reference_job):
+    fit = project.create.job.MLIPFit("unlinked_before_save")
+    fit.training_job = reference_job
+    fit.configurations = reference_job.configurations
+    assert fit.training_job is None and fit.parent_id is None
+    fit.save()
+    assert _table_parent(project, fit) is None
+    # a saved job: the job table follows
+    fit = project.create.job.MLIPFit("unlinked_after_save")
+    fit.training_job = reference_job
+    fit.save()
+    assert _table_parent(project, fit) == reference_job.job_id
+    fit.configurations = reference_job.configurations
+    assert _table_parent(project, fit) is None
+    assert project.load("unlinked_after_save").parent_id is None
+    # only the training link is the parent: dropping the validation link keeps it
+    fit = project.create.job.MLIPFit("validation_unlinked")
+    fit.training_job = reference_job
+    fit.validation_job = reference_job
+    fit.validation_configurations = reference_job.configurations
+    fit.save()
+    assert fit.validation_job is None and fit.training_job is not None
+    assert _table_parent(project, fit) == reference_job.job_id
+
+
 def test_a_validation_job_records_its_fit_job(project, reference_job):
     fit = project.create.job.MLIPFit("link_fit_for_validation")
     fit.training_job = reference_job.job_id

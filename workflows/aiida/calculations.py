@@ -2,27 +2,89 @@
 
 Each one turns nodes into plain objects, calls one pipeline function, and turns the result
 back into nodes, so every number of a run is an output of a recorded calculation.  Expected
-failures (bad settings, a failed fit) return a named exit code instead of raising.
+failures (bad settings, a failed fit) return a named exit code instead of raising.  The work
+chains run them through :func:`run_calculation`, which keeps failures out of AiiDA's cache.
 """
 
 from __future__ import annotations
 
 import logging
+import numbers
 
 import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
-from mlip_plugin.errors import MLIPError
+from mlip_plugin.errors import InputError, MLIPError
 
 from .data import ModelData, TrainingSetData, json_safe
 from .exit_codes import exit_code
 
 __all__ = ["generate_structures", "collect_reference", "split_structures", "split_chunks",
            "merge_reference", "gather_reference", "fit_model", "evaluate_model",
-           "validate_model"]
+           "validate_model", "run_calculation", "structure_spec", "check_reference_output"]
 
 log = logging.getLogger(__name__)
+
+
+def run_calculation(function, **inputs):
+    """Run the calcfunction ``function``; ``(result, node)`` as ``run_get_node`` gives them.
+
+    A node that failed (an exit code) or lists structures in its output
+    ``failed_structures`` is marked as an invalid cache source, so that with caching
+    enabled an identical rerun computes again instead of reusing the failure (AiiDA would
+    reuse it: the calcfunctions' exit codes are not declared on their spec).
+    """
+    result, node = function.run_get_node(**inputs)
+    failed = node.outputs.failed_structures if "failed_structures" in node.outputs else []
+    if not node.is_finished_ok or len(failed):
+        node.base.caching.is_valid_cache = False
+    return result, node
+
+
+def structure_spec(settings: dict):
+    """The :class:`~mlip_plugin.pipeline.structures.StructureSpec` of ``settings``
+    (``preset`` plus any StructureSpec field); :class:`InputError` naming the settings for
+    any value it does not take (also a value of the wrong type)."""
+    from mlip_plugin.pipeline.structures import StructureSpec
+
+    doc = dict(settings)
+    try:
+        return StructureSpec.from_preset(doc.pop("preset", "tiny"), **doc)
+    except MLIPError as err:
+        raise InputError(f"structure_settings={settings!r} are not valid: {err}") from err
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            f"structure_settings={settings!r} are not valid: {type(err).__name__}: {err}; "
+            "give `preset` and StructureSpec fields of their types (integers for counts and "
+            "supercell, numbers for strains, a list of numbers for md_temperatures in K, a "
+            "list of Miller-index triples for slabs)") from err
+
+
+def check_reference_output(energy, forces, n_atoms: int) -> str | None:
+    """Why the outputs ``total_energy`` (Float, eV) and ``forces`` (ArrayData with array
+    ``forces`` of shape (n_atoms, 3), eV/Å) of a reference workflow cannot label a
+    structure of ``n_atoms`` atoms; None when they can."""
+    value = getattr(energy, "value", None)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return f"`total_energy` is a {type(energy).__name__}, not a Float (eV)"
+    if not np.isfinite(value):
+        return f"`total_energy`={value} eV is not finite"
+    names = forces.get_arraynames() if isinstance(forces, orm.ArrayData) else None
+    if names is None or "forces" not in names:
+        return (f"`forces` ({type(forces).__name__}, arrays {names}) has no array "
+                "'forces' (eV/Angstrom)")
+    try:
+        array = np.asarray(forces.get_array("forces"), dtype=float)
+    except (TypeError, ValueError) as err:
+        return f"`forces` array 'forces' is not numeric: {err}"
+    if array.shape != (n_atoms, 3):
+        return (f"`forces` array 'forces' has shape {array.shape}, expected ({n_atoms}, 3) "
+                f"for a structure of {n_atoms} atoms")
+    n_bad = int(np.size(array) - np.isfinite(array).sum())
+    if n_bad:
+        return f"`forces` array 'forces' has {n_bad} non-finite entries (NaN or inf)"
+    return None
 
 
 @calcfunction
@@ -34,17 +96,18 @@ def generate_structures(settings: orm.Dict, calculator: orm.Dict | None = None):
     reference calculator spec, which relaxes the lattice constant and drives NVT snapshots.
     """
     from mlip_plugin.pipeline.reference import CalculatorSpec
-    from mlip_plugin.pipeline.structures import StructureSpec
     from mlip_plugin.pipeline.structures import generate_structures as generate
 
     try:
-        doc = settings.get_dict()
-        spec = StructureSpec.from_preset(doc.pop("preset", "tiny"), **doc)
+        spec = structure_spec(settings.get_dict())
         calc = None if calculator is None else CalculatorSpec.coerce(
             calculator.get_dict()).build()
         structures = generate(spec, calc)
     except MLIPError as err:
         return exit_code("ERROR_STRUCTURE_GENERATION_FAILED", message=str(err))
+    except (TypeError, ValueError) as err:  # a value of the wrong type met late
+        return exit_code("ERROR_STRUCTURE_GENERATION_FAILED",
+                         message=f"{type(err).__name__}: {err}")
     return TrainingSetData.from_atoms(structures)
 
 

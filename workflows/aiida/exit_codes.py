@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiida.engine import ExitCode
 
-__all__ = ["EXIT_CODES", "declare", "exit_code"]
+__all__ = ["EXIT_CODES", "declare", "exit_code", "reason"]
 
 #: label -> (status, message); ``{...}`` fields are filled by ``.format(**kwargs)``.
 EXIT_CODES: dict[str, tuple[int, str]] = {
@@ -44,3 +44,15 @@ def exit_code(label: str, **kwargs) -> ExitCode:
     """An :class:`ExitCode` with its message filled in (for calcfunctions)."""
     status, message = EXIT_CODES[label]
     return ExitCode(status, message.format(**kwargs))
+
+
+def reason(label: str, message: str | None) -> str:
+    """``message`` without the leading text of ``EXIT_CODES[label]``: what to pass as
+    ``message`` when a work chain reports, under ``label``, the failure of a calcfunction
+    that returned ``exit_code(label, ...)`` itself, so that the prefix appears once.
+
+    A message that does not start with the prefix (another exit code) is returned whole.
+    """
+    prefix = EXIT_CODES[label][1].partition("{message}")[0]
+    message = message or ""
+    return message[len(prefix):] if prefix and message.startswith(prefix) else message

@@ -7,9 +7,9 @@ from aiida.engine import WorkChain, if_
 
 from mlip_plugin.errors import InputError
 
-from .calculations import evaluate_model, fit_model
+from .calculations import evaluate_model, fit_model, run_calculation
 from .data import ModelData, TrainingSetData
-from .exit_codes import declare
+from .exit_codes import declare, reason
 from .protocols import ProtocolMixin
 
 __all__ = ["FitWorkChain", "check_settings"]
@@ -94,18 +94,20 @@ class FitWorkChain(ProtocolMixin, WorkChain):
         kwargs = {"training_set": self.inputs.training_set, "settings": self.inputs.settings}
         if "validation" in self.inputs:
             kwargs["validation"] = self.inputs.validation
-        result, node = fit_model.run_get_node(**kwargs)
+        result, node = run_calculation(fit_model, **kwargs)
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_FIT_FAILED.format(message=node.exit_message)
+            return self.exit_codes.ERROR_FIT_FAILED.format(
+                message=reason("ERROR_FIT_FAILED", node.exit_message))
         self.report(f"fitted {result['model'].family} model <{result['model'].pk}>")
         self.out_many(result)
         return None
 
     def evaluate(self):
         """Errors of the fitted model on the test set."""
-        errors, node = evaluate_model.run_get_node(model=self.outputs["model"],
-                                                   dataset=self.inputs.test_set)
+        errors, node = run_calculation(evaluate_model, model=self.outputs["model"],
+                                       dataset=self.inputs.test_set)
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_EVALUATION_FAILED.format(message=node.exit_message)
+            return self.exit_codes.ERROR_EVALUATION_FAILED.format(
+                message=reason("ERROR_EVALUATION_FAILED", node.exit_message))
         self.out("test_errors", errors)
         return None

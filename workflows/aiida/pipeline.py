@@ -7,9 +7,11 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, if_
 
-from .calculations import generate_structures
+from mlip_plugin.errors import InputError
+
+from .calculations import generate_structures, run_calculation, structure_spec
 from .data import TrainingSetData
-from .exit_codes import declare
+from .exit_codes import declare, reason
 from .fit import FitWorkChain
 from .protocols import ProtocolMixin
 from .reference import ReferenceWorkChain
@@ -21,6 +23,11 @@ __all__ = ["PipelineWorkChain"]
 def _validate_inputs(inputs, _ctx=None):
     if ("structures" in inputs) == ("structure_settings" in inputs):
         return "give exactly one of `structures` and `structure_settings`"
+    if "structure_settings" in inputs:
+        try:
+            structure_spec(inputs["structure_settings"].get_dict())
+        except InputError as err:
+            return str(err)
     validate = inputs.get("validate", {})
     run_validation = inputs.get("run_validation")
     if (run_validation is None or run_validation.value) and "calculator" not in validate \
@@ -110,10 +117,10 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
         kwargs = {"settings": self.inputs.structure_settings}
         if "calculator" in self.inputs.reference:
             kwargs["calculator"] = self.inputs.reference.calculator
-        structures, node = generate_structures.run_get_node(**kwargs)
+        structures, node = run_calculation(generate_structures, **kwargs)
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_STRUCTURE_GENERATION_FAILED.format(
-                message=node.exit_message)
+                message=reason("ERROR_STRUCTURE_GENERATION_FAILED", node.exit_message))
         self.ctx.structures = structures
         return None
 

@@ -9,48 +9,51 @@ Two ways to get the labels:
   ``forces``, eV/Å), the aiida-common-workflows convention; ``reference_inputs`` are passed
   to it unchanged.  A thin wrapper makes aiida-quantumespresso, VASP, ... fit in.
 
-A structure whose calculation fails is listed in ``failed_structures``; the work chain fails
-only when too many do.
+A structure whose calculation fails, or whose workflow outputs cannot label it (no array
+``forces``, not one force per atom, NaN or inf: error type ``bad_output``), is listed in
+``failed_structures``; the work chain fails only when too many do.  With caching enabled, a
+calculation with failures is never reused, so a rerun tries those structures again.
 """
 
 from __future__ import annotations
 
 from aiida import orm
 from aiida.common.exceptions import EntryPointError
-from aiida.engine import WorkChain, append_, if_
+from aiida.engine import WorkChain, append_, if_, is_process_function
 from aiida.plugins import WorkflowFactory
+from plumpy.ports import UNSPECIFIED
 
 from mlip_plugin.pipeline.reference import DEFAULT_REFERENCE
 
 from .calculations import (
+    check_reference_output,
     collect_reference,
     gather_reference,
     merge_reference,
+    run_calculation,
     split_chunks,
     split_structures,
 )
 from .data import TrainingSetData
-from .exit_codes import declare
+from .exit_codes import declare, reason
 from .protocols import ProtocolMixin
 
 __all__ = ["ReferenceWorkChain", "ReferenceChunkWorkChain"]
 
 
 def _validate_inputs(inputs, _ctx=None):
-    """Exactly one way of labelling; the workflow entry point must load."""
+    """Exactly one way of labelling; the workflow must load, be submittable, take
+    ``structure`` and accept ``reference_inputs``."""
     if "reference_workflow" in inputs:
         if "calculator" in inputs:
             return ("give either `calculator` (in-process ASE) or `reference_workflow`, "
                     "not both")
-        name = inputs["reference_workflow"].value
-        try:
-            WorkflowFactory(name)
-        except EntryPointError as err:
-            return (f"reference_workflow={name!r} is not a loadable `aiida.workflows` entry "
-                    f"point ({err}); install the plugin that provides it or check "
-                    "`verdi plugin list aiida.workflows`")
         if "chunk_size" in inputs:
             return "`chunk_size` applies to the in-process ASE calculator only; drop it"
+        message = _check_reference_workflow(inputs["reference_workflow"].value,
+                                            inputs.get("reference_inputs"))
+        if message is not None:
+            return message
     elif inputs.get("reference_inputs"):
         return "`reference_inputs` are only used with `reference_workflow`; give it too"
     if "chunk_size" in inputs and inputs["chunk_size"].value < 1:
@@ -58,6 +61,44 @@ def _validate_inputs(inputs, _ctx=None):
     fraction = inputs.get("max_failed_fraction")
     if fraction is not None and not 0.0 <= fraction.value <= 1.0:
         return f"max_failed_fraction={fraction.value} must lie in [0, 1]"
+    return None
+
+
+def _check_reference_workflow(name: str, reference_inputs) -> str | None:
+    """Why the work chain cannot launch ``name`` once per structure with
+    ``reference_inputs`` (None if it can): checked against the workflow's input spec."""
+    try:
+        process = WorkflowFactory(name)
+    except EntryPointError as err:
+        return (f"reference_workflow={name!r} is not a loadable `aiida.workflows` entry "
+                f"point ({err}); install the plugin that provides it or check "
+                "`verdi plugin list aiida.workflows`")
+    if is_process_function(process):
+        return (f"reference_workflow={name!r} is a process function ({process.__name__}), "
+                "which cannot be submitted; give a WorkChain that takes `structure` and "
+                "returns `total_energy` and `forces` (wrap the function in one)")
+    ports = process.spec().inputs
+    if "structure" not in ports:
+        return (f"reference_workflow={name!r} ({process.__name__}) has no input `structure` "
+                f"(its inputs: {sorted(ports)}); give a workflow that takes `structure` "
+                "(StructureData) and returns `total_energy` and `forces`, e.g. a thin wrapper")
+    given = dict(reference_inputs or {})
+    if "structure" in given:
+        return ("`reference_inputs` must not contain `structure`: each structure of "
+                "`structures` is passed as `structure`; drop it")
+    unknown = sorted(set(given) - set(ports))
+    if unknown and not ports.dynamic:
+        return (f"reference_inputs {unknown} are not inputs of reference_workflow={name!r} "
+                f"(its inputs: {sorted(ports)})")
+    values = ports.pre_process(given)  # fills in the workflow's defaults
+    for key, port in ports.items():
+        error = None if key == "structure" else port.validate(values.get(key, UNSPECIFIED))
+        if error is not None:
+            return (f"reference_inputs do not fit reference_workflow={name!r}: {error}; "
+                    "give every input it requires except `structure`")
+    error = ports.validate_dynamic_ports({k: given[k] for k in unknown})
+    if error is not None:
+        return f"reference_inputs do not fit reference_workflow={name!r}: {error}"
     return None
 
 
@@ -82,11 +123,11 @@ class ReferenceChunkWorkChain(WorkChain):
 
     def run_calculator(self):
         """Label the chunk in one calcfunction."""
-        result, node = collect_reference.run_get_node(structures=self.inputs.structures,
-                                                       calculator=self.inputs.calculator)
+        result, node = run_calculation(collect_reference, structures=self.inputs.structures,
+                                       calculator=self.inputs.calculator)
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED.format(
-                message=node.exit_message)
+                message=reason("ERROR_REFERENCE_CALCULATION_FAILED", node.exit_message))
         self.out_many(result)
         return None
 
@@ -175,11 +216,11 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
 
     def run_calculator(self):
         """One calcfunction runs the ASE calculator over all structures."""
-        result, node = collect_reference.run_get_node(structures=self.inputs.structures,
-                                                       calculator=self._calculator())
+        result, node = run_calculation(collect_reference, structures=self.inputs.structures,
+                                       calculator=self._calculator())
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED.format(
-                message=node.exit_message)
+                message=reason("ERROR_REFERENCE_CALCULATION_FAILED", node.exit_message))
         self.ctx.result = result
         return None
 
@@ -197,16 +238,17 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
         parts = {}
         for node in self.ctx.chunks:
             if not node.is_finished_ok:
+                why = reason("ERROR_REFERENCE_CALCULATION_FAILED", node.exit_message)
                 return self.exit_codes.ERROR_REFERENCE_CALCULATION_FAILED.format(
                     message=f"{node.process_label}<{node.pk}>: "
-                            f"{node.exit_message or node.process_state.value}")
+                            f"{why or node.process_state.value}")
             chunk = node.inputs.structures
             key = f"{chunk.base.attributes.get('offset'):06d}"
             parts[f"chunk_{key}"] = chunk
             parts[f"failed_structures_{key}"] = node.outputs.failed_structures
             if "training_set" in node.outputs:
                 parts[f"training_set_{key}"] = node.outputs.training_set
-        self.ctx.result = merge_reference(**parts)
+        self.ctx.result, _ = run_calculation(merge_reference, **parts)
         return None
 
     def run_workflows(self):
@@ -221,23 +263,23 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
         self.report(f"launched {len(self.ctx.index_of)} {process.__name__} workflows")
 
     def gather_workflows(self):
-        """Collect `total_energy` and `forces` of the finished ones; list the others."""
-        ids = self.inputs.structures.structure_ids
+        """Collect `total_energy` and `forces` of the finished ones; list the others and
+        those whose outputs cannot label their structure."""
+        structures = self.inputs.structures
+        ids, n_atoms = structures.structure_ids, structures.get_array("n_atoms")
         labels, failures = {}, []
         for node in self.ctx.references:
             i = self.ctx.index_of[str(node.pk)]
-            if node.is_finished_ok and {"total_energy", "forces"} <= set(node.outputs):
+            failure = _workflow_failure(node, int(n_atoms[i]))
+            if failure is None:
                 labels[f"energy_{i:04d}"] = node.outputs.total_energy
                 labels[f"forces_{i:04d}"] = node.outputs.forces
                 continue
-            failures.append({
-                "index": i, "structure_id": ids[i], "process_pk": node.pk,
-                "error_type": "excepted" if node.is_excepted else f"exit_status_{node.exit_status}",
-                "message": node.exit_message or (
-                    "finished without `total_energy` and `forces` outputs" if node.is_finished_ok
-                    else f"process {node.process_state.value}")})
-        self.ctx.result = gather_reference(structures=self.inputs.structures,
-                                           failures=orm.List(failures), **labels)
+            error_type, message = failure
+            failures.append({"index": i, "structure_id": ids[i], "process_pk": node.pk,
+                             "error_type": error_type, "message": message})
+        self.ctx.result, _ = run_calculation(gather_reference, structures=structures,
+                                             failures=orm.List(failures), **labels)
 
     def check_failures(self):
         """Attach the outputs; fail if no or too many structures were labelled."""
@@ -255,3 +297,16 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_TOO_MANY_REFERENCE_FAILED.format(
                 n_failed=n_failed, n=n, max_failed_fraction=limit)
         return None
+
+
+def _workflow_failure(node, n_atoms: int) -> tuple[str, str] | None:
+    """``(error_type, message)`` when the reference workflow ``node`` gives no usable labels
+    for a structure of ``n_atoms`` atoms, None when it does."""
+    if not node.is_finished_ok:
+        return ("excepted" if node.is_excepted else f"exit_status_{node.exit_status}",
+                node.exit_message or f"process {node.process_state.value}")
+    if not {"total_energy", "forces"} <= set(node.outputs):
+        return (f"exit_status_{node.exit_status}",
+                "finished without `total_energy` and `forces` outputs")
+    problem = check_reference_output(node.outputs.total_energy, node.outputs.forces, n_atoms)
+    return None if problem is None else ("bad_output", problem)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import WorkChain
 
-from .calculations import validate_model
+from .calculations import run_calculation, validate_model
 from .data import ModelData
-from .exit_codes import declare
+from .exit_codes import declare, reason
 from .fit import check_settings
 from .protocols import ProtocolMixin
 
@@ -77,8 +77,9 @@ class ValidateWorkChain(ProtocolMixin, WorkChain):
         kwargs = {"model": self.inputs.model, "settings": self.inputs.settings}
         if "calculator" in self.inputs:
             kwargs["calculator"] = self.inputs.calculator
-        properties, node = validate_model.run_get_node(**kwargs)
+        properties, node = run_calculation(validate_model, **kwargs)
         if not node.is_finished_ok:
-            return self.exit_codes.ERROR_VALIDATION_FAILED.format(message=node.exit_message)
+            return self.exit_codes.ERROR_VALIDATION_FAILED.format(
+                message=reason("ERROR_VALIDATION_FAILED", node.exit_message))
         self.out("properties", properties)
         return None

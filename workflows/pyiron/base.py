@@ -42,15 +42,24 @@ class MLIPJob(PythonTemplateJob):
     """Base class of the mlip-plugin jobs (not run directly).
 
     Subclasses implement :meth:`_run_step`, which fills ``self.output`` and returns the
-    final status (``"finished"`` or ``"warning"``) with a one-line message.
+    final status (``"finished"`` or ``"warning"``) with a one-line message.  A subclass
+    whose data come from another job names that link in ``_parent_link``; it is recorded as
+    the job's ``parent_id`` (job table ``parentid``).
     """
+
+    #: The ``input`` key of the link that is also this job's parent (None: no parent).
+    _parent_link: str | None = None
 
     def _run_step(self) -> tuple[str, str]:
         raise NotImplementedError(f"{type(self).__name__} does not define its step")
 
     def run_static(self) -> None:
-        """Run the step; record its outcome in ``output`` and the job status."""
+        """Run the step; record its outcome in ``output`` and the job status.
+
+        The output of an earlier run (a repaired or re-run job) is cleared first, so that
+        no error or result of that run is left beside the new ones."""
         self.status.running = True
+        self.output.clear()
         self.output.mlip_plugin_version = __version__
         try:
             status, message = self._run_step()
@@ -93,9 +102,10 @@ class MLIPJob(PythonTemplateJob):
         return str(self.output.get("status_message", ""))
 
     # -- links to other jobs ---------------------------------------------------------
-    def _set_link(self, key: str, job, expected: type, parent: bool) -> None:
+    def _set_link(self, key: str, job, expected: type) -> None:
         """Record ``job`` (a job object, a job id, or a job name in this project) under
-        ``input[key]``; with ``parent``, also as this job's ``parent_id`` (job table)."""
+        ``input[key]``; for the ``_parent_link``, also as this job's ``parent_id`` (job
+        table)."""
         job_id = self._job_id_of(job, key)
         linked = self.project.load(job_id)
         if linked is None or not isinstance(linked, expected):
@@ -104,7 +114,7 @@ class MLIPJob(PythonTemplateJob):
                              "job object, its id or its name)")
         self.input[key] = {"job_id": int(job_id), "job_name": linked.job_name,
                            "project": linked.project.path, "job_type": type(linked).__name__}
-        if parent:
+        if key == self._parent_link:
             self.parent_id = int(job_id)
 
     def _job_id_of(self, job, key: str) -> int:
@@ -148,13 +158,17 @@ class MLIPJob(PythonTemplateJob):
                              f"it must be one of {job_status_successful_lst} (run it first)")
         return job
 
-
     def _drop(self, key: str) -> None:
+        """Remove ``input[key]``; when it is the ``_parent_link``, the job it linked is no
+        longer this job's ``parent_id`` either (job table)."""
+        link = self._get_link(key) if key == self._parent_link else None
         if key in self.input:
             del self.input[key]
+        if link is not None and self.parent_id == int(link["job_id"]):
+            self.parent_id = None
 
 
-def link_property(key: str, expected: type, parent: bool, replaces: str | None = None,
+def link_property(key: str, expected: type, replaces: str | None = None,
                   doc: str = "") -> property:
     """A job property that links another job (see :meth:`MLIPJob._set_link`); setting it
     removes ``input[replaces]`` (data given directly instead of the link)."""
@@ -163,7 +177,7 @@ def link_property(key: str, expected: type, parent: bool, replaces: str | None =
         return self._get_link(key)
 
     def setter(self, job) -> None:
-        self._set_link(key, job, expected, parent=parent)
+        self._set_link(key, job, expected)
         if replaces:
             self._drop(replaces)
 

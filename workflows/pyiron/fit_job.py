@@ -89,6 +89,8 @@ class MLIPFit(MLIPJob):
         Number of configurations, sha256 of the data, and where they came from.
     """
 
+    _parent_link = "training_job"
+
     def __init__(self, project, job_name):
         super().__init__(project, job_name)
         self.input.fit = settings_to_dict(FitSettings())
@@ -97,14 +99,13 @@ class MLIPFit(MLIPJob):
     # -- input -----------------------------------------------------------------------
     settings = settings_property(FitSettings, "fit", "``input.fit`` as FitSettings.")
     training_job = link_property(
-        "training_job", MLIPReferenceData, parent=True, replaces="configurations",
+        "training_job", MLIPReferenceData, replaces="configurations",
         doc="The link to the job that produced the training data (None if given directly).")
     validation_job = link_property(
-        "validation_job", MLIPReferenceData, parent=False,
-        replaces="validation_configurations",
+        "validation_job", MLIPReferenceData, replaces="validation_configurations",
         doc="The link to the job whose configurations are the validation data, if any.")
     test_job = link_property(
-        "test_job", MLIPReferenceData, parent=False, replaces="test_configurations",
+        "test_job", MLIPReferenceData, replaces="test_configurations",
         doc="The link to the job whose configurations are the test data, if any.")
     configurations = _data_property(
         "configurations", "training_job", "The training configurations (from the linked "

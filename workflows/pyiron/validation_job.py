@@ -50,6 +50,8 @@ class MLIPValidation(MLIPJob):
         The reference calculator spec that was used.
     """
 
+    _parent_link = "fit_job"
+
     def __init__(self, project, job_name):
         super().__init__(project, job_name)
         self.input.validate = settings_to_dict(ValidateSettings())
@@ -57,7 +59,7 @@ class MLIPValidation(MLIPJob):
 
     settings = settings_property(ValidateSettings, "validate",
                                  "``input.validate`` as ValidateSettings.")
-    fit_job = link_property("fit_job", MLIPFit, parent=True,
+    fit_job = link_property("fit_job", MLIPFit,
                             doc="The link to the fit job whose model is validated.")
 
     @property
