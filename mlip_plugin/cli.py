@@ -138,10 +138,11 @@ def _fmt(value, spec: str) -> str:
 
 
 def _print_run(result) -> None:
+    from .pipeline.report import describe_fit
+
     m = result.metrics
     fit = m.get("fit", {})
-    print(f"model: {result.output / m['model_file']} ({fit.get('n_selected', '?')} of "
-          f"{fit.get('n_basis', '?')} functions, {fit.get('solver', '?')})")
+    print(f"model: {result.output / m['model_file']} ({describe_fit(fit)})")
     for name, e in m["errors"].items():
         print(f"  {name:<10} E MAE {_fmt(e.get('energy_mae_meV_per_atom'), '.3f')} meV/atom"
               f"   F MAE {_fmt(e.get('force_mae_eV_per_A'), '.4f')} eV/Å")

@@ -51,7 +51,7 @@ class KernelModel(Model):
 
     def predict(self, atoms: Atoms, stress: bool = False) -> Prediction:
         self.check_atoms(atoms)
-        energy, forces = self.gdml.predict_single(atoms.positions)
+        energy, forces = self.gdml.predict_single(_whole_molecule(atoms))
         return Prediction(energy=float(energy), energies=None, forces=forces)
 
     def to_state(self):
@@ -61,3 +61,33 @@ class KernelModel(Model):
     @classmethod
     def from_state(cls, params, arrays, provenance):
         return cls(GDMLModel.from_arrays(arrays, params), provenance)
+
+
+def _whole_molecule(atoms: Atoms) -> np.ndarray:
+    """Positions of the molecule made whole: in a periodic cell every atom is taken at its
+    image nearest to atom 0, so atoms wrapped across the boundary count where they are
+    bonded (the model describes one isolated molecule; its images do not interact).
+
+    Raises
+    ------
+    InputError
+        If the molecule spans half a period or more along a periodic axis, where the
+        nearest image is not well defined.
+    """
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if not pbc.any():
+        return atoms.positions
+    from ase.geometry import find_mic
+
+    d, _ = find_mic(atoms.positions - atoms.positions[0], atoms.cell, atoms.pbc)
+    R = atoms.positions[0] + d
+    recip = atoms.cell.complete().reciprocal()  # rows: b_i with a_j . b_i = delta_ij
+    spread = np.ptp(R @ recip.T, axis=0)  # extent in fractions of each period
+    wide = [int(i) for i in np.flatnonzero(pbc & (spread >= 0.5))]
+    if wide:
+        raise InputError(
+            f"the molecule spans {spread[wide[0]]:.2f} of the periodic cell along axis "
+            f"{'xyz'[wide[0]]}, too much to tell which periodic image of an atom is bonded; "
+            "a kernel model describes one isolated molecule: enlarge the cell (at least "
+            "twice the molecule's size) or set pbc=False")
+    return R

@@ -541,8 +541,17 @@ class RunConfig:
                              "label data) or a 'data' section (read existing data)")
         if structures is not None and data is not None:
             raise InputError("give either 'structures' or 'data', not both")
+        fit = coerce_settings(FitSettings, "fit", doc.get("fit"))
         validate = (None if "validate" in doc and doc["validate"] is None
                     else coerce_settings(ValidateSettings, "validate", doc.get("validate")))
+        if fit.model == "kernel" and validate is not None:
+            # the property suites are crystals; a kernel model describes one molecule
+            if doc.get("validate") is not None:
+                raise InputError(
+                    "section 'validate' runs a crystal property suite, but fit.model is "
+                    "'kernel' (a force field of one molecule, which cannot compute a "
+                    "crystal); remove the validate section (test errors are still reported)")
+            validate = None
         if validate is not None:
             validate.check_groups()
             if validate.reference.endswith(".json"):
@@ -552,8 +561,7 @@ class RunConfig:
                        "output", output, "the path of the output folder"),
                    structures=structures,
                    reference=CalculatorSpec.coerce(doc.get("reference") or DEFAULT_REFERENCE),
-                   data=data, fit=coerce_settings(FitSettings, "fit", doc.get("fit")),
-                   validate=validate)
+                   data=data, fit=fit, validate=validate)
 
     def check_inputs(self) -> None:
         """The files the run reads exist (data files; a reference table, readable JSON):

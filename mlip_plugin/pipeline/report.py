@@ -146,6 +146,16 @@ def _html_table(table: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def describe_fit(fit: dict) -> str:
+    """One phrase on the fitted model's size and solver (a ``fit`` entry of metrics.json)."""
+    if "kernel" in fit:
+        k = fit["kernel"]
+        return (f"{fit.get('n_basis', '?')} kernel coefficients (σ = {k.get('sigma', '?')}, "
+                f"λ = {k.get('lam', '?')}) solved by {fit.get('solver', '?')}")
+    return (f"{fit.get('n_selected', '?')} of {fit.get('n_basis', '?')} basis functions "
+            f"selected by {fit.get('solver', '?')}")
+
+
 def write_report(out_dir: str | os.PathLike, metrics: dict, plots: dict[str, Path | None],
                title: str = "mlip-plugin report") -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` from ``metrics`` (metrics.json's content)
@@ -153,9 +163,7 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, plots: dict[str, Pat
     out_dir = Path(out_dir)
     sections: list[tuple[str, str, list[list[str]] | None, str | None]] = []
     fit = metrics.get("fit", {})
-    summary = (f"Model: {metrics.get('model_family', 'linear_ace')}, "
-               f"{fit.get('n_selected', '?')} of {fit.get('n_basis', '?')} basis functions "
-               f"selected by {fit.get('solver', '?')}. "
+    summary = (f"Model: {metrics.get('model_family', 'linear_ace')}, {describe_fit(fit)}. "
                f"Model file: `{metrics.get('model_file', '')}`.")
     sections.append(("Summary", summary, None, None))
     if metrics.get("errors"):

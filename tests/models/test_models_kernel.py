@@ -92,6 +92,39 @@ def test_mlip_fit_kernel_config(shared_data, tmp_path, capsys):
     doc["data"]["train"] = str(sub)
     cfg.write_text(yaml.safe_dump(doc))
     assert main(["fit", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "1440 kernel coefficients (σ = 20.0, λ = 1e-10) solved by analytic" in out
     assert main(["info", str(tmp_path / "out" / "model.json")]) == 0
     out = capsys.readouterr().out
     assert "kernel model for C, H, N, O" in out
+
+
+def test_molecule_wrapped_in_a_periodic_cell_is_made_whole(kernel_fit, ethanol):
+    """A molecule in a periodic box with atoms wrapped across the boundary is the same
+    molecule (it used to get a wrong energy: +49 eV); a box too small to tell is an error."""
+    atoms = ethanol[1][0].atoms.copy()
+    ref = kernel_fit.model.predict(atoms)
+    boxed = atoms.copy()
+    boxed.cell, boxed.pbc = [[10, 0, 0], [1, 11, 0], [0, 0, 12]], True
+    boxed.positions[0] += [10, 0, 0]
+    boxed.positions[3] -= [1, 11, 0]
+    got = kernel_fit.model.predict(boxed)
+    assert got.energy == pytest.approx(ref.energy, abs=1e-9)
+    np.testing.assert_allclose(got.forces, ref.forces, atol=1e-9)
+    slab = atoms.copy()
+    slab.cell, slab.pbc = [[10, 0, 0], [0, 10, 0], [0, 0, 0]], [True, True, False]
+    slab.positions[0] -= [0, 10, 0]
+    assert kernel_fit.model.predict(slab).energy == pytest.approx(ref.energy, abs=1e-9)
+    small = atoms.copy()
+    small.cell, small.pbc = [3.0, 10, 10], True
+    with pytest.raises(InputError, match="spans 0.*of the periodic cell along axis x"):
+        kernel_fit.model.predict(small)
+
+
+def test_kernel_run_without_validate_section_skips_the_crystal_suite(tmp_path):
+    from mlip_plugin.pipeline.config import RunConfig
+
+    doc = {"data": {"train": "t.npz"}, "fit": {"model": "kernel"}}
+    assert RunConfig.from_dict(doc, tmp_path).validate is None
+    with pytest.raises(InputError, match="fit.model is 'kernel'"):
+        RunConfig.from_dict({**doc, "validate": {"suite": "fcc"}}, tmp_path)
