@@ -13,6 +13,7 @@ if exactly one of the usual spellings is present in the file, otherwise an
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import zipfile
@@ -27,6 +28,8 @@ from ase.data import atomic_numbers
 from ..errors import InputError
 from .configuration import Configuration, Weights, voigt_from_matrix
 from .units import conversion_factor
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "read_configs",
@@ -338,6 +341,12 @@ def _read_npz(path: Path, units) -> list[Configuration]:
         f = _unit_factors(units, {q: str(d[k]) for q, k in (("energy", "e_unit"),
                                                              ("length", "r_unit"))
                                   if k in d.files})
+        unnamed = [q for q, k in (("energy", "e_unit"), ("length", "r_unit"))
+                   if k not in d.files and q not in (units or {})]
+        if unnamed and ("E" in d.files or "F" in d.files):
+            log.warning("%s names no unit of %s (sGDML's e_unit / r_unit); reading them as "
+                        "eV and Å. sGDML data are usually kcal/mol: pass units={'energy': "
+                        "'kcal/mol'} if so", path, " and ".join(unnamed))
         R = np.asarray(d["R"], dtype=float) * f["length"]
         z = np.asarray(d["z"], dtype=int)
         n_frames = R.shape[0]

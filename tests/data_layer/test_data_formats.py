@@ -112,6 +112,19 @@ def test_npz_checks_and_applies_every_unit(tmp_path):
         read_configs(npz, units="eV")
 
 
+def test_npz_without_units_is_read_as_ev_with_a_warning(tmp_path, caplog):
+    npz = tmp_path / "plain.npz"
+    np.savez(npz, R=np.array([[[0, 0, 0], [1.0, 0, 0]]]), z=np.array([1, 1]),
+             E=np.array([[2.0]]), F=np.zeros((1, 2, 3)))
+    with caplog.at_level("WARNING", logger="mlip_plugin.data.io"):
+        assert read_configs(npz)[0].energy == 2.0
+    assert "names no unit of energy and length" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mlip_plugin.data.io"):
+        c = read_configs(npz, units={"energy": "kcal/mol", "length": "Ang"})[0]
+    assert c.energy == pytest.approx(2.0 * KCAL_PER_MOL, rel=1e-15) and not caplog.text
+
+
 # --- unreadable files ------------------------------------------------------------------------
 
 
