@@ -194,7 +194,8 @@ def combine(forms: dict, weights: dict) -> GramForm:
     w = {"E": weights["energy"], "F": weights["forces"], "V": weights["virial"]}
     total = None
     for k, f in forms.items():
-        part = GramForm(w[k] ** 2 * f.AtWA, w[k] ** 2 * f.AtWy, w[k] ** 2 * f.ytWy, f.n_rows)
+        part = GramForm(w[k] ** 2 * f.AtWA, w[k] ** 2 * f.AtWy, w[k] ** 2 * f.ytWy,
+                        f.n_rows if w[k] > 0 else 0)  # zero-weight rows are no observations
         total = part if total is None else total + part
     return total
 

@@ -74,7 +74,8 @@ class DesignMatrix:
 
 @dataclass(frozen=True)
 class GramForm:
-    """``AᵀWA`` (p, p), ``AᵀWy`` (p,), ``yᵀWy`` and the number of rows behind them."""
+    """``AᵀWA`` (p, p), ``AᵀWy`` (p,), ``yᵀWy`` and the number of rows behind them (rows
+    of weight zero are not observations and do not count: Bayesian noise estimates use it)."""
 
     AtWA: np.ndarray
     AtWy: np.ndarray
@@ -97,7 +98,7 @@ class GramForm:
     @classmethod
     def from_design(cls, dm: DesignMatrix) -> GramForm:
         Aw, yw = dm.weighted()
-        return cls(Aw.T @ Aw, Aw.T @ yw, float(yw @ yw), dm.n_rows)
+        return cls(Aw.T @ Aw, Aw.T @ yw, float(yw @ yw), int(np.count_nonzero(dm.w)))
 
     @staticmethod
     def accumulate(forms) -> GramForm:

@@ -368,8 +368,11 @@ class FitSettings:
         by_type = as_mapping("fit.by_config_type", self.by_config_type, {})
         self.by_config_type = {k: _weights(f"fit.by_config_type.{k}", v)
                                for k, v in by_type.items()}
-        self.prior = _prior(self.prior if self.prior is not None
-                            else _default(self, "prior"))
+        default_prior = _default(self, "prior")
+        self.prior = _prior(self.prior if self.prior is not None else default_prior)
+        if self.prior.get("kind", "algebraic") == default_prior["kind"]:
+            # {kind: algebraic} alone means the default prior, not smoothness_prior's p
+            self.prior = {**default_prior, **self.prior}
         self.basis = _basis(self.basis if self.basis is not None
                             else _default(self, "basis"), required=self.model == "ace")
         self.kernel = _kernel(self.kernel)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -179,7 +179,8 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
     ----------
     configs : sequence of Configuration
         Training data (split into train/validation by ``settings.validation_fraction``
-        unless ``validation`` is given).
+        unless ``validation`` is given).  Their fit weights come from the settings
+        (``weights``, ``by_config_type``); the configurations themselves are not modified.
     settings : FitSettings or mapping, optional
     validation, test : sequence of Configuration, optional
         Validation data picks the model along the path and the TSVD truncation; test data
@@ -199,9 +200,26 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
 
         return fit_kernel(train, val, test, s)
     weights = Weights(**s.weights)
-    by_type = {k: Weights(**v) for k, v in s.by_config_type.items()}
+    # a by_config_type entry overrides only the weights it names
+    by_type = {k: Weights(**{**s.weights, **v}) for k, v in s.by_config_type.items()}
+    own = {c.weights for c in [*train, *val]} - {weights, *by_type.values()}
+    if own:
+        log.warning("the fit settings' weights (fit.weights, fit.by_config_type) replace the "
+                    "configurations' own weights %s; put them in the settings to use them",
+                    sorted(own))
+    # the caller's configurations keep their weights: the fit weighs copies
+    train, val = ([replace(c, weights=c.weights) for c in part] for part in (train, val))
     for part in (train, val):
         assign_weights(part, weights, by_type)
+    trained = {x for c in train for x in c.symbols}
+    for name, part in (("validation", val), ("test", test or [])):
+        unseen = sorted({x for c in part for x in c.symbols} - trained)
+        if unseen:
+            raise InputError(
+                f"species {unseen} appear in {name} configurations but in no training "
+                "configuration, so the model cannot learn them: move configurations with "
+                "them into training (or change fit.seed / fit.validation_fraction of the "
+                "random split)")
     e0 = resolve_e0(train, s.e0)
     elements = sorted({x for c in [*train, *val] for x in c.symbols})
     try:

@@ -132,7 +132,8 @@ def test_yaml_numbers_read_as_strings_are_converted(tmp_path):
     f = cfg.fit
     assert (f.max_active, f.validation_fraction, f.seed) == (1000, 0.1, 7)
     assert f.weights == {"energy": 30.0} and f.e0 == {"Cu": -0.1}
-    assert f.by_config_type == {"bulk": {"forces": 2.0}} and f.prior == {"p": 3.0}
+    assert f.by_config_type == {"bulk": {"forces": 2.0}}
+    assert f.prior == {"kind": "algebraic", "p": 3.0}
     assert f.basis["r_cut"] == 5.0 and isinstance(f.basis["correlation_order"], int)
     assert cfg.structures.supercell == 2 and cfg.structures.md_temperatures == (300.0,)
 
@@ -178,3 +179,12 @@ def test_check_inputs_finds_missing_and_corrupt_files(tmp_path, text, content, m
     cfg = load_config(write(tmp_path, text))  # reading the settings does not open files
     with pytest.raises(InputError, match=match):
         cfg.check_inputs()
+
+
+def test_prior_kind_alone_keeps_the_default_exponent():
+    from mlip_plugin.pipeline.config import FitSettings
+
+    default = FitSettings().prior
+    assert FitSettings(prior={"kind": "algebraic"}).prior == default
+    assert FitSettings(prior={"p": 3}).prior == {**default, "p": 3.0}
+    assert FitSettings(prior={"kind": "exponential"}).prior == {"kind": "exponential"}

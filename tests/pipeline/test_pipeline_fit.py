@@ -186,3 +186,52 @@ def test_isolated_atoms_stay_in_training_and_fix_e0(caplog):
         r0 = r0_from_data(lone, ["Cu", "Au"], 4.5)
     assert set(r0) == {"Cu-Cu"} and r0["Cu-Cu"] == pytest.approx(3.61 / np.sqrt(2))
     assert "no pair within r_cut=4.5 Å for Cu-Au, Au-Au" in caplog.text
+
+
+SMALL = {"correlation_order": 2, "total_degree": 6, "r_cut": 4.5}
+
+
+def test_partial_config_type_weights_keep_the_configured_ones(cu_data):
+    configs, _ = cu_data
+    kind = configs[0].config_type
+    before = [c.weights for c in configs]
+    res = fit(configs, {"solver": "ridge", "basis": SMALL, "validation_fraction": 0.0,
+                        "weights": {"energy": 5.0, "forces": 1.0, "virial": 0.0},
+                        "by_config_type": {kind: {"forces": 10.0}}})
+    assert [c.weights for c in configs] == before  # the caller's objects are not touched
+    same = fit(configs, {"solver": "ridge", "basis": SMALL, "validation_fraction": 0.0,
+                         "weights": {"energy": 5.0, "forces": 1.0, "virial": 0.0},
+                         "by_config_type": {kind: {"energy": 5.0, "forces": 10.0,
+                                                   "virial": 0.0}}})
+    np.testing.assert_array_equal(res.model.coef, same.model.coef)
+
+
+def test_zero_weight_rows_are_not_observations(cu_data):
+    """BLR/ARD's noise estimate divides by the number of observations: rows of weight zero
+    (a config type weighted 0) must count like rows that are not there."""
+    from mlip_plugin.ace import ACEBasis
+    from mlip_plugin.ace.design import gram_form
+    from mlip_plugin.data import Weights, assign_weights
+
+    configs = [c.copy() for c in cu_data[0]]
+    kind = configs[0].config_type
+    basis = ACEBasis(["Cu"], 2, 6, 4.5)
+    assign_weights(configs, Weights(), {kind: Weights(0.0, 0.0, 0.0)})
+    zeroed = gram_form(basis, configs, {"Cu": 0.0})
+    dropped = gram_form(basis, [c for c in configs if c.config_type != kind], {"Cu": 0.0})
+    assert zeroed.n_rows == dropped.n_rows < sum(1 + 3 * c.n_atoms + 6 for c in configs)
+    np.testing.assert_allclose(zeroed.AtWA, dropped.AtWA, rtol=1e-12, atol=1e-12)
+
+
+def test_species_missing_from_training_is_named_before_the_fit(cu_data):
+    configs, test = cu_data
+    from dataclasses import replace
+
+    atoms = configs[-1].atoms.copy()
+    atoms.symbols[0] = "Ag"
+    alien = replace(configs[-1], atoms=atoms)
+    with pytest.raises(InputError, match=r"species \['Ag'\] appear in validation"):
+        fit(configs[:-1], {"basis": SMALL, "e0": {"Cu": 0.0, "Ag": 0.0}},
+            validation=[alien])
+    with pytest.raises(InputError, match=r"species \['Ag'\] appear in test"):
+        fit(configs[:-1], {"basis": SMALL}, test=[alien])
