@@ -202,7 +202,7 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
     weights = Weights(**s.weights)
     # a by_config_type entry overrides only the weights it names
     by_type = {k: Weights(**{**s.weights, **v}) for k, v in s.by_config_type.items()}
-    own = {c.weights for c in [*train, *val]} - {weights, *by_type.values()}
+    own = {c.weights for c in [*train, *val]} - {Weights(), weights, *by_type.values()}
     if own:
         log.warning("the fit settings' weights (fit.weights, fit.by_config_type) replace the "
                     "configurations' own weights %s; put them in the settings to use them",

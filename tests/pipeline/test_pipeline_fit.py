@@ -191,7 +191,9 @@ def test_isolated_atoms_stay_in_training_and_fix_e0(caplog):
 SMALL = {"correlation_order": 2, "total_degree": 6, "r_cut": 4.5}
 
 
-def test_partial_config_type_weights_keep_the_configured_ones(cu_data):
+def test_partial_config_type_weights_keep_the_configured_ones(cu_data, caplog):
+    from mlip_plugin.data import Weights
+
     configs, _ = cu_data
     kind = configs[0].config_type
     before = [c.weights for c in configs]
@@ -199,6 +201,12 @@ def test_partial_config_type_weights_keep_the_configured_ones(cu_data):
                         "weights": {"energy": 5.0, "forces": 1.0, "virial": 0.0},
                         "by_config_type": {kind: {"forces": 10.0}}})
     assert [c.weights for c in configs] == before  # the caller's objects are not touched
+    assert not caplog.records  # configurations with the default weights: nothing to say
+    configs[1].weights = Weights(energy=100.0, forces=1.0, virial=0.0)
+    with caplog.at_level("WARNING"):
+        fit(configs[:6], {"solver": "ridge", "basis": SMALL, "validation_fraction": 0.0})
+    assert "replace the configurations' own weights" in caplog.text
+    configs[1].weights = before[1]
     same = fit(configs, {"solver": "ridge", "basis": SMALL, "validation_fraction": 0.0,
                          "weights": {"energy": 5.0, "forces": 1.0, "virial": 0.0},
                          "by_config_type": {kind: {"energy": 5.0, "forces": 10.0,
