@@ -20,7 +20,7 @@ fastest it offers for a linear basis.  Both sides are pinned to ``--threads`` th
 ``--nve`` also runs the NVE check: 64 Si atoms from 600 K, 5000 velocity-Verlet steps of
 1 fs, with a small fit (basis (3, 12)), and reports the energy drift per atom.
 
-    python benchmarks/calculator.py --models DIR [--json OUT] [--quick] [--nve]
+    python benchmarks/calculator.py [--models DIR] [--json OUT] [--quick] [--nve]
 """
 
 from __future__ import annotations
@@ -174,8 +174,9 @@ def _ase_calculator(model):
 
 def main(argv=None):
     parser = base_parser("calculator", __doc__.splitlines()[0])
-    parser.add_argument("--models", required=True,
-                        help="folder of the cached fitted models (fitted there if absent)")
+    parser.add_argument("--models", default="calculator_models",
+                        help="folder of the cached fitted models, fitted there if absent "
+                             "(default: calculator_models in the current folder)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     parser.add_argument("--atoms", default="512,4096", help="cell sizes (comma-separated)")

@@ -56,8 +56,6 @@ from mlip_plugin.solvers import (  # noqa: E402
     EvidenceSettings,
     ard_gram,
     ard_path_gram,
-    asp_path_gram,
-    omp_path_gram,
 )
 from mlip_plugin.solvers.path import SolutionPath, SolverInfo, by_size  # noqa: E402
 
@@ -310,22 +308,19 @@ def ard_ranked_path(G: GramForm, gamma: np.ndarray, sizes, max_iter: int) -> Sol
 
 
 def solve(name: str, G: GramForm, gamma: np.ndarray, sizes, ard_iter: int,
-          s: FitSettings | None = None, select_on_prior: bool = False) -> SolutionPath:
+          s: FitSettings | None = None, unit_norm: bool = False) -> SolutionPath:
     """The solution path of one solver on the weighted Gram form ``G`` (up to max(sizes)).
 
-    OMP and ASP run exactly as :func:`mlip_plugin.pipeline.fit.fit` runs them, unless
-    ``select_on_prior``: then they choose among the prior-scaled columns ``A Γ⁻¹``
-    (``normalize=False``) instead of the unit-norm ones.
+    OMP and ASP run exactly as :func:`mlip_plugin.pipeline.fit.fit` runs them (choosing
+    among the prior-scaled columns ``A Γ⁻¹``, the package default), or with ``unit_norm``
+    among unit-norm columns (``select_on_prior=False``).
     """
     max_active = max(sizes)
-    if name in ("omp", "asp") and select_on_prior:
-        args = (G.AtWA, G.AtWy, G.ytWy, G.n_rows, max_active)
-        if name == "omp":
-            return omp_path_gram(*args, prior=gamma, normalize=False, on_dependent="skip")
-        return asp_path_gram(*args, prior=gamma, normalize=False)
     if name in ("omp", "asp"):
-        return _solve_path(replace(s or FitSettings(), solver=name, max_active=max_active),
-                           G, gamma)
+        s = replace(s or FitSettings(), solver=name, max_active=max_active)
+        if unit_norm:
+            s = replace(s, select_on_prior=False)
+        return _solve_path(s, G, gamma)
     if name == "rrqr":
         return rrqr_path(G, gamma, sizes)
     if name == "ard":
@@ -351,7 +346,7 @@ def learning_curve(prob: Problem, pf: PathFit, sizes) -> list[dict]:
 
 
 def run_solvers(prob: Problem, s: FitSettings, solvers, sizes, ard_iter: int = 30,
-                curve_points: int = 12, select_on_prior: bool = False
+                curve_points: int = 12, unit_norm: bool = False
                 ) -> tuple[dict, dict, dict]:
     """Fit every solver, evaluate at every size; returns results, curves and path fits."""
     gamma = smoothness_prior(prob.basis, **s.prior)
@@ -359,7 +354,7 @@ def run_solvers(prob: Problem, s: FitSettings, solvers, sizes, ard_iter: int = 3
     results, curves, fits = {}, {}, {}
     for name in solvers:
         with timed() as t:
-            p = solve(name, G, gamma, sizes, ard_iter, s, select_on_prior)
+            p = solve(name, G, gamma, sizes, ard_iter, s, unit_norm)
         pf = PathFit(prob.basis, p, prob.e0, G, Gv, gamma, s.tsvd)
         results[name] = {}
         for n in sizes:
@@ -441,9 +436,9 @@ def parse_args(argv=None):
                         help="yz/xz stress order: 'auto' reads it from the data "
                              "(see detect_stress_order), 'swap' exchanges them")
     parser.add_argument("--seed", type=int, default=0, help="train/validation split seed")
-    parser.add_argument("--select-on-prior", action="store_true",
-                        help="experiment: OMP/ASP select among prior-scaled columns "
-                             "(normalize=False) instead of the package's unit-norm ones")
+    parser.add_argument("--unit-norm", action="store_true",
+                        help="experiment: OMP/ASP select among unit-norm columns instead of "
+                             "the package's prior-scaled ones (fit's select_on_prior=False)")
     parser.add_argument("--prior-p", type=float, default=None,
                         help="experiment: exponent of the algebraic prior (default: package)")
     parser.add_argument("--cache", help="folder for the assembled Gram forms (npz)")
@@ -534,7 +529,7 @@ def main(argv=None) -> Result:
     solvers = [x.strip() for x in args.solvers.split(",") if x.strip()]
     with threadpool_limits(args.threads, user_api="blas"), timed() as t:
         results, curves, fits = run_solvers(prob, s, solvers, sizes, args.ard_iter,
-                                            select_on_prior=args.select_on_prior)
+                                            unit_norm=args.unit_norm)
     timings["solvers_s"] = t.seconds
     timings |= {f"{k}_s": v[str(max(sizes))]["seconds"] for k, v in results.items()}
     print_table(element, results)
@@ -544,7 +539,7 @@ def main(argv=None) -> Result:
                     "basis_size": basis.size, "fit": vars(s) | {"basis": s.basis},
                     "sizes": sizes, "solvers": solvers, "seed": args.seed,
                     "stress_order": order, "stress_order_scores": scores,
-                    "ard_iter": args.ard_iter, "select_on_prior": args.select_on_prior,
+                    "ard_iter": args.ard_iter, "unit_norm": args.unit_norm,
                     "quick": args.quick}
     res.figures = {"results": results, "learning_curve": curves, "timings": timings}
     if args.save_models:

@@ -2,6 +2,7 @@
 DFT reference properties of Bartók et al. 2018 (si_gap18_reference/properties.json).
 
     python examples/zuo_si_fit.py [--data DIR] [--output DIR] [--max-active N]
+        [--total-degree D] [--preset fast|default]
 
 ``--data`` defaults to $MLIP_DATA or ../shared/data beside the project.  Writes the model
 file, metrics.json with test errors and the property table, and prints both.

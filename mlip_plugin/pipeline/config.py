@@ -7,7 +7,7 @@ YAML 1.1 reads ``1e3`` as a string); anything else is an :class:`InputError` nam
 ``section.key``, the value and what is allowed, before any work starts.  Relative paths
 (data files, a ``validate.reference`` table) are taken relative to the configuration file;
 :meth:`RunConfig.check_inputs` (``--dry-run``, and the start of a run) checks they exist.
-Example (the defaults of ``mlip demo``)::
+An example (``mlip demo`` runs a larger one, ``mlip_plugin.cli.DEMO_CONFIG``)::
 
     output: results
     structures: {preset: tiny, element: Cu, lattice: fcc}
@@ -567,8 +567,14 @@ class RunConfig:
                    data=data, fit=fit, validate=validate)
 
     def check_inputs(self) -> None:
-        """The files the run reads exist (data files; a reference table, readable JSON):
-        what ``--dry-run`` checks beyond the settings themselves."""
+        """The files the run reads exist (data files; a reference table, readable JSON) and
+        the calculator classes it uses import: what ``--dry-run`` checks beyond the
+        settings themselves."""
+        ref = self.validate.reference if self.validate is not None else "none"
+        if self.structures is not None or ref == "calculator":
+            self.reference.load_class()
+        if ref not in ("calculator", "none") and not ref.endswith(".json"):
+            CalculatorSpec.coerce(ref).load_class()
         if self.data is not None:
             for name in ("train", "test"):
                 path = getattr(self.data, name)
@@ -576,8 +582,8 @@ class RunConfig:
                     raise InputError(f"data.{name}: cannot read {path!r}: no such file; "
                                      "check the path (relative paths are taken from the "
                                      "configuration file's folder)")
-        if self.validate is not None and self.validate.reference.endswith(".json"):
-            read_reference_table(self.validate.reference)
+        if ref.endswith(".json"):
+            read_reference_table(ref)
 
     def to_dict(self) -> dict:
         out = asdict(self)

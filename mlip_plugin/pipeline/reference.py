@@ -83,6 +83,18 @@ class CalculatorSpec:
 
     def build(self):
         """Import the class and instantiate it with the parameters."""
+        cls = self.load_class()
+        try:
+            return cls(**dict(self.parameters))
+        except TypeError as err:
+            raise InputError(
+                f"calculator {self.calculator!r} rejected its parameters "
+                f"{dict(self.parameters)}: {err}"
+            ) from err
+
+    def load_class(self):
+        """Import the calculator class (without building it): a named error if it cannot
+        be imported."""
         module_name, _, class_name = self.calculator.rpartition(".")
         if not module_name:
             raise InputError(
@@ -90,18 +102,11 @@ class CalculatorSpec:
                 "'ase.calculators.emt.EMT'"
             )
         try:
-            cls = getattr(importlib.import_module(module_name), class_name)
+            return getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as err:
             raise InputError(
                 f"unknown calculator class {self.calculator!r} ({err}); give an importable "
                 "ASE calculator such as 'ase.calculators.emt.EMT' and install its package"
-            ) from err
-        try:
-            return cls(**dict(self.parameters))
-        except TypeError as err:
-            raise InputError(
-                f"calculator {self.calculator!r} rejected its parameters "
-                f"{dict(self.parameters)}: {err}"
             ) from err
 
 

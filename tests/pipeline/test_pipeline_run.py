@@ -117,6 +117,8 @@ def test_bad_configurations_exit_2(tmp_path, text, match):
     ({"reference": "nothere.json"}, {}, "nothere.json' does not exist"),
     ({"properties": ["elastik"]}, {}, "unknown groups ['elastik']"),
     (None, {"supercell": "two"}, "structures.supercell='two'"),
+    ({"reference": "ase.calculators.nope.Nope"}, {},
+     "unknown calculator class 'ase.calculators.nope.Nope'"),
 ])
 def test_dry_run_catches_what_the_run_would_fail_on(tmp_path, capsys, validate, structures,
                                                     match):
@@ -215,3 +217,11 @@ def test_calculator_failure_while_generating_exits_2_and_rerun_resumes(tmp_path,
     FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 0
     assert main(["-q", "fit", str(cfg)]) == 0
     assert (tmp_path / "out" / "model.json").is_file()
+
+
+def test_dry_run_imports_the_reference_calculator(tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text("structures: {element: Cu}\n"
+                    "reference: {calculator: ase.calculators.nope.Nope}\n")
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert "unknown calculator class 'ase.calculators.nope.Nope'" in capsys.readouterr().err

@@ -10,11 +10,13 @@ Entry points (``verdi plugin list aiida.workflows``):
   as attributes) and ``mlip.training_set`` (:class:`~.data.TrainingSetData`, ONE
   TrajectoryData node for all structures with energies, forces and stresses);
 * calcfunctions (``aiida.calculations``): ``mlip.generate_structures``,
-  ``mlip.collect_reference``, ``mlip.split_structures``, ``mlip.gather_reference``,
-  ``mlip.fit_model``, ``mlip.evaluate_model``, ``mlip.validate_model``;
+  ``mlip.collect_reference``, ``mlip.split_structures``, ``mlip.split_chunks``,
+  ``mlip.merge_reference``, ``mlip.gather_reference``, ``mlip.fit_model``,
+  ``mlip.evaluate_model``, ``mlip.validate_model``;
 * work chains (``aiida.workflows``): ``mlip.reference``, ``mlip.fit``, ``mlip.validate`` and
   ``mlip.pipeline``, each with ``get_builder_from_protocol`` (``fast``, ``balanced``,
-  ``stringent``).
+  ``stringent``), and ``mlip.reference_chunk`` (one chunk of structures, run by
+  ``mlip.reference``).
 
 Example::
 
