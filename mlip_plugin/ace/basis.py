@@ -133,9 +133,11 @@ class ACEBasis:
                 f"must be at least {correlation_order}; raise total_degree or lower the order")
         self.w_L = _check_positive("w_L", w_L)
         self.transform_pq = tuple(float(x) for x in transform_pq)
-        if not (0 < self.transform_pq[0] < self.transform_pq[1]):
+        p, q = self.transform_pq
+        if not (0 < p < q and p * (4 * q - 2) > 2 * q):
             raise InputError(f"transform_pq={transform_pq!r} is not allowed; give (p, q) "
-                             "with 0 < p < q, e.g. (2, 4)")
+                             "with 0 < p < q and p (4q - 2) > 2q (else the transform has no "
+                             "inflection at r0 and a pole inside the cutoff), e.g. (2, 4)")
         self.pair_degree = int(self.total_degree if pair_degree is None else pair_degree)
         if self.pair_degree < 0:
             raise InputError(f"pair_degree={pair_degree!r} must be >= 0")
@@ -324,18 +326,26 @@ def _check_positive(name, value) -> float:
 
 def _resolve_r0(elements, r0, r_cut) -> dict:
     table = _default_r0(elements)
+    given = set()
     if r0 is None:
         pass
     elif isinstance(r0, Mapping):
         for key, v in r0.items():
             a, b = key.split("-") if isinstance(key, str) else key
             table[(a, b)] = table[(b, a)] = _check_positive(f"r0[{key!r}]", v)
+            given |= {(a, b), (b, a)}
     else:
         v = _check_positive("r0", r0)
         table = dict.fromkeys(table, v)
-    bad = {k: v for k, v in table.items() if v >= r_cut}
+        given = set(table)
+    bad = {k: v for k, v in table.items() if v >= r_cut and k in given}
     if bad:
         raise InputError(f"r0 must be smaller than r_cut={r_cut}; got {bad}")
+    wide = sorted(k for k, v in table.items() if v >= r_cut)
+    if wide:  # covalent-radii defaults of large atoms, no data: stay inside the cutoff
+        log.info("r0: the covalent-radii default of %s reaches r_cut=%g Å; using %g Å",
+                 ", ".join("-".join(k) for k in wide), r_cut, 0.5 * r_cut)
+        table.update(dict.fromkeys(wide, 0.5 * r_cut))
     return {k: table[k] for k in sorted(table)}
 
 

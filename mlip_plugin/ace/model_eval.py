@@ -16,6 +16,7 @@ An optional :class:`CoreRepulsion` keeps atoms from collapsing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,6 +151,39 @@ class CoreRepulsion:
 
     radius: dict
     epsilon: float = 1.0
+
+    def __post_init__(self):
+        if not isinstance(self.radius, Mapping):
+            raise InputError(f"core repulsion: radius={self.radius!r} is not a mapping of "
+                             "species pairs to radii (Å)")
+        radius = {}
+        for key, value in self.radius.items():
+            pair = tuple(key.split("-")) if isinstance(key, str) else tuple(key)
+            if len(pair) != 2 or not all(isinstance(s, str) for s in pair):
+                raise InputError(f"core repulsion: key {key!r} is not a species pair; write "
+                                 "('Si', 'Si') or 'Si-Si'")
+            r = float(value) if isinstance(value, (int, float, np.number)) else np.nan
+            if not (np.isfinite(r) and r > 0):
+                raise InputError(f"core repulsion: radius {value!r} of {key!r} must be a "
+                                 "finite number > 0 (Å)")
+            radius[pair] = r
+        object.__setattr__(self, "radius", radius)
+        if (isinstance(self.epsilon, bool) or not isinstance(self.epsilon, (int, float, np.number))
+                or not (np.isfinite(self.epsilon) and self.epsilon > 0)):
+            raise InputError(f"core repulsion: epsilon={self.epsilon!r} must be > 0 (eV); a "
+                             "negative one would attract")
+
+    def check_basis(self, basis: ACEBasis) -> None:
+        """The pairs are species of ``basis`` and every radius lies inside its cutoff (pairs
+        are found out to r_cut only: a larger radius would cut the repulsion off there)."""
+        unknown = sorted({s for pair in self.radius for s in pair} - set(basis.elements))
+        if unknown:
+            raise InputError(f"core repulsion: species {unknown} are not in the basis "
+                             f"{basis.elements}")
+        wide = {f"{a}-{b}": r for (a, b), r in self.radius.items() if r >= basis.r_cut}
+        if wide:
+            raise InputError(f"core repulsion: radii {wide} reach the cutoff "
+                             f"r_cut={basis.r_cut} Å; they must be smaller")
 
     @classmethod
     def for_basis(cls, basis: ACEBasis, fraction: float = 0.75, epsilon: float = 1.0):

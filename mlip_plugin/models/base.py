@@ -77,6 +77,8 @@ class Model(ABC):
             raise InputError("the structure has non-finite (NaN or inf) atomic positions; "
                              "fix the structure before computing with the model")
         pbc = np.asarray(atoms.pbc, dtype=bool)
+        if pbc.any() and not np.all(np.isfinite(atoms.cell.array)):
+            raise InputError("the structure's cell contains NaN or inf; give a finite cell")
         if pbc.any():
             periodic = np.asarray(atoms.cell)[pbc]
             if np.linalg.matrix_rank(periodic, tol=1e-8) < pbc.sum():

@@ -69,6 +69,8 @@ class LinearACEModel(Model):
         elif core is not False and not isinstance(core, CoreRepulsion):
             raise InputError(f"core={core!r} is not allowed; give True (default core "
                              "repulsion), False (none) or a CoreRepulsion")
+        if core:
+            core.check_basis(basis)
         self.core = core or None
 
     @classmethod

@@ -175,3 +175,23 @@ def test_basis_from_data_options():
     # configurations 0 and 3 are read: 8 samples of each distance, the median between them
     assert r0_from_data([squeezed] * 3 + [si], ["Si"], 5.0, max_configs=2) == {
         "Si-Si": pytest.approx((5.0 + 5.43) / 2 * 3**0.5 / 4)}
+
+
+def test_transform_exponents_without_an_inflection_are_refused():
+    """p (4q - 2) <= 2q gives a <= 0: a pole of the transform inside the cutoff."""
+    with pytest.raises(InputError, match=r"transform_pq=\(0.2, 0.4\) is not allowed"):
+        ACEBasis(["Si"], 2, 6, 5.0, transform_pq=(0.2, 0.4))
+    ACEBasis(["Si"], 2, 6, 5.0, transform_pq=(1.0, 3.0))
+
+
+def test_covalent_default_beyond_the_cutoff_is_clamped_but_a_given_one_is_an_error():
+    from ase import Atoms
+
+    from mlip_plugin.ace import basis_from_data
+
+    data = [bulk("Si", "diamond", a=5.43), Atoms("Cs", cell=[10, 10, 10], pbc=True)]
+    basis = basis_from_data(["Cs", "Si"], data, correlation_order=2, total_degree=6,
+                            r_cut=4.5)
+    assert basis.r0[("Cs", "Cs")] == 2.25  # covalent 4.88 Å, no Cs-Cs pair in the data
+    with pytest.raises(InputError, match="r0 must be smaller than r_cut"):
+        ACEBasis(["Si"], 2, 6, 4.5, r0={"Si-Si": 4.6})

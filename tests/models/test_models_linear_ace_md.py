@@ -201,3 +201,35 @@ def test_predict_gives_no_stress_without_a_3d_periodic_cell(attractive_model):
         pred = model.predict(atoms)
         assert pred.stress is None and np.isfinite(pred.energy)
     assert model.predict(bulk("Si", "diamond", a=5.43)).stress.shape == (6,)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"radius": {("Si", "Si"): 6.0}}, "reach the cutoff"),
+    ({"radius": {("Si", "Si"): 1.5}, "epsilon": -1.0}, "epsilon=-1.0 must be > 0"),
+    ({"radius": {("Si", "Si"): float("nan")}}, "must be a finite number > 0"),
+    ({"radius": {("Ge", "Ge"): 1.5}}, r"species \['Ge'\] are not in the basis"),
+    ({"radius": {"SiSi": 1.5}}, "is not a species pair"),
+])
+def test_bad_core_repulsion_is_refused(attractive_model, kwargs, match):
+    basis, coef = attractive_model
+    with pytest.raises(InputError, match=match):
+        LinearACEModel(basis, coef, {"Si": 0.0}, core=CoreRepulsion(**kwargs))
+
+
+def test_core_radius_keys_as_written_in_model_files_work(attractive_model):
+    """'Si-Si' (the form of model files) used to be ignored by the constructor: no core."""
+    basis, coef = attractive_model
+    by_string = LinearACEModel(basis, coef, {"Si": 0.0}, core=CoreRepulsion({"Si-Si": 1.6}))
+    by_tuple = LinearACEModel(basis, coef, {"Si": 0.0},
+                              core=CoreRepulsion({("Si", "Si"): 1.6}))
+    bare = LinearACEModel(basis, coef, {"Si": 0.0}, core=False)
+    e = [m.predict(_dimer(1.0)).energy for m in (by_string, by_tuple, bare)]
+    assert e[0] == e[1] and e[0] > e[2] + 1.0
+
+
+def test_nan_cell_is_a_named_error(attractive_model):
+    basis, coef = attractive_model
+    model = LinearACEModel(basis, coef, {"Si": 0.0})
+    atoms = Atoms("Si", cell=[[3, 0, 0], [0, 3, 0], [0, 0, np.nan]], pbc=True)
+    with pytest.raises(InputError, match="cell contains NaN"):
+        model.predict(atoms)
