@@ -115,7 +115,7 @@ def _cmd_help(args) -> int:
 
 def _cmd_run(args) -> int:
     from .pipeline.config import load_config
-    from .pipeline.run import run_pipeline
+    from .pipeline.run import check_output, run_pipeline
 
     config = load_config(args.config)
     if args.stages == "fit":
@@ -124,6 +124,7 @@ def _cmd_run(args) -> int:
         import yaml
 
         config.check_inputs()
+        check_output(args.output or config.output)
         print(yaml.safe_dump(config.to_dict(), sort_keys=False))
         print(f"configuration OK; would write to {args.output or config.output}")
         return 0

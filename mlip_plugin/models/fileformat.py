@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import write_text_atomic
 from ..errors import ModelFormatError
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "write_model_document", "read_model_document",
@@ -78,11 +79,7 @@ def write_model_document(path: str | os.PathLike, family: str, params: dict,
            "provenance": provenance}
     doc = json.loads(json.dumps(doc, default=_plain))  # plain types, as a reader sees them
     doc["checksum"] = _checksum(doc)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=True))
 
 
 def read_model_document(path: str | os.PathLike) -> tuple[str, dict, dict, dict]:

@@ -15,7 +15,6 @@ import importlib
 import json
 import logging
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from .._files import write_text_atomic
 from ..data import Configuration
 from ..errors import InputError
 
@@ -150,18 +150,7 @@ def _label(atoms: Atoms, calc) -> dict:
 def write_json_atomic(path: str | os.PathLike, doc, **dumps_kwargs) -> Path:
     """Write ``doc`` as JSON to ``path`` through a temporary file in the same folder and
     :func:`os.replace`, so a killed run never leaves a half-written file behind."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(doc, **dumps_kwargs))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, json.dumps(doc, **dumps_kwargs))
 
 
 def read_json_cache(path: Path, check=None):

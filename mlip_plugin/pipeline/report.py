@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import write_text_atomic
 from .metrics import Predictions
 
 __all__ = ["write_metrics", "plot_learning_curve", "plot_parity", "plot_property_errors",
@@ -34,11 +35,7 @@ def _json_default(obj):
 
 def write_metrics(path: str | os.PathLike, metrics: dict) -> Path:
     """Write ``metrics.json`` (atomically)."""
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2, default=_json_default))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(metrics, indent=2, default=_json_default))
 
 
 def _figure():
@@ -195,12 +192,12 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, plots: dict[str, Pat
             md_lines += [f"![{heading}]({image})", ""]
             html_parts.append(f'<img src="{html.escape(image)}" alt="{html.escape(heading)}">')
     md_path = out_dir / "report.md"
-    md_path.write_text("\n".join(md_lines))
+    write_text_atomic(md_path, "\n".join(md_lines))
     style = ("<style>body{font-family:sans-serif;max-width:60em;margin:auto}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
              "img{max-width:100%}</style>")
     html_path = out_dir / "report.html"
-    html_path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
-                         f"<title>{html.escape(title)}</title>{style}</head><body>"
-                         + "\n".join(html_parts) + "</body></html>")
+    write_text_atomic(html_path, f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
+                      f"<title>{html.escape(title)}</title>{style}</head><body>"
+                      + "\n".join(html_parts) + "</body></html>")
     return md_path, html_path

@@ -16,7 +16,10 @@ A rerun with the same configuration reuses the structures (or the finished stage
 their generation) and every finished reference calculation, so killing ``mlip run``, or a
 failing reference calculation, loses no finished work.  A cache file that cannot be read
 (empty, truncated) is ignored with a warning and recomputed.  ``metrics.json`` is written
-right after the fit and again after the validation.
+right after the fit and again after the validation.  The folder is locked while a run
+writes into it (a second run into it is refused); when it holds the results of another
+configuration, those move to ``OUT/previous/N/`` before the new run starts, so results of
+two configurations are never mixed.
 """
 
 from __future__ import annotations
@@ -26,13 +29,16 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from ase import Atoms
 
+from .._files import write_text_atomic
 from ..data import read_configs
+from ..errors import InputError
 from .config import RunConfig
 from .fit import FitResult, fit
 from .metrics import predict_configs
@@ -46,7 +52,7 @@ from .report import (
 )
 from .structures import generate_structures
 
-__all__ = ["RunResult", "run_pipeline", "prepare_data"]
+__all__ = ["RunResult", "run_pipeline", "prepare_data", "check_output"]
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +119,91 @@ def prepare_data(config: RunConfig, out: Path, progress: bool = False):
     return result.configs, [], summary
 
 
+#: Files of a finished run that describe one configuration (caches are keyed by content and
+#: stay): moved to ``OUT/previous/N/`` when a run with another configuration starts.
+RESULT_FILES = ("config.yaml", "model.json", "metrics.json", "report.md", "report.html")
+LOCK_FILE = ".mlip-run.lock"
+
+
+def check_output(out: str | os.PathLike) -> Path:
+    """``out`` is, or can be made, a folder this process can write into (named error)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {str(out)!r} exists and is not a folder; give another "
+                         "--output (or output: in the configuration)")
+    parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"output {str(out)!r} cannot be written: {str(parent)!r} is not a "
+                         "writable folder; give another --output")
+    return out
+
+
+@contextmanager
+def _locked(out: Path):
+    """Hold an exclusive lock on the output folder: two runs writing one folder would mix
+    their results."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(out / LOCK_FILE, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            raise InputError(f"another mlip run is writing into {str(out)!r} (it holds "
+                             f"{LOCK_FILE}); wait for it to finish or give another "
+                             "--output") from err
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _start_output(out: Path, config: RunConfig) -> None:
+    """Write the resolved ``config.yaml``.  When the folder holds the results of another
+    configuration, they are moved to ``OUT/previous/N/`` first (never mixed with, nor
+    overwritten by, the new ones); the same configuration leaves ``config.yaml`` as it is
+    (with the user's comments, if it is the file being run)."""
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    old_path = out / "config.yaml"
+    if old_path.is_file():
+        try:
+            same = yaml.safe_load(old_path.read_text()) == yaml.safe_load(text)
+        except (OSError, yaml.YAMLError):
+            same = False
+        if same:
+            return
+        old = [out / name for name in RESULT_FILES if (out / name).exists()]
+        old += sorted(out.glob("*.png"))
+        n = 1 + max((int(p.name) for p in (out / "previous").glob("*") if p.name.isdigit()),
+                    default=0)
+        keep = out / "previous" / str(n)
+        keep.mkdir(parents=True)
+        for path in old:
+            os.replace(path, keep / path.name)
+        log.warning("%s held the results of another configuration; moved them to %s",
+                    out, keep)
+    write_text_atomic(old_path, text)
+
+
 def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
                  progress: bool = False) -> RunResult:
-    """Run data → fit → validate → report into ``output`` (default ``config.output``)."""
+    """Run data → fit → validate → report into ``output`` (default ``config.output``).
+
+    The output folder is locked for the run (a second run into it is an InputError)."""
     config.check_inputs()  # missing files fail now, not after the data and the fit
-    out = Path(output or config.output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    out = check_output(output or config.output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output folder {str(out)!r}: {err}") from err
+    with _locked(out):
+        _start_output(out, config)
+        return _run(config, out, progress)
+
+
+def _run(config: RunConfig, out: Path, progress: bool) -> RunResult:
     t0 = time.perf_counter()
     train, test, data_summary = prepare_data(config, out, progress)
     t_data = time.perf_counter() - t0

@@ -225,3 +225,52 @@ def test_dry_run_imports_the_reference_calculator(tmp_path, capsys):
                     "reference: {calculator: ase.calculators.nope.Nope}\n")
     assert main(["run", str(path), "--dry-run"]) == 2
     assert "unknown calculator class 'ase.calculators.nope.Nope'" in capsys.readouterr().err
+
+
+def test_output_that_is_a_file_is_a_named_error(tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    (tmp_path / "afile").write_text("keep me")
+    path.write_text(f"structures: {{element: Cu}}\noutput: {tmp_path / 'afile'}\n")
+    for extra in ([], ["--dry-run"]):
+        assert main(["run", str(path), *extra]) == 2
+        assert "exists and is not a folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_second_run_into_a_locked_folder_is_refused(tmp_path):
+    import fcntl
+
+    from mlip_plugin.errors import InputError
+    from mlip_plugin.pipeline.config import load_config
+    from mlip_plugin.pipeline.run import LOCK_FILE, run_pipeline
+
+    cfg = load_config(_config(tmp_path, validate=None))
+    out = tmp_path / "locked"
+    out.mkdir()
+    with open(out / LOCK_FILE, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(InputError, match="another mlip run is writing into"):
+            run_pipeline(cfg, out)
+    assert not (out / "config.yaml").exists()
+
+
+def test_results_of_another_configuration_move_aside(tmp_path):
+    from mlip_plugin.pipeline.config import RunConfig
+    from mlip_plugin.pipeline.run import _start_output
+
+    out = tmp_path / "o"
+    out.mkdir()
+    first = RunConfig.from_dict({"structures": {"element": "Cu"}})
+    _start_output(out, first)
+    (out / "model.json").write_text("old model")
+    (out / "parity.png").write_text("old plot")
+    text = (out / "config.yaml").read_text()
+    (out / "config.yaml").write_text("# my notes\n" + text)
+    _start_output(out, first)  # same configuration: the user's file stays as it is
+    assert (out / "config.yaml").read_text().startswith("# my notes")
+    assert (out / "model.json").read_text() == "old model"
+    _start_output(out, RunConfig.from_dict({"structures": {"element": "Ni"}}))
+    assert (out / "previous" / "1" / "model.json").read_text() == "old model"
+    assert (out / "previous" / "1" / "parity.png").is_file()
+    assert not (out / "model.json").exists() and not (out / "parity.png").exists()
+    assert "Ni" in (out / "config.yaml").read_text()
