@@ -8,6 +8,8 @@ Output folder layout::
                                reference calculator (lattice constant, NVT runs)
     OUT/reference_cache/       one JSON file per finished reference calculation
     OUT/reference_failures.json
+    OUT/reference_properties/  one JSON file per finished property of the reference
+                               calculator in the validation (reused on a rerun)
     OUT/model.json             the fitted model (with provenance)
     OUT/metrics.json           errors, properties, timings, provenance
     OUT/report.md, report.html, *.png
@@ -220,7 +222,7 @@ def _run(config: RunConfig, out: Path, progress: bool) -> RunResult:
         from .validate import validate_run
 
         t1 = time.perf_counter()
-        validation = validate_run(result, config)
+        validation = validate_run(result, config, cache_dir=out / "reference_properties")
         metrics.update(validation.metrics_entries())
         metrics["timings"]["validate_s"] = time.perf_counter() - t1
     plots = {"learning_curve": plot_learning_curve(

@@ -1,23 +1,34 @@
 """Validation on physics: a property suite with the fitted model, compared with the
 reference calculator (run on the same properties) or a table of published values, and,
 along a solution path, property error vs number of basis functions.
+
+The reference calculator's properties are computed once per validation (the comparison
+along the path reuses them) and, given a cache folder (``run_pipeline`` passes
+``OUT/reference_properties/``), kept there one property at a time, so a rerun, or a run
+killed during the validation, recomputes none that finished (:class:`ReferenceSuites`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import InputError
 from ..models import Model
 from ..properties import suites
 from .config import ValidateSettings, coerce_settings, read_reference_table
-from .reference import CalculatorSpec
+from .reference import CalculatorSpec, read_json_cache, write_json_atomic
 
-__all__ = ["ValidationResult", "validate", "validate_run", "suite_settings"]
+__all__ = ["ValidationResult", "ReferenceSuites", "PhononBands", "validate", "validate_run",
+           "suite_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +41,12 @@ DIAGNOSTIC_ROWS = ("phonon_min_frequency", "phonon_imaginary_modes", "md_stable"
 @dataclass
 class ValidationResult:
     """Property tables of the model (and reference), the comparison rows, and, when asked,
-    the property error along the solution path."""
+    the property error along the solution path.
+
+    A reference property read from the cache has its rows but, in
+    ``reference_result.results``, only the phonon band structure (a :class:`PhononBands`,
+    what the report plots), not the full property results.
+    """
 
     suite: str
     reference_kind: str
@@ -91,14 +107,182 @@ def suite_settings(settings: ValidateSettings, symbol: str) -> suites.SuiteSetti
     raise InputError(f"validate.preset={settings.preset!r} is not one of ('fast', 'default')")
 
 
-def _reference_table(reference, suite: str, sset: suites.SuiteSettings):
-    """(kind, SuiteResult or None, table for compare or None)."""
+@dataclass
+class PhononBands:
+    """A reference's phonon band structure as cached: what
+    :func:`~mlip_plugin.properties.plots.plot_phonon_bands` plots of a reference.
+
+    Attributes
+    ----------
+    distances : list of ndarray, shape (n_q,)
+        Path coordinate of each band segment (1/Å), float64.
+    frequencies : list of ndarray, shape (n_q, n_bands)
+        Frequencies (THz) along each segment, float64.
+    labels : list of (str, str)
+        Start and end label of each segment.
+    """
+
+    distances: list
+    frequencies: list
+    labels: list
+
+    def __post_init__(self):
+        self.distances = [np.asarray(d, dtype=float) for d in self.distances]
+        self.frequencies = [np.asarray(f, dtype=float) for f in self.frequencies]
+        self.labels = [(str(a), str(b)) for a, b in self.labels]
+        n = len(self.distances)
+        if not n or len(self.frequencies) != n or len(self.labels) != n or not all(
+                d.ndim == 1 and f.ndim == 2 and f.shape[0] == d.shape[0]
+                for d, f in zip(self.distances, self.frequencies)):
+            raise ValueError("phonon bands with missing or mismatched segments")
+
+    @classmethod
+    def from_result(cls, result) -> PhononBands:
+        """The bands of a :class:`~mlip_plugin.properties.phonons.PhononResult`."""
+        return cls(result.distances, result.frequencies, result.labels)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping) -> PhononBands:
+        """Inverse of :meth:`to_dict`."""
+        return cls(doc["distances"], doc["frequencies"], doc["labels"])
+
+    def to_dict(self) -> dict:
+        """JSON-ready (lists of floats, exact on a round trip)."""
+        return {"distances": [d.tolist() for d in self.distances],
+                "frequencies": [f.tolist() for f in self.frequencies],
+                "labels": [list(pair) for pair in self.labels]}
+
+
+class ReferenceSuites:
+    """The reference calculator's property suites, each property computed once.
+
+    A suite is split into units, run one at a time with
+    :func:`~mlip_plugin.properties.suites.run_suite`: a property group, or one interstitial
+    site, or one surface.  A finished unit is kept in memory (so the groups along the path
+    reuse those of the full suite) and, given ``cache_dir``, in ``cache_dir/<key>.json``,
+    key = hash of the calculator spec, the suite and the unit's settings (element, lattice
+    constant, the preset's property settings).  A rerun, or one after a kill in the middle
+    of the suite, computes only the units not on disk; an unusable file is recomputed with
+    a warning.  A cached unit holds its rows, timings and phonon bands
+    (:class:`PhononBands`); other full results (MD trajectories, ...) are not kept.
+
+    Parameters
+    ----------
+    cache_dir : path-like, optional
+        Folder of the cached units (made when the first one is written); None: memory only.
+
+    Attributes
+    ----------
+    n_computed, n_cached : int
+        Units computed, and units read from ``cache_dir``.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None):
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.n_computed = 0
+        self.n_cached = 0
+        self._done: dict[str, suites.SuiteResult] = {}
+        self._calculators: dict[str, object] = {}
+
+    def run(self, spec: CalculatorSpec, suite: str,
+            settings: suites.SuiteSettings) -> suites.SuiteResult:
+        """:func:`~mlip_plugin.properties.suites.run_suite` of ``spec``'s calculator, with
+        the same rows in the same order, from the units already done where possible."""
+        settings = settings or suites.SuiteSettings()
+        parts = [self._unit(spec, suite, unit) for unit in _units(suite, settings)]
+        return suites.SuiteResult(
+            suite=suite, rows=[row for p in parts for row in p.rows],
+            results={k: v for p in parts for k, v in p.results.items()},
+            timings={k: v for p in parts for k, v in p.timings.items()})
+
+    def _unit(self, spec: CalculatorSpec, suite: str,
+              unit: suites.SuiteSettings) -> suites.SuiteResult:
+        key = _unit_key(spec, suite, unit)
+        if key in self._done:
+            return self._done[key]
+        path = None if self.cache_dir is None else self.cache_dir / f"{key}.json"
+        doc = None if path is None else read_json_cache(
+            path, lambda d: _unit_from_dict(d, key, unit))
+        if doc is not None:
+            part = _unit_from_dict(doc, key, unit)
+            self.n_cached += 1
+        else:
+            part = suites.run_suite(self._calculator(spec), suite, unit)
+            self.n_computed += 1
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(path, _unit_to_dict(part, key, spec, unit), default=str)
+        self._done[key] = part
+        return part
+
+    def _calculator(self, spec: CalculatorSpec):
+        """One calculator per spec, built when a unit first needs it."""
+        if spec.key() not in self._calculators:
+            self._calculators[spec.key()] = spec.build()
+        return self._calculators[spec.key()]
+
+
+def _units(suite: str, settings: suites.SuiteSettings) -> Iterator[suites.SuiteSettings]:
+    """Settings of each unit of ``suite``, in the order of run_suite's rows: one per
+    property group, but one per interstitial site and per surface."""
+    _, _, default_groups, sites, millers = suites.SUITES[suite]
+    for group in settings.groups or default_groups:
+        one = replace(settings, groups=(group,), interstitial_sites=None, miller_indices=None)
+        if group == "interstitials":
+            for site in settings.interstitial_sites or sites:
+                yield replace(one, interstitial_sites=(site,))
+        elif group == "surfaces":
+            for miller in settings.miller_indices or millers:
+                yield replace(one, miller_indices=(tuple(miller),))
+        else:
+            yield one
+
+
+def _unit_key(spec: CalculatorSpec, suite: str, unit: suites.SuiteSettings) -> str:
+    """Cache key of a unit: sha256 (32 hex digits) of the calculator spec, the suite and
+    the unit's settings."""
+    doc = {"calculator": spec.to_dict(), "suite": suite, "settings": asdict(unit)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _unit_to_dict(part: suites.SuiteResult, key: str, spec: CalculatorSpec,
+                  unit: suites.SuiteSettings) -> dict:
+    doc = {"key": key, "calculator": spec.to_dict(), "suite": part.suite,
+           "settings": asdict(unit), "rows": part.rows, "timings_s": part.timings}
+    phonons = part.results.get("phonons")
+    if phonons is not None:
+        doc["phonon_bands"] = PhononBands.from_result(phonons).to_dict()
+    return doc
+
+
+def _unit_from_dict(doc: Mapping, key: str, unit: suites.SuiteSettings) -> suites.SuiteResult:
+    """The unit cached in ``doc``; KeyError, TypeError or ValueError when it is not one of
+    ``key`` with complete rows (and phonon bands for the phonons group)."""
+    if doc["key"] != key:
+        raise ValueError(f"the file holds key {doc['key']!r}, not {key!r}")
+    rows = [{"name": str(r["name"]), "unit": r["unit"], "value": float(r["value"]),
+             "uncertainty": None if r["uncertainty"] is None else float(r["uncertainty"])}
+            for r in doc["rows"]]
+    if not rows:
+        raise ValueError("no rows")
+    results = {}
+    if unit.groups == ("phonons",):
+        results["phonons"] = PhononBands.from_dict(doc["phonon_bands"])
+    timings = {str(k): float(v) for k, v in doc["timings_s"].items()}
+    return suites.SuiteResult(suite=str(doc["suite"]), rows=rows, results=results,
+                              timings=timings)
+
+
+def _reference_table(reference, suite: str, sset: suites.SuiteSettings,
+                     runs: ReferenceSuites | None = None):
+    """(kind, SuiteResult or None, table for compare or None); a reference calculator runs
+    through ``runs`` (default: a new one without a cache folder)."""
     if reference in (None, "none"):
         return "none", None, None
     if isinstance(reference, (str, Path)) and Path(reference).suffix == ".json":
         return str(reference), None, read_reference_table(reference)
     spec = CalculatorSpec.coerce(reference)
-    result = suites.run_suite(spec.build(), suite, sset)
+    result = (runs if runs is not None else ReferenceSuites()).run(spec, suite, sset)
     return spec.calculator, result, result
 
 
@@ -120,6 +304,7 @@ def _mean_abs_percent(rows) -> float:
 
 def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *,
              reference=None, symbol: str | None = None,
+             cache_dir: str | os.PathLike | None = None,
              _reference_cache: tuple | None = None) -> ValidationResult:
     """Run ``settings.suite`` with the model's calculator and compare with ``reference``.
 
@@ -132,6 +317,10 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     symbol : str, optional
         Element for fcc/bcc suites (``mlip validate --symbol``); default: the model's only
         species.
+    cache_dir : path-like, optional
+        Folder where the reference calculator's properties are kept, one file per property
+        (see :class:`ReferenceSuites`); those found there are not recomputed.  None: no
+        cache.
     """
     from mlip_plugin.calculators import MLIPCalculator
 
@@ -149,7 +338,8 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
                          f"has {list(model.species)}; name one of these")
     sset = suite_settings(s, symbol)
     kind, ref_result, ref_table = (_reference_cache if _reference_cache is not None
-                                   else _reference_table(reference, s.suite, sset))
+                                   else _reference_table(reference, s.suite, sset,
+                                                         ReferenceSuites(cache_dir)))
     model_result = suites.run_suite(MLIPCalculator(model), s.suite, sset)
     if ref_table is None:
         rows = [{"name": r["name"], "unit": r["unit"], "model": r["value"], "reference": None,
@@ -159,17 +349,25 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     return ValidationResult(s.suite, kind, model_result, ref_result, rows)
 
 
-def validate_run(fit_result, config) -> ValidationResult:
-    """Validation of a pipeline run: the final model, then each size in ``along_path``."""
+def validate_run(fit_result, config, cache_dir: str | os.PathLike | None = None
+                 ) -> ValidationResult:
+    """Validation of a pipeline run: the final model, then each size in ``along_path``.
+
+    The reference calculator's properties are computed once (the comparison along the
+    path takes its rows from those of the full suite) and, given ``cache_dir`` (a run
+    passes ``OUT/reference_properties``), kept there: see :class:`ReferenceSuites`.
+    """
     s = config.validate
     model = fit_result.model
     sset = suite_settings(s, model.species[0] if len(model.species) == 1 else None)
     reference = config.reference if s.reference == "calculator" else s.reference
-    cache = _reference_table(reference, s.suite, sset)
+    runs = ReferenceSuites(cache_dir)
+    cache = _reference_table(reference, s.suite, sset, runs)
     result = validate(model, s, reference=reference, _reference_cache=cache)
     if s.along_path and fit_result.path_fit is not None:
         sp = replace(s, along_path=[], properties=list(s.along_path_properties))
-        path_cache = _reference_table(reference, s.suite, suite_settings(sp, sset.symbol))
+        path_cache = _reference_table(reference, s.suite, suite_settings(sp, sset.symbol),
+                                      runs)
         curve = []
         for n in sorted({int(n) for n in s.along_path}):
             sub = fit_result.path_fit.model_at(n)
@@ -184,4 +382,7 @@ def validate_run(fit_result, config) -> ValidationResult:
         ok = [c["n_active"] for c in curve
               if c["mean_abs_error_percent"] <= best + s.tolerance_percent]
         result.smallest_within_tolerance = min(ok) if ok else None
+    if runs.n_cached or runs.n_computed:
+        log.info("reference properties: %d computed, %d from the cache", runs.n_computed,
+                 runs.n_cached)
     return result

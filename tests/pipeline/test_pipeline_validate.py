@@ -1,7 +1,12 @@
-"""Comparison rows of the validation step: diagnostic rows keep their absolute error only."""
+"""The validation step: comparison rows (diagnostic rows keep their absolute error only) and
+the reference calculator's properties, computed once and cached in the output folder."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from mlip_plugin import InputError
@@ -11,6 +16,7 @@ from mlip_plugin.pipeline.validate import (
     _reference_table,
     compare_rows,
 )
+from mlip_plugin.properties import suites
 
 
 def test_diagnostic_rows_have_no_percent_error():
@@ -38,3 +44,180 @@ def test_corrupt_reference_table_is_an_input_error(tmp_path, content, match):
         _reference_table(str(path), "fcc", None)
     with pytest.raises(InputError, match="does not exist"):
         _reference_table(str(tmp_path / "none.json"), "fcc", None)
+
+
+# --- the reference calculator's properties: computed once, cached in the output folder ---
+
+SPEC = {"calculator": "pipeline_test_calculators.CountingEMT"}
+VALIDATE = {"suite": "fcc", "preset": "fast", "properties": ["eos", "vacancy", "phonons"],
+            "along_path": [5, 20], "along_path_properties": ["vacancy"]}
+FAST_FIT = {"solver": "omp", "max_active": 40,
+            "basis": {"correlation_order": 2, "total_degree": 8, "r_cut": 4.5}}
+
+
+def _calls_of(function, *args):
+    """The reference calculations (CountingEMT) that ``function(*args)`` makes, and its
+    result."""
+    from pipeline_test_calculators import CountingEMT
+
+    CountingEMT.calls = 0
+    out = function(*args)
+    return CountingEMT.calls, out
+
+
+@pytest.fixture(scope="module")
+def counted_run(tmp_path_factory):
+    """(config, RunResult) of a finished run whose reference calculator counts its
+    calculations."""
+    import yaml
+
+    from mlip_plugin.pipeline.config import load_config
+    from mlip_plugin.pipeline.run import run_pipeline
+
+    tmp = tmp_path_factory.mktemp("counted")
+    doc = {"output": str(tmp / "out"), "reference": SPEC, "fit": FAST_FIT,
+           "structures": {"preset": "tiny", "element": "Cu", "md_snapshots": 0},
+           "validate": VALIDATE}
+    (tmp / "run.yaml").write_text(yaml.safe_dump(doc))
+    config = load_config(tmp / "run.yaml")
+    return config, run_pipeline(config)
+
+
+def test_reference_units_give_the_suite_table():
+    """Run unit by unit (each interstitial site on its own), the reference's table is
+    run_suite's, for the same calculations; a later suite reuses the units done."""
+    from pipeline_test_calculators import CountingEMT
+
+    from mlip_plugin.pipeline.reference import CalculatorSpec
+    from mlip_plugin.pipeline.validate import ReferenceSuites
+
+    sset = suites.SuiteSettings.fast(symbol="Cu", groups=("vacancy", "interstitials"))
+    n_suite, direct = _calls_of(suites.run_suite, CountingEMT(), "fcc", sset)
+    runs = ReferenceSuites()
+    n_units, by_unit = _calls_of(runs.run, CalculatorSpec.coerce(SPEC), "fcc", sset)
+    assert by_unit.rows == direct.rows and len(by_unit.rows) == 4
+    assert n_units == n_suite and runs.n_computed == 4
+    subset = replace(sset, groups=("interstitials",), interstitial_sites=("dumbbell",))
+    n_again, again = _calls_of(runs.run, CalculatorSpec.coerce(SPEC), "fcc", subset)
+    assert n_again == 0 and again.rows == [r for r in direct.rows
+                                           if r["name"] == "interstitial_dumbbell"]
+
+
+def test_along_path_reuses_the_reference_properties(counted_run):
+    """The comparison along the path takes the reference's rows from the full suite: the
+    validation makes exactly the calculations of one reference suite."""
+    from pipeline_test_calculators import CountingEMT
+
+    from mlip_plugin.pipeline.validate import suite_settings, validate_run
+
+    config, run = counted_run
+    n_suite, _ = _calls_of(suites.run_suite, CountingEMT(), "fcc",
+                           suite_settings(config.validate, "Cu"))
+    n_validate, result = _calls_of(validate_run, run.fit, config)
+    assert n_suite > 0 and n_validate == n_suite
+    reference = {r["name"]: r["value"] for r in result.reference_result.rows}
+    assert len(result.property_curve) == 2
+    for point in result.property_curve:
+        assert [r["name"] for r in point["properties"]] == ["vacancy_formation"]
+        assert point["properties"][0]["reference"] == reference["vacancy_formation"]
+
+
+def test_rerun_of_a_run_makes_no_reference_property_calculation(counted_run):
+    """A second run into the same folder reads every reference property from
+    OUT/reference_properties and gives the same comparison table and plots."""
+    from mlip_plugin.pipeline.run import run_pipeline
+
+    config, first = counted_run
+    cached = sorted((first.output / "reference_properties").glob("*.json"))
+    assert len(cached) == 3  # eos, vacancy, phonons
+    n_calls, again = _calls_of(run_pipeline, config)
+    assert n_calls == 0
+    assert again.metrics["properties"] == first.metrics["properties"]
+    assert again.metrics["property_curve"] == first.metrics["property_curve"]
+    bands = again.validation.reference_result.results["phonons"]
+    original = first.validation.reference_result.results["phonons"]
+    for new, old in zip(bands.frequencies, original.frequencies, strict=True):
+        np.testing.assert_array_equal(new, old)
+    assert (first.output / "phonons.png").is_file()
+
+
+@pytest.mark.parametrize("damage", [
+    lambda text: text[:200],  # truncated
+    lambda text: "",
+    lambda text: json.dumps({**json.loads(text), "key": "0" * 32}),  # another unit's
+    lambda text: json.dumps({**json.loads(text), "rows": [{"name": "eos"}]}),
+    lambda text: json.dumps({**json.loads(text), "phonon_bands": {
+        **json.loads(text)["phonon_bands"], "frequencies": [[1.0]]}}),
+], ids=["truncated", "empty", "other-key", "incomplete-rows", "bands-mismatch"])
+def test_unusable_reference_property_file_is_recomputed(counted_run, tmp_path, caplog,
+                                                        damage):
+    from pipeline_test_calculators import CountingEMT
+
+    from mlip_plugin.pipeline.validate import validate_run
+
+    config, run = counted_run
+    cache = tmp_path / "reference_properties"
+    first = validate_run(run.fit, config, cache_dir=cache)
+    files = sorted(cache.glob("*.json"))
+    damaged = next(p for p in files if "phonon_bands" in p.read_text())
+    damaged.write_text(damage(damaged.read_text()))
+    kept = {p: p.read_text() for p in files if p != damaged}
+    with caplog.at_level("WARNING"):
+        n_calls, again = _calls_of(validate_run, run.fit, config, cache)
+    assert damaged.name in caplog.text
+    n_phonons, _ = _calls_of(suites.run_suite, CountingEMT(), "fcc", suites.SuiteSettings.fast(
+        symbol="Cu", groups=("phonons",)))
+    assert n_calls == n_phonons  # that property only, the others came from the cache
+    assert again.rows == first.rows
+    assert "phonon_bands" in json.loads(damaged.read_text())
+    assert {p: p.read_text() for p in kept} == kept
+
+
+def test_validate_with_a_cache_folder_plots_the_cached_reference_bands(counted_run,
+                                                                      tmp_path):
+    """``validate(..., cache_dir=...)`` (Python API): the second call computes nothing for
+    the reference and still plots its phonon bands."""
+    from mlip_plugin.pipeline.validate import PhononBands, validate
+
+    _, run = counted_run
+    settings = {"suite": "fcc", "preset": "fast", "properties": ["phonons"]}
+    n_first, first = _calls_of(lambda: validate(run.fit.model, settings, reference=SPEC,
+                                                cache_dir=tmp_path / "cache"))
+    n_again, again = _calls_of(lambda: validate(run.fit.model, settings, reference=SPEC,
+                                                cache_dir=tmp_path / "cache"))
+    assert n_first > 0 and n_again == 0 and again.rows == first.rows
+    bands = again.reference_result.results["phonons"]
+    assert isinstance(bands, PhononBands)
+    for new, old in zip(bands.distances, first.reference_result.results["phonons"].distances,
+                        strict=True):
+        np.testing.assert_array_equal(new, old)
+    assert set(again.plots(tmp_path)) == {"phonons"} and (tmp_path / "phonons.png").is_file()
+
+
+def test_reference_properties_finished_before_a_failure_are_kept(counted_run, tmp_path):
+    """A reference calculation failing (or the run killed) in the middle of the suite: the
+    properties finished before are on disk, and the rerun computes only the rest."""
+    from pipeline_test_calculators import FailAtCallEMT
+
+    from mlip_plugin.pipeline.validate import validate
+
+    _, run = counted_run
+    spec = {"calculator": "pipeline_test_calculators.FailAtCallEMT"}
+    settings = {"suite": "fcc", "preset": "fast", "properties": ["eos", "vacancy", "phonons"]}
+    fast = suites.SuiteSettings.fast
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 0
+    suites.run_suite(FailAtCallEMT(), "fcc", fast(symbol="Cu", groups=("eos", "vacancy")))
+    n_before = FailAtCallEMT.calls
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, n_before + 1  # the first phonon one
+    with pytest.raises(RuntimeError, match="simulated SCF failure"):
+        validate(run.fit.model, settings, reference=spec, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 0
+    suites.run_suite(FailAtCallEMT(), "fcc", fast(symbol="Cu", groups=("phonons",)))
+    n_phonons = FailAtCallEMT.calls
+    FailAtCallEMT.calls = 0
+    result = validate(run.fit.model, settings, reference=spec, cache_dir=tmp_path)
+    assert FailAtCallEMT.calls == n_phonons
+    assert [r["name"] for r in result.rows][:3] == ["a0_fcc", "bulk_modulus",
+                                                    "vacancy_formation"]
+    assert len(list(tmp_path.glob("*.json"))) == 3
