@@ -117,9 +117,7 @@ def _cmd_run(args) -> int:
     from .pipeline.config import load_config
     from .pipeline.run import check_output, run_pipeline
 
-    config = load_config(args.config)
-    if args.stages == "fit":
-        config.validate = None
+    config = load_config(args.config, fit_only=args.stages == "fit")
     if args.dry_run:
         import yaml
 

@@ -71,8 +71,8 @@ def _whole_molecule(atoms: Atoms) -> np.ndarray:
     Raises
     ------
     InputError
-        If the molecule spans half a period or more along a periodic axis, where the
-        nearest image is not well defined.
+        If some atom is not at its nearest image and the molecule spans half a period or
+        more along a periodic axis, where the nearest image is not well defined.
     """
     pbc = np.asarray(atoms.pbc, dtype=bool)
     if not pbc.any():
@@ -81,6 +81,8 @@ def _whole_molecule(atoms: Atoms) -> np.ndarray:
 
     d, _ = find_mic(atoms.positions - atoms.positions[0], atoms.cell, atoms.pbc)
     R = atoms.positions[0] + d
+    if np.allclose(R, atoms.positions, rtol=0.0, atol=1e-9):
+        return atoms.positions  # whole already (and nearest images agree)
     recip = atoms.cell.complete().reciprocal()  # rows: b_i with a_j . b_i = delta_ij
     spread = np.ptp(R @ recip.T, axis=0)  # extent in fractions of each period
     wide = [int(i) for i in np.flatnonzero(pbc & (spread >= 0.5))]

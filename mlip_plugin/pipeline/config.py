@@ -427,10 +427,20 @@ class ValidateSettings:
                                  f"groups {unknown}; allowed: {list(GROUPS)}")
 
 
-def _validate_reference(value) -> str:
-    """``validate.reference``: 'calculator', 'none', a .json table or a calculator class."""
+def _is_table(reference) -> bool:
+    return isinstance(reference, str) and reference.endswith(".json")
+
+
+def _validate_reference(value) -> str | dict:
+    """``validate.reference``: 'calculator', 'none', a .json table, a calculator class or
+    a calculator spec ``{calculator: CLASS, parameters: {...}}``."""
     if value is None:
         return "none"
+    if isinstance(value, Mapping):
+        try:
+            return CalculatorSpec.coerce(value).to_dict()
+        except InputError as err:
+            raise InputError(f"validate.reference: {err}") from err
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     wanted = ("'calculator' (the run's reference calculator), 'none', the path of a JSON "
@@ -526,7 +536,8 @@ class RunConfig:
     validate: ValidateSettings | None = field(default_factory=ValidateSettings)
 
     @classmethod
-    def from_dict(cls, doc: Mapping, base_dir: str | os.PathLike = ".") -> RunConfig:
+    def from_dict(cls, doc: Mapping, base_dir: str | os.PathLike = ".", *,
+                  fit_only: bool = False) -> RunConfig:
         """Every section checked and converted; relative paths (data files, a reference
         table) are taken relative to ``base_dir``."""
         if not isinstance(doc, Mapping):
@@ -545,7 +556,7 @@ class RunConfig:
         if structures is not None and data is not None:
             raise InputError("give either 'structures' or 'data', not both")
         fit = coerce_settings(FitSettings, "fit", doc.get("fit"))
-        validate = (None if "validate" in doc and doc["validate"] is None
+        validate = (None if fit_only or ("validate" in doc and doc["validate"] is None)
                     else coerce_settings(ValidateSettings, "validate", doc.get("validate")))
         if fit.model == "kernel" and validate is not None:
             # the property suites are crystals; a kernel model describes one molecule
@@ -557,7 +568,7 @@ class RunConfig:
             validate = None
         if validate is not None:
             validate.check_groups()
-            if validate.reference.endswith(".json"):
+            if _is_table(validate.reference):
                 validate.reference = str(base / validate.reference)
         output = doc.get("output")
         return cls(output="results" if output is None else as_str(
@@ -573,7 +584,7 @@ class RunConfig:
         ref = self.validate.reference if self.validate is not None else "none"
         if self.structures is not None or ref == "calculator":
             self.reference.load_class()
-        if ref not in ("calculator", "none") and not ref.endswith(".json"):
+        if ref not in ("calculator", "none") and not _is_table(ref):
             CalculatorSpec.coerce(ref).load_class()
         if self.data is not None:
             for name in ("train", "test"):
@@ -582,7 +593,7 @@ class RunConfig:
                     raise InputError(f"data.{name}: cannot read {path!r}: no such file; "
                                      "check the path (relative paths are taken from the "
                                      "configuration file's folder)")
-        if ref.endswith(".json"):
+        if _is_table(ref):
             read_reference_table(ref)
 
     def to_dict(self) -> dict:
@@ -591,9 +602,9 @@ class RunConfig:
         return out
 
 
-def load_config(path: str | os.PathLike) -> RunConfig:
+def load_config(path: str | os.PathLike, *, fit_only: bool = False) -> RunConfig:
     """Read and validate a YAML configuration; relative data paths are taken relative to
-    the configuration file."""
+    the configuration file.  ``fit_only`` (``mlip fit``) drops the validate section."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"configuration file {str(path)!r} does not exist")
@@ -601,4 +612,4 @@ def load_config(path: str | os.PathLike) -> RunConfig:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise InputError(f"{str(path)!r} is not valid YAML: {err}") from err
-    return RunConfig.from_dict(doc or {}, base_dir=path.parent)
+    return RunConfig.from_dict(doc or {}, base_dir=path.parent, fit_only=fit_only)

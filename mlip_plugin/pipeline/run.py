@@ -152,10 +152,14 @@ def _locked(out: Path):
     with open(out / LOCK_FILE, "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
+        except BlockingIOError as err:
             raise InputError(f"another mlip run is writing into {str(out)!r} (it holds "
                              f"{LOCK_FILE}); wait for it to finish or give another "
                              "--output") from err
+        except OSError as err:  # a file system without locks (e.g. Lustre without flock)
+            log.warning("cannot lock %s (%s); running without the lock", out, err)
+            yield
+            return
         try:
             yield
         finally:

@@ -115,8 +115,13 @@ def test_molecule_wrapped_in_a_periodic_cell_is_made_whole(kernel_fit, ethanol):
     slab.cell, slab.pbc = [[10, 0, 0], [0, 10, 0], [0, 0, 0]], [True, True, False]
     slab.positions[0] -= [0, 10, 0]
     assert kernel_fit.model.predict(slab).energy == pytest.approx(ref.energy, abs=1e-9)
+    snug = atoms.copy()  # whole, in a box less than twice its size: nothing to unwrap
+    snug.center(vacuum=1.5)
+    snug.pbc = True
+    assert kernel_fit.model.predict(snug).energy == pytest.approx(ref.energy, abs=1e-9)
     small = atoms.copy()
     small.cell, small.pbc = [3.0, 10, 10], True
+    small.wrap()
     with pytest.raises(InputError, match="spans 0.*of the periodic cell along axis x"):
         kernel_fit.model.predict(small)
 
@@ -128,3 +133,7 @@ def test_kernel_run_without_validate_section_skips_the_crystal_suite(tmp_path):
     assert RunConfig.from_dict(doc, tmp_path).validate is None
     with pytest.raises(InputError, match="fit.model is 'kernel'"):
         RunConfig.from_dict({**doc, "validate": {"suite": "fcc"}}, tmp_path)
+    # mlip fit ignores the validate section, as before
+    fit_only = RunConfig.from_dict({**doc, "validate": {"suite": "fcc"}}, tmp_path,
+                                   fit_only=True)
+    assert fit_only.validate is None

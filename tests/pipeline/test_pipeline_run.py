@@ -274,3 +274,37 @@ def test_results_of_another_configuration_move_aside(tmp_path):
     assert (out / "previous" / "1" / "parity.png").is_file()
     assert not (out / "model.json").exists() and not (out / "parity.png").exists()
     assert "Ni" in (out / "config.yaml").read_text()
+
+
+def test_file_system_without_locks_runs_unlocked(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    from mlip_plugin.pipeline.run import _locked
+
+    def no_flock(*args):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    ran = []
+    with caplog.at_level("WARNING"), _locked(tmp_path):
+        ran.append(True)
+    assert ran and "running without the lock" in caplog.text
+
+
+def test_validate_reference_may_be_a_calculator_spec(tmp_path):
+    from mlip_plugin.errors import InputError
+    from mlip_plugin.pipeline.config import RunConfig
+
+    spec = {"calculator": "ase.calculators.emt.EMT", "parameters": {}}
+    cfg = RunConfig.from_dict({"structures": {"element": "Cu"}, "validate": {
+        "reference": spec}}, tmp_path)
+    assert cfg.validate.reference == spec
+    cfg.check_inputs()
+    with pytest.raises(InputError, match="validate.reference"):
+        RunConfig.from_dict({"structures": {"element": "Cu"}, "validate": {
+            "reference": {"calculator": 5}}}, tmp_path)
+    bad = RunConfig.from_dict({"structures": {"element": "Cu"}, "validate": {
+        "reference": {"calculator": "EMT"}}}, tmp_path)
+    with pytest.raises(InputError, match="not a full class path"):
+        bad.check_inputs()  # what --dry-run runs
