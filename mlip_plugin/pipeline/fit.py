@@ -194,6 +194,10 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
     """
     s = coerce_settings(FitSettings, "fit", settings)
     t0 = time.perf_counter()
+    if s.model == "kernel":
+        from ..kernels import arrays_from_configs
+
+        arrays_from_configs(configs)  # one molecule: errors name positions in ``configs``
     train, val = _split(configs, validation, s)
     if s.model == "kernel":
         from .fit_kernel import fit_kernel

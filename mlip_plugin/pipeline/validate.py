@@ -325,13 +325,20 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     from mlip_plugin.calculators import MLIPCalculator
 
     s = coerce_settings(ValidateSettings, "validate", settings)
+    if model.cutoff is None:
+        raise InputError(
+            f"the property suites compute crystals, and this {model.family} model describes "
+            "one molecule (no cutoff); it cannot be validated on them: judge it by its test "
+            "errors")
     if reference is None and s.reference != "calculator":
         reference = s.reference
+    if symbol is None and s.suite == "silicon":
+        symbol = "Si"
     if symbol is None:
-        if len(model.species) != 1 and s.suite != "silicon":
+        if len(model.species) != 1:
             raise InputError(f"suite {s.suite!r} needs one element; the model has "
                              f"{list(model.species)}: name one with --symbol (mlip "
-                             "validate) or symbol= (Python)")
+                             "validate) or symbol= (validate() in Python)")
         symbol = model.species[0]
     elif symbol not in model.species:
         raise InputError(f"symbol={symbol!r} (--symbol) is not a species of the model, which "

@@ -137,3 +137,31 @@ def test_kernel_run_without_validate_section_skips_the_crystal_suite(tmp_path):
     fit_only = RunConfig.from_dict({**doc, "validate": {"suite": "fcc"}}, tmp_path,
                                    fit_only=True)
     assert fit_only.validate is None
+
+
+def test_kernel_model_is_refused_by_the_crystal_suites_before_any_reference_work(kernel_fit):
+    from ase.calculators.emt import EMT
+
+    from mlip_plugin.pipeline.validate import validate
+
+    calls = []
+
+    class Counting(EMT):
+        def calculate(self, *args, **kwargs):
+            calls.append(1)
+            super().calculate(*args, **kwargs)
+
+    for suite in ("silicon", "fcc"):
+        with pytest.raises(InputError, match="describes one molecule"):
+            validate(kernel_fit.model, {"suite": suite}, reference=Counting())
+    assert not calls
+
+
+def test_misordered_frame_is_named_by_its_place_in_the_data(ethanol):
+    from dataclasses import replace
+
+    train = list(ethanol[0][:10])
+    order = [3, *range(3), *range(4, len(train[3].atoms))]  # ethanol: C C O H ...: O first
+    train[3] = replace(train[3], atoms=train[3].atoms[order], forces=train[3].forces[order])
+    with pytest.raises(InputError, match="configuration 3 orders its atoms"):
+        fit(train, {"model": "kernel", "validation_fraction": 0.3})

@@ -1,7 +1,8 @@
 """Structures and labelled configurations as flat arrays, the way a pyiron job stores them.
 
-A list of structures becomes one record of arrays, so the training data of a job can be
-read in pyiron (``job["output/configurations/energies"]``) without any mlip-plugin code:
+A list of structures becomes one record of plain arrays (``job.output.configurations``;
+in the HDF5 file, the ``key_<name>`` datasets under the job's ``configurations`` group), so
+the training data of a job can be read with h5py alone:
 
 ================  ===============  =====================================================
 key               shape, dtype     meaning
