@@ -116,7 +116,7 @@ def test_validate_symbol_option(tiny_models, tmp_path, capsys):
     assert main(["validate", str(tiny_models["tial"]), "-o", out]) == 2
     assert "--symbol" in capsys.readouterr().err
     assert main(["validate", str(tiny_models["tial"]), "--symbol", "Cu", "-o", out]) == 2
-    assert "symbol='Cu' (--symbol) is not a species of the model" in capsys.readouterr().err
+    assert "computes Cu, which is not a species of the model" in capsys.readouterr().err
     args = build_parser().parse_args(["validate", "m.json", "--symbol", "Al"])
     assert args.symbol == "Al"
 

@@ -296,9 +296,12 @@ def _kernel(doc) -> dict:
             if value is not None:
                 doc[key] = [as_float(name, x, 0.0, above=True)
                             for x in as_list(name, value, "a list of numbers > 0")]
-        elif isinstance(value, str) and _number(value) is not None and (
-                "float" in types[key] or "int" in types[key]):
-            doc[key] = (float(value) if "float" in types[key] else as_int(name, value))
+        elif _number(value) is not None and ("float" in types[key] or "int" in types[key]):
+            # whole numbers count for integer settings (50.0, '50'), like as_int elsewhere
+            if "int" in types[key] and "float" not in types[key]:
+                doc[key] = as_int(name, value)
+            elif isinstance(value, str):
+                doc[key] = float(value)
     rest = {k: v for k, v in doc.items() if k != "sigmas"}
     try:
         TrainSettings(**rest).check()
@@ -548,8 +551,8 @@ class RunConfig:
                       if doc.get("structures") is not None else None)
         data = coerce_settings(DataSettings, "data", doc["data"]) if doc.get("data") else None
         if data is not None:
-            data.train = str(base / data.train) if data.train else ""
-            data.test = str(base / data.test) if data.test else ""
+            data.train = str((base / data.train).resolve()) if data.train else ""
+            data.test = str((base / data.test).resolve()) if data.test else ""
         if structures is None and data is None:
             raise InputError("the configuration needs a 'structures' section (generate and "
                              "label data) or a 'data' section (read existing data)")
@@ -569,7 +572,7 @@ class RunConfig:
         if validate is not None:
             validate.check_groups()
             if _is_table(validate.reference):
-                validate.reference = str(base / validate.reference)
+                validate.reference = str((base / validate.reference).resolve())
         output = doc.get("output")
         return cls(output="results" if output is None else as_str(
                        "output", output, "the path of the output folder"),

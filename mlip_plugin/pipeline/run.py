@@ -123,7 +123,8 @@ def prepare_data(config: RunConfig, out: Path, progress: bool = False):
 
 #: Files of a finished run that describe one configuration (caches are keyed by content and
 #: stay): moved to ``OUT/previous/N/`` when a run with another configuration starts.
-RESULT_FILES = ("config.yaml", "model.json", "metrics.json", "report.md", "report.html")
+RESULT_FILES = ("config.yaml", "model.json", "metrics.json", "report.md", "report.html",
+                "reference_failures.json")
 LOCK_FILE = ".mlip-run.lock"
 
 
@@ -174,11 +175,7 @@ def _start_output(out: Path, config: RunConfig) -> None:
     text = yaml.safe_dump(config.to_dict(), sort_keys=False)
     old_path = out / "config.yaml"
     if old_path.is_file():
-        try:
-            same = yaml.safe_load(old_path.read_text()) == yaml.safe_load(text)
-        except (OSError, yaml.YAMLError):
-            same = False
-        if same:
+        if _same_configuration(old_path, config):
             return
         old = [out / name for name in RESULT_FILES if (out / name).exists()]
         old += sorted(out.glob("*.png"))
@@ -193,6 +190,23 @@ def _start_output(out: Path, config: RunConfig) -> None:
     write_text_atomic(old_path, text)
 
 
+def _same_configuration(path: Path, config: RunConfig) -> bool:
+    """Whether the configuration file ``path`` (in the output folder: relative paths in it
+    are taken from there, as when it is the file being run) describes the same run as
+    ``config``, whatever its formatting, comments, defaults left out or ``output``."""
+    try:
+        old = RunConfig.from_dict(yaml.safe_load(path.read_text()) or {}, base_dir=path.parent)
+    except (OSError, yaml.YAMLError, InputError):
+        return False
+
+    def comparable(c: RunConfig) -> dict:
+        doc = yaml.safe_load(yaml.safe_dump(c.to_dict()))  # tuples as lists, plain types
+        doc.pop("output", None)
+        return doc
+
+    return comparable(old) == comparable(config)
+
+
 def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
                  progress: bool = False) -> RunResult:
     """Run data → fit → validate → report into ``output`` (default ``config.output``).
@@ -205,14 +219,18 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
     except OSError as err:
         raise InputError(f"cannot create the output folder {str(out)!r}: {err}") from err
     with _locked(out):
+        t0 = time.perf_counter()
+        # data files are read (and checked) before anything in the folder changes
+        data = prepare_data(config, out, progress) if config.data is not None else None
         _start_output(out, config)
-        return _run(config, out, progress)
+        if data is None:
+            data = prepare_data(config, out, progress)
+        return _run(config, out, data, time.perf_counter() - t0)
 
 
-def _run(config: RunConfig, out: Path, progress: bool) -> RunResult:
-    t0 = time.perf_counter()
-    train, test, data_summary = prepare_data(config, out, progress)
-    t_data = time.perf_counter() - t0
+def _run(config: RunConfig, out: Path, data, t_data: float) -> RunResult:
+    t0 = time.perf_counter() - t_data
+    train, test, data_summary = data
     result = fit(train, config.fit, test=test or None)
     model_path = result.model.save(out / "model.json")
     metrics = {"model_file": model_path.name, "model_family": result.model.family,

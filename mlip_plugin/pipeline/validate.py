@@ -325,25 +325,9 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     from mlip_plugin.calculators import MLIPCalculator
 
     s = coerce_settings(ValidateSettings, "validate", settings)
-    if model.cutoff is None:
-        raise InputError(
-            f"the property suites compute crystals, and this {model.family} model describes "
-            "one molecule (no cutoff); it cannot be validated on them: judge it by its test "
-            "errors")
     if reference is None and s.reference != "calculator":
         reference = s.reference
-    if symbol is None and s.suite == "silicon":
-        symbol = "Si"
-    if symbol is None:
-        if len(model.species) != 1:
-            raise InputError(f"suite {s.suite!r} needs one element; the model has "
-                             f"{list(model.species)}: name one with --symbol (mlip "
-                             "validate) or symbol= (validate() in Python)")
-        symbol = model.species[0]
-    elif symbol not in model.species:
-        raise InputError(f"symbol={symbol!r} (--symbol) is not a species of the model, which "
-                         f"has {list(model.species)}; name one of these")
-    sset = suite_settings(s, symbol)
+    sset = suite_settings(s, suite_symbol(model, s.suite, symbol))
     kind, ref_result, ref_table = (_reference_cache if _reference_cache is not None
                                    else _reference_table(reference, s.suite, sset,
                                                          ReferenceSuites(cache_dir)))
@@ -356,6 +340,35 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     return ValidationResult(s.suite, kind, model_result, ref_result, rows)
 
 
+def suite_symbol(model: Model, suite: str, symbol: str | None = None) -> str:
+    """The element ``suite`` computes for ``model`` (checked before any reference work).
+
+    Raises
+    ------
+    InputError
+        A molecular model (no cutoff: the suites compute crystals), a silicon suite for a
+        model without Si, an fcc/bcc suite for a model of several species without
+        ``symbol``, or a ``symbol`` the model does not have.
+    """
+    if model.cutoff is None:
+        raise InputError(
+            f"the property suites compute crystals, and this {model.family} model describes "
+            "one molecule (no cutoff); it cannot be validated on them: judge it by its test "
+            "errors")
+    if symbol is None and suite == "silicon":
+        symbol = "Si"
+    if symbol is None:
+        if len(model.species) != 1:
+            raise InputError(f"suite {suite!r} needs one element; the model has "
+                             f"{list(model.species)}: name one with --symbol (mlip "
+                             "validate) or symbol= (validate() in Python)")
+        return model.species[0]
+    if symbol not in model.species:
+        raise InputError(f"suite {suite!r} computes {symbol}, which is not a species of the "
+                         f"model ({list(model.species)})")
+    return symbol
+
+
 def validate_run(fit_result, config, cache_dir: str | os.PathLike | None = None
                  ) -> ValidationResult:
     """Validation of a pipeline run: the final model, then each size in ``along_path``.
@@ -366,7 +379,7 @@ def validate_run(fit_result, config, cache_dir: str | os.PathLike | None = None
     """
     s = config.validate
     model = fit_result.model
-    sset = suite_settings(s, model.species[0] if len(model.species) == 1 else None)
+    sset = suite_settings(s, suite_symbol(model, s.suite))
     reference = config.reference if s.reference == "calculator" else s.reference
     runs = ReferenceSuites(cache_dir)
     cache = _reference_table(reference, s.suite, sset, runs)

@@ -165,3 +165,23 @@ def test_misordered_frame_is_named_by_its_place_in_the_data(ethanol):
     train[3] = replace(train[3], atoms=train[3].atoms[order], forces=train[3].forces[order])
     with pytest.raises(InputError, match="configuration 3 orders its atoms"):
         fit(train, {"model": "kernel", "validation_fraction": 0.3})
+
+
+def test_silicon_suite_refuses_a_model_without_si_before_reference_work(tmp_path):
+    """validate_run used to compute the reference on the model's element (diamond carbon)
+    before the model was checked."""
+    from mlip_plugin.ace import ACEBasis
+    from mlip_plugin.models.linear_ace import LinearACEModel
+    from mlip_plugin.pipeline.config import RunConfig
+    from mlip_plugin.pipeline.fit import FitResult
+    from mlip_plugin.pipeline.validate import validate_run
+
+    basis = ACEBasis(["C"], 2, 6, 4.5)
+    model = LinearACEModel(basis, np.zeros(basis.size), {"C": 0.0})
+    cfg = RunConfig.from_dict({"structures": {"element": "Cu"}, "validate": {
+        "suite": "silicon", "properties": ["vacancy"],
+        "reference": "tests_no_such_module.Calculator"}}, tmp_path)
+    result = FitResult(model=model, metrics={}, path_fit=None, timings={})
+    # the reference class does not even import: reaching it would be a different error
+    with pytest.raises(InputError, match="suite 'silicon' computes Si, which is not a species"):
+        validate_run(result, cfg)

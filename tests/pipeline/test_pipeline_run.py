@@ -269,6 +269,11 @@ def test_results_of_another_configuration_move_aside(tmp_path):
     _start_output(out, first)  # same configuration: the user's file stays as it is
     assert (out / "config.yaml").read_text().startswith("# my notes")
     assert (out / "model.json").read_text() == "old model"
+    # the same run written by hand (partial, comments, another output) in the folder
+    (out / "config.yaml").write_text("# mine\nstructures: {element: Cu}\noutput: elsewhere\n")
+    _start_output(out, first)
+    assert (out / "config.yaml").read_text().startswith("# mine")
+    assert (out / "model.json").read_text() == "old model"
     _start_output(out, RunConfig.from_dict({"structures": {"element": "Ni"}}))
     assert (out / "previous" / "1" / "model.json").read_text() == "old model"
     assert (out / "previous" / "1" / "parity.png").is_file()
@@ -308,3 +313,28 @@ def test_validate_reference_may_be_a_calculator_spec(tmp_path):
         "reference": {"calculator": "EMT"}}}, tmp_path)
     with pytest.raises(InputError, match="not a full class path"):
         bad.check_inputs()  # what --dry-run runs
+
+
+def test_unreadable_data_leaves_the_previous_results_in_place(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.yaml").write_text("structures: {element: Cu}\n")
+    (out / "model.json").write_text("old model")
+    (tmp_path / "bad.xyz").write_text("not an xyz file\n")
+    path = tmp_path / "run.yaml"
+    path.write_text(f"data: {{train: bad.xyz}}\nvalidate: null\noutput: {out}\n")
+    assert main(["run", str(path)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert (out / "model.json").read_text() == "old model"
+    assert not (out / "previous").exists()
+
+
+def test_kernel_integer_settings_accept_whole_floats(tmp_path):
+    from mlip_plugin.pipeline.config import RunConfig
+
+    cfg = RunConfig.from_dict({"data": {"train": "t.npz"}, "fit": {"model": "kernel", "kernel": {
+        "maxiter": 100.0, "calib_frames": "50", "k": 100.0, "seed": 1.0}}}, tmp_path)
+    kernel = cfg.fit.kernel
+    assert (kernel["maxiter"], kernel["calib_frames"], kernel["k"], kernel["seed"]) == (
+        100, 50, 100, 1)
+    assert all(type(kernel[k]) is int for k in ("maxiter", "calib_frames", "k", "seed"))
