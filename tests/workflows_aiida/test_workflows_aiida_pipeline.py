@@ -9,7 +9,13 @@ from aiida.engine import run_get_node
 from aiida.manage.caching import enable_caching
 from ase.build import bulk
 from ase.calculators.emt import EMT
-from workflows_aiida_helpers import MOCK_ENTRY_POINT, TINY, MockReferenceWorkChain
+from workflows_aiida_helpers import (
+    MOCK_ENTRY_POINT,
+    NAMESPACED_ENTRY_POINT,
+    TINY,
+    MockReferenceWorkChain,
+    NamespacedReferenceWorkChain,
+)
 
 from mlip_plugin.data import Configuration
 from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
@@ -122,6 +128,20 @@ def test_pipeline_with_reference_workflow_and_a_failing_structure(entry_points):
     assert all(isinstance(n, orm.WorkflowNode) for n in trace.reference_calculations)
     assert trace.reference_parameters[0] == {"parameters": {}, "fail_if_n_atoms": 31}
     assert results["training_set"].numsteps == 11
+
+
+def test_pipeline_with_a_namespaced_reference_workflow(entry_points):
+    """The launch check filled the workflow's defaults (its metadata namespace) into the
+    given inputs in place, and the pipeline's launch of mlip.reference then failed."""
+    entry_points.add(NamespacedReferenceWorkChain,
+                     f"aiida.workflows:{NAMESPACED_ENTRY_POINT}")
+    builder = pipeline_builder(reference_workflow=NAMESPACED_ENTRY_POINT,
+                               reference_inputs={"base": {"parameters": orm.Dict()}})
+    builder.run_validation = False
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert results["training_set"].numsteps == 12
+    assert "metadata" not in node.inputs["reference"]["reference_inputs"]["base"]
 
 
 def test_fit_workchain_with_validation_and_test_sets(first_run):

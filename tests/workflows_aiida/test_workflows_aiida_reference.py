@@ -199,6 +199,28 @@ def test_failed_structures_are_computed_again_not_reused_from_the_cache(
     assert third["failed_structures"].get_list() == []
 
 
+def test_a_failure_stored_before_is_not_reused_either(tiny_structures, monkeypatch):
+    """A failure stored as a valid cache source (by a direct call of the calcfunction, or an
+    older version) must not come back from the cache in a work chain."""
+    from mlip_plugin.workflows.aiida.calculations import collect_reference
+
+    # parameters of this test only (EMT's default value): no other test's results match
+    spec = orm.Dict({"calculator": "workflows_aiida_helpers.TransientEMT",
+                     "parameters": {"asap_cutoff": False}})
+    monkeypatch.setattr(TransientEMT, "failing", True)
+    _, old = collect_reference.run_get_node(structures=tiny_structures, calculator=spec)
+    assert len(old.outputs.failed_structures.get_list()) == 1
+    assert old.base.caching.is_valid_cache  # what a direct call (or an older version) left
+    monkeypatch.setattr(TransientEMT, "failing", False)
+    with enable_caching():
+        results, node = run_get_node(ReferenceWorkChain, structures=tiny_structures,
+                                     calculator=spec)
+    assert results["failed_structures"].get_list() == []
+    assert not old.base.caching.is_valid_cache
+    [calc] = [c for c in _collect_calcs(node) if not c.base.caching.is_created_from_cache]
+    assert calc.outputs.failed_structures.get_list() == []
+
+
 def test_failed_calculation_is_not_reused_from_the_cache(tiny_structures, monkeypatch):
     """The calculator's package was missing (exit code), then installed: the rerun works."""
     spec = {"calculator": "mlip_test_late_plugin.EMT", "parameters": {}}

@@ -102,6 +102,27 @@ class MockReferenceWorkChain(WorkChain):
         return None
 
 
+class NamespacedReferenceWorkChain(WorkChain):
+    """A thin wrapper with its DFT inputs in a namespace (like one around aiida-quantum-
+    espresso's PwBaseWorkChain): ``expose_inputs`` brings a ``metadata`` namespace with
+    defaults along."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("structure", valid_type=orm.StructureData, help="Structure (Angstrom).")
+        spec.expose_inputs(MockReferenceWorkChain, namespace="base", exclude=("structure",))
+        spec.outline(cls.run_calculation)
+        spec.output("total_energy", valid_type=orm.Float, help="Total energy (eV).")
+        spec.output("forces", valid_type=orm.ArrayData, help="Forces (eV/Angstrom).")
+
+    def run_calculation(self):
+        self.out_many(emt_single_point(self.inputs.structure, self.inputs.base.parameters))
+
+
+NAMESPACED_ENTRY_POINT = "mlip_test.namespaced_reference"
+
+
 @register_family
 class PerAtomTestModel(Model):
     """E = Σ_i e_{Z_i}: a trivial model to test the model node without fitting."""

@@ -36,10 +36,22 @@ def run_calculation(function, **inputs):
     reuse it: the calcfunctions' exit codes are not declared on their spec).
     """
     result, node = function.run_get_node(**inputs)
-    failed = node.outputs.failed_structures if "failed_structures" in node.outputs else []
-    if not node.is_finished_ok or len(failed):
+    if _failed(node) and node.base.caching.is_created_from_cache:
+        # a failure stored before (by an older version, or a direct call of the
+        # calcfunction) is still a valid source: invalidate it and compute again
+        source = node.base.caching.get_cache_source()
+        if source is not None:
+            orm.load_node(source).base.caching.is_valid_cache = False
+        node.base.caching.is_valid_cache = False
+        result, node = function.run_get_node(**inputs)
+    if _failed(node):
         node.base.caching.is_valid_cache = False
     return result, node
+
+
+def _failed(node) -> bool:
+    failed = node.outputs.failed_structures if "failed_structures" in node.outputs else []
+    return not node.is_finished_ok or len(failed) > 0
 
 
 def structure_spec(settings: dict):

@@ -17,6 +17,8 @@ calculation with failures is never reused, so a rerun tries those structures aga
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiida import orm
 from aiida.common.exceptions import EntryPointError
 from aiida.engine import WorkChain, append_, if_, is_process_function
@@ -64,6 +66,13 @@ def _validate_inputs(inputs, _ctx=None):
     return None
 
 
+def _plain_copy(value):
+    """Nested mappings copied (AiiDA nodes and other values shared, not copied)."""
+    if isinstance(value, Mapping):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    return value
+
+
 def _check_reference_workflow(name: str, reference_inputs) -> str | None:
     """Why the work chain cannot launch ``name`` once per structure with
     ``reference_inputs`` (None if it can): checked against the workflow's input spec."""
@@ -90,7 +99,9 @@ def _check_reference_workflow(name: str, reference_inputs) -> str | None:
     if unknown and not ports.dynamic:
         return (f"reference_inputs {unknown} are not inputs of reference_workflow={name!r} "
                 f"(its inputs: {sorted(ports)})")
-    values = ports.pre_process(given)  # fills in the workflow's defaults
+    # pre_process fills in the workflow's defaults in place, nested namespaces too: on a
+    # deep copy, or the defaults would become inputs of this process (and break a launch)
+    values = ports.pre_process(_plain_copy(given))
     for key, port in ports.items():
         error = None if key == "structure" else port.validate(values.get(key, UNSPECIFIED))
         if error is not None:

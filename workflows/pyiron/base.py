@@ -168,10 +168,12 @@ class MLIPJob(PythonTemplateJob):
             self.parent_id = None
 
 
-def link_property(key: str, expected: type, replaces: str | None = None,
+def link_property(key: str, expected: type, *, replaces: str | None = None,
                   doc: str = "") -> property:
     """A job property that links another job (see :meth:`MLIPJob._set_link`); setting it
-    removes ``input[replaces]`` (data given directly instead of the link)."""
+    removes ``input[replaces]`` (data given directly instead of the link).  Which link is
+    the job's parent is the class's ``_parent_link`` (no ``parent`` argument any more;
+    ``replaces`` and ``doc`` are keyword-only, so an old positional call fails loudly)."""
 
     def getter(self) -> dict | None:
         return self._get_link(key)
