@@ -21,7 +21,7 @@ import numpy as np
 from ase import Atoms
 from matscipy.neighbours import neighbour_list
 
-from ..data.configuration import MIN_DISTANCE
+from ..data.configuration import MIN_DISTANCE, with_full_rank_cell
 from ..errors import InputError
 from . import _kernels
 from .basis import ACEBasis
@@ -156,20 +156,7 @@ class Neighbours:
 
 
 def _single_neighbours(atoms: Atoms, r_cut: float):
-    if not any(atoms.pbc):
-        atoms = atoms.copy()
-        lo = atoms.positions.min(axis=0) - r_cut
-        span = atoms.positions.max(axis=0) - lo + r_cut
-        atoms.positions = atoms.positions - lo
-        atoms.cell = np.diag(span)
-    elif not all(atoms.pbc):
-        atoms = atoms.copy()
-        cell = atoms.cell.complete()
-        for ax in np.flatnonzero(~atoms.pbc):
-            span = np.ptp(atoms.positions @ np.linalg.inv(cell)[:, ax]) + 1.0
-            cell[ax] *= span + 2 * r_cut / np.linalg.norm(cell[ax])
-        atoms.cell = cell
-    return neighbour_list("ijD", atoms, r_cut)
+    return neighbour_list("ijD", with_full_rank_cell(atoms, r_cut), r_cut)
 
 
 def neighbours(basis: ACEBasis, atoms_list: Sequence[Atoms], where: str = "atoms") -> Neighbours:
