@@ -26,8 +26,16 @@ def default_data_dir() -> Path:
     return Path(env) if env else ROOT.parent / "shared" / "data"
 
 
-def base_parser(name: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"benchmarks/{name}.py", description=description)
+def first_paragraph(doc: str) -> str:
+    """The first paragraph of a docstring on one line (a sentence there may wrap)."""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def base_parser(name: str, doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark shares; ``doc`` is the script's module docstring, whose
+    whole first paragraph (not just its first line) is the ``--help`` description."""
+    parser = argparse.ArgumentParser(prog=f"benchmarks/{name}.py",
+                                     description=first_paragraph(doc))
     parser.add_argument("--json", metavar="OUT", help="write the result JSON here")
     parser.add_argument("--quick", action="store_true", help="a small, fast version")
     parser.add_argument("--data", default=str(default_data_dir()),

@@ -173,7 +173,7 @@ def _ase_calculator(model):
 
 
 def main(argv=None):
-    parser = base_parser("calculator", __doc__.splitlines()[0])
+    parser = base_parser("calculator", __doc__)
     parser.add_argument("--models", default="calculator_models",
                         help="folder of the cached fitted models, fitted there if absent "
                              "(default: calculator_models in the current folder)")

@@ -128,7 +128,7 @@ def sizes_and_rank(quick: bool, skip_rank: bool = False):
 
 
 def main(argv=None):
-    parser = base_parser("design_matrix", __doc__.splitlines()[0])
+    parser = base_parser("design_matrix", __doc__)
     parser.add_argument("--threads", type=int, default=2, help="cores for both codes")
     parser.add_argument("--pyace-stride", type=int, default=20,
                         help="python-ace at ~5000 functions runs on every N-th configuration")

@@ -48,7 +48,7 @@ MOLECULES = ("ethanol", "uracil")
 
 
 def parse_args():
-    p = base_parser("kernel", __doc__.split("\n")[0])
+    p = base_parser("kernel", __doc__)
     p.add_argument("--train", help="sGDML-style .npz training file (default: rMD17 files)")
     p.add_argument("--test", help="sGDML-style .npz test file (with --train)")
     p.add_argument("--n-train", type=int, default=1000)

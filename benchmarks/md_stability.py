@@ -50,7 +50,7 @@ def cell_64(symbol: str):
 
 
 def parse_args(argv=None):
-    parser = base_parser("md_stability", __doc__.splitlines()[0])
+    parser = base_parser("md_stability", __doc__)
     parser.add_argument("--model", action="append", default=[], help="model file (repeat)")
     parser.add_argument("--elements", default="Si,Mo", help="fit these when no --model")
     parser.add_argument("--time-ps", type=float, default=None, help="default 100 (quick 10)")

@@ -113,7 +113,7 @@ def liquid_diffusivity(quick: bool, result: Result) -> dict:
 
 
 def main() -> None:
-    parser = base_parser("properties_emt", " ".join(__doc__.split("\n\n")[0].split()))
+    parser = base_parser("properties_emt", __doc__)
     args = parser.parse_args()
     result = Result("properties_emt", settings={"quick": args.quick, "blas_threads": 1})
     with threadpool_limits(1, user_api="blas"):

@@ -34,7 +34,7 @@ TOLERANCE_PERCENT = {"c11": 15.0, "c12": 25.0, "bulk_modulus": 10.0, "vacancy_fo
 
 
 def parse_args(argv=None):
-    parser = base_parser("silicon_properties", __doc__.splitlines()[0])
+    parser = base_parser("silicon_properties", __doc__)
     parser.add_argument("--model", help="a fitted Si model file (skip the fit)")
     parser.add_argument("--train", help="default: DATA/zuo2020/Si_train.extxyz")
     parser.add_argument("--test", help="default: DATA/zuo2020/Si_test.extxyz")

@@ -308,7 +308,7 @@ def paired_ratio(G, b, yy, n, k, res: Result, repeat: int) -> None:
 
 
 def parse_args(argv=None):
-    parser = base_parser("solvers", __doc__.splitlines()[0])
+    parser = base_parser("solvers", __doc__)
     parser.add_argument("--design", help="npz with arrays A (n, p) and y (n,); with --zuo, "
                         "the cache the assembled matrix is written to (and read from)")
     parser.add_argument("--zuo", metavar="TRAIN_FILE_OR_ELEMENT",

@@ -421,7 +421,7 @@ def plot_curves(curves: dict, element: str, path: Path) -> None:
 
 
 def parse_args(argv=None):
-    parser = base_parser("zuo2020", __doc__.splitlines()[0])
+    parser = base_parser("zuo2020", __doc__)
     parser.add_argument("--train", help="training file (default: DATA/zuo2020/EL_train.extxyz)")
     parser.add_argument("--test", help="test file (default: DATA/zuo2020/EL_test.extxyz)")
     parser.add_argument("--element", default="Si",

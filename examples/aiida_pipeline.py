@@ -59,7 +59,7 @@ def run_pipeline(protocol: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--protocol", default="fast", choices=("fast", "balanced", "stringent"))
     parser.add_argument("--rerun", action="store_true",
                         help="run the same pipeline again with caching enabled")

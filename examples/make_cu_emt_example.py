@@ -6,6 +6,7 @@ Run from the project root: ``python examples/make_cu_emt_example.py``.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -35,4 +36,7 @@ def main(seed: int = 7) -> Path:
 
 
 if __name__ == "__main__":
-    print(main())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=7,
+                        help="seed of the strains and displacements (default 7, the bundled set)")
+    print(main(parser.parse_args().seed))

@@ -86,7 +86,7 @@ def report(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", help="pyiron project path to keep the jobs in "
                         "(default: a temporary, self-contained folder)")
     parser.add_argument("--quick", action="store_true",

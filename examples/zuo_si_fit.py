@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> dict:
     default_data = os.environ.get("MLIP_DATA") or str(ROOT.parent / "shared" / "data")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=default_data, help="reference data folder")
     parser.add_argument("--output", default="zuo-si", help="output folder")
     parser.add_argument("--max-active", type=int, default=300)

@@ -23,7 +23,7 @@ from ..errors import InputError, MLIPError
 from .reference import read_json_cache, write_json_atomic
 
 __all__ = ["StructureSpec", "PRESETS", "generate_structures", "lattice_constant",
-           "StructureGenerationError"]
+           "volumetric_strains", "StructureGenerationError"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class StructureSpec:
 
     ``preset`` names the defaults the other fields were taken from (``tiny`` for tests,
     ``demo`` for ``mlip demo``, ``standard`` for production); :meth:`from_preset` builds one.
+    The ``n_volumetric`` volume strains (see :func:`volumetric_strains`) never include 0,
+    which would repeat the ground state.
     """
 
     element: str = "Cu"
@@ -79,6 +81,10 @@ class StructureSpec:
         if not 0 <= self.max_volumetric_strain < 0.5:
             raise InputError(
                 f"max_volumetric_strain={self.max_volumetric_strain} must be in [0, 0.5)")
+        if self.max_volumetric_strain == 0 and self.n_volumetric > 0:
+            raise InputError(
+                f"max_volumetric_strain=0 with n_volumetric={self.n_volumetric} would repeat "
+                "the ground state; give a strain > 0, or set n_volumetric: 0")
         for name in ("n_volumetric", "n_shear", "n_rattled", "n_vacancy", "md_snapshots"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name}={getattr(self, name)} must be >= 0")
@@ -148,10 +154,27 @@ def _tag(atoms: Atoms, config_type: str, sid: str) -> Atoms:
     return atoms
 
 
+def volumetric_strains(n: int, max_strain: float) -> np.ndarray:
+    """``n`` distinct, non-zero volume strains in [−max_strain, +max_strain], ascending.
+
+    Zero strain is left out: it is the ground state, which the protocol already holds.
+    An even ``n`` is evenly spaced over the whole range, ``np.linspace(−max, max, n)``
+    (symmetric, so without 0); an odd ``n = 2k + 1`` puts k + 1 evenly spaced strains on
+    the compressed side (−max/(k+1) … −max) and k on the expanded side (max/k … max), the
+    extra one where the repulsive short distances are.  ``n = 1`` gives −max.
+    """
+    if n % 2 == 0:
+        return np.linspace(-max_strain, max_strain, n)
+    k = n // 2
+    compressed = -max_strain * np.arange(k + 1, 0, -1) / (k + 1)
+    expanded = max_strain * np.arange(1, k + 1) / max(k, 1)
+    return np.concatenate([compressed, expanded])
+
+
 def _strained(base: Atoms, spec: StructureSpec, rng) -> list[Atoms]:
     out = []
-    for k, eps in enumerate(np.linspace(-spec.max_volumetric_strain,
-                                        spec.max_volumetric_strain, spec.n_volumetric)):
+    strains = volumetric_strains(spec.n_volumetric, spec.max_volumetric_strain)
+    for k, eps in enumerate(strains):
         atoms = base.copy()
         atoms.set_cell(base.cell.array * (1 + eps) ** (1 / 3), scale_atoms=True)
         out.append(_tag(atoms, "volumetric", f"volumetric-{k}"))

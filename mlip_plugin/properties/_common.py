@@ -80,7 +80,12 @@ def check_calculator(calculator, *, need_stress: bool = False, what: str = "this
     """Raise `InputError` if ``calculator`` is not an ASE calculator or lacks stress.
 
     Stress support is probed on ``probe`` (a copy is used) when given; calculators that do
-    not declare ``implemented_properties`` are trusted only if the probe succeeds.
+    not declare ``implemented_properties`` are trusted only if the probe succeeds.  The
+    error says the calculator "does not compute 'stress'" only when that is the cause (it
+    does not declare stress, or raises ASE's ``PropertyNotImplementedError``); any other
+    ``NotImplementedError`` of the probe (e.g. EMT's ``No EMT-potential for Si``) is reported
+    with the calculator's own message; other exceptions (a failed SCF, …) propagate as
+    they are.
     """
     if not hasattr(calculator, "get_potential_energy") and not isinstance(calculator,
                                                                            Calculator):
@@ -96,8 +101,10 @@ def check_calculator(calculator, *, need_stress: bool = False, what: str = "this
         atoms.calc = calculator
         try:
             stress = atoms.get_stress()
-        except (PropertyNotImplementedError, NotImplementedError) as err:
+        except PropertyNotImplementedError as err:
             raise InputError(_no_stress_message(calculator, what)) from err
+        except NotImplementedError as err:  # e.g. EMT on a species it has no potential for
+            raise InputError(_probe_failed_message(calculator, what, atoms, err)) from err
         if not np.all(np.isfinite(stress)):
             raise InputError(_no_stress_message(calculator, what) + " (it returned NaN)")
 
@@ -106,6 +113,13 @@ def _no_stress_message(calculator, what: str) -> str:
     return (f"calculator {type(calculator).__name__} does not compute 'stress', which {what} "
             "needs (stress-strain fits, cell relaxation); use a calculator that implements "
             "stress, or switch the cell relaxation off (relax_bulk=False) where offered.")
+
+
+def _probe_failed_message(calculator, what: str, atoms: Atoms, err: Exception) -> str:
+    return (f"the calculator {type(calculator).__name__} raised {type(err).__name__}: {err} "
+            f"when computing the stress of the {atoms.get_chemical_formula()} crystal, which "
+            f"{what} needs. Check that the calculator supports these species and check its "
+            "parameters.")
 
 
 @dataclass(frozen=True)

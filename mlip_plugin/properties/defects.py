@@ -12,12 +12,18 @@ of the cubic lattice constant a of the conventional cell (origin on an atom):
 * fcc: octahedral (½,½,½), tetrahedral (¼,¼,¼), ⟨100⟩ split dumbbell;
 * bcc: octahedral (½,½,0), tetrahedral (½,¼,0), ⟨110⟩ split dumbbell.
 
-Interstitials on the high-symmetry sites (tetrahedral, hexagonal, octahedral) relax from
-the symmetric site without random displacements, so the site stays where symmetry holds it
-(the convention of the reference tables, where such a site can be a saddle).  The vacancy
-and the dumbbell start from a small seeded random displacement (``rattle``), so that
+Each interstitial is relaxed with the point symmetry of its starting configuration imposed
+(ASE's ``FixSymmetry``: forces and steps are symmetrised with the space group spglib finds
+for the defect supercell), so the value reported for a site is the relaxed energy *of that
+configuration* — the convention of the reference tables.  Such a constrained relaxation
+ends at a stationary point, which may be a saddle rather than a minimum: in EMT Cu the
+octahedral site is a saddle in a 3×3×3 cell (left free it falls into the ⟨100⟩ dumbbell),
+and in the small 2×2×2 cell the dumbbell is one (left free it falls onto the octahedral
+site).  Without the constraint, round-off and random displacements let such a relaxation
+leave its site, and two sites then report the same energy.  The vacancy instead starts from
+a small seeded random displacement (``rattle``) and relaxes freely, so that
 symmetry-lowering relaxations (e.g. the Jahn–Teller distortion of the silicon vacancy) can
-happen.
+happen; ``keep_symmetry`` switches either behaviour for any defect.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from ase import Atoms
+from ase.constraints import FixSymmetry
 
 from mlip_plugin.errors import InputError
 
@@ -57,6 +64,9 @@ INTERSTITIAL_SITES = {
 #: For "dumbbell" the tuple is the dumbbell direction; the two atoms start ±HALF_SPLIT
 #: nearest-neighbour distances from the lattice site they share.
 HALF_SPLIT = 0.5
+#: Tolerance (Å) of the symmetry search for the constrained relaxations; the starting
+#: configurations are exact, so it only has to absorb round-off.
+SYMPREC = 1e-3
 DEFECTS = ("vacancy", "tetrahedral", "hexagonal", "octahedral", "dumbbell")
 
 
@@ -77,9 +87,14 @@ class DefectSettings:
         Force tolerance of the relaxations (eV/Å).
     steps : int
         Step limit of each relaxation.
+    keep_symmetry : bool or None
+        Relax with the symmetry of the starting configuration imposed (the energy of that
+        configuration, possibly a saddle point), or freely.  None: imposed for the
+        interstitials unless ``rattle`` > 0, free for the vacancy.
     rattle : float or None
         Standard deviation (Å) of random displacements of the atoms around the defect before
-        the relaxation; None: 0.02 for the vacancy and the dumbbell, 0 for symmetric sites.
+        a free relaxation; None: 0.02 when the relaxation is free, 0 when symmetry is kept.
+        Must be 0 or None with ``keep_symmetry=True``.
     seed : int
         Seed of those displacements.
     """
@@ -91,6 +106,7 @@ class DefectSettings:
     steps: int = 2000
     rattle: float | None = None
     seed: int = 0
+    keep_symmetry: bool | None = None
 
     def __post_init__(self):
         check_choice("defect", self.defect, DEFECTS)
@@ -98,13 +114,25 @@ class DefectSettings:
         check_relaxation(self.fmax, self.steps)
         if self.rattle is not None:
             check_positive("rattle", self.rattle, allow_zero=True)
+        check_choice("keep_symmetry", self.keep_symmetry, (None, True, False))
+        if self.keep_symmetry and self.rattle:
+            raise InputError(f"settings keep_symmetry=True and rattle={self.rattle!r} "
+                             "contradict each other: random displacements would break the "
+                             "symmetry to be kept; set rattle=0 or keep_symmetry=False.")
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether the relaxation keeps the symmetry of the starting configuration."""
+        if self.keep_symmetry is not None:
+            return self.keep_symmetry
+        return self.defect != "vacancy" and not self.rattle
 
     @property
     def displacement(self) -> float:
         """The rattle amplitude in effect (Å)."""
         if self.rattle is not None:
             return self.rattle
-        return 0.02 if self.defect in ("vacancy", "dumbbell") else 0.0
+        return 0.0 if self.symmetric else 0.02
 
     @classmethod
     def fast(cls, defect: str = "vacancy") -> DefectSettings:
@@ -159,6 +187,13 @@ def point_defect(calculator, structure: Atoms,
         other elemental crystals, using ``structure`` repeated as the supercell.
     settings : DefectSettings, optional
 
+    Notes
+    -----
+    With ``settings.symmetric`` (the default for interstitials) the relaxation keeps the
+    space group of the starting defect supercell, so the result is the energy at that
+    high-symmetry configuration, which may be a saddle point of the potential energy
+    surface rather than a minimum (see the module docstring).
+
     Raises
     ------
     InputError
@@ -184,7 +219,9 @@ def point_defect(calculator, structure: Atoms,
     defect = _make_defect(perfect, lattice, settings.defect)
     defect.calc = calculator
     e_unrelaxed = defect.get_potential_energy() - len(defect) * mu
-    if settings.displacement > 0:
+    if settings.symmetric:
+        defect.set_constraint(FixSymmetry(defect, symprec=SYMPREC))
+    elif settings.displacement > 0:
         _rattle_around(defect, perfect.positions[0], _nearest_neighbour_distance(perfect),
                        settings.displacement, settings.seed)
     converged = relax_positions(defect, fmax=settings.fmax, steps=settings.steps,

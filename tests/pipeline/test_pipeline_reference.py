@@ -23,6 +23,7 @@ from mlip_plugin.pipeline.structures import (
     StructureSpec,
     generate_structures,
     lattice_constant,
+    volumetric_strains,
 )
 
 COUNTING = {"calculator": "pipeline_test_calculators.CountingEMT", "parameters": {}}
@@ -52,6 +53,37 @@ def test_protocol_is_seeded():
     assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b))
     c = generate_structures(StructureSpec.from_preset("tiny", md_snapshots=0, seed=1))
     assert not all(np.array_equal(x.positions, y.positions) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_volumetric_strains_leave_out_zero(n):
+    strains = volumetric_strains(n, 0.1)
+    assert len(strains) == n and np.all(strains != 0.0)
+    assert np.all(np.diff(strains) > 0) and strains[0] == pytest.approx(-0.1)
+    assert np.all(np.abs(strains) <= 0.1 + 1e-15)
+    if n > 1:
+        assert strains[-1] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "demo", "standard"])
+def test_protocol_has_no_duplicate_structures(preset):
+    """The zero volume strain repeated the ground state (mlip demo labelled one structure
+    twice, "55 labelled (1 from cache)" in an empty folder)."""
+    spec = StructureSpec.from_preset(preset, md_snapshots=0)
+    structures = generate_structures(spec)
+    assert sum(a.info["config_type"] == "volumetric" for a in structures) == spec.n_volumetric
+    for i, x in enumerate(structures):
+        for y in structures[i + 1:]:
+            same = (len(x) == len(y) and np.array_equal(x.numbers, y.numbers)
+                    and np.allclose(x.cell.array, y.cell.array, atol=1e-8)
+                    and np.allclose(x.positions, y.positions, atol=1e-8))
+            assert not same, (x.info["structure_id"], y.info["structure_id"])
+
+
+def test_zero_volumetric_strain_range_is_refused():
+    with pytest.raises(InputError, match="max_volumetric_strain=0 with n_volumetric=5"):
+        StructureSpec(max_volumetric_strain=0.0, n_volumetric=5)
+    assert StructureSpec(max_volumetric_strain=0.0, n_volumetric=0).n_volumetric == 0
 
 
 def test_lattice_constant_relaxed_with_reference():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 from ase.build import bulk
 from ase.optimize import FIRE
@@ -61,6 +64,42 @@ def test_cu_interstitials_dumbbell_is_most_stable(emt, copper):
     assert 2.0 < energies["dumbbell"] < 5.0
 
 
+def _neighbour_shells(atoms, index, n):
+    """Distances (Å) from atom ``index`` to its ``n`` nearest neighbours, sorted."""
+    others = [i for i in range(len(atoms)) if i != index]
+    return np.sort(atoms.get_distances(index, others, mic=True))[:n]
+
+
+def test_cu_octahedral_and_dumbbell_keep_their_sites(emt, copper):
+    """In the 2×2×2 cell the free ⟨100⟩ dumbbell falls onto the octahedral site (the two
+    rows were equal); with the symmetry kept each site reports its own configuration."""
+    octa = interstitial_formation(emt, copper, "octahedral", DefectSettings.fast())
+    dumb = interstitial_formation(emt, copper, "dumbbell", DefectSettings.fast())
+    assert octa.converged and dumb.converged
+    assert abs(octa.formation_energy - dumb.formation_energy) > 0.05
+    a = octa.lattice_constant
+    # the added atom stays on (½,½,½) a, its six neighbours pushed out by the same amount
+    assert octa.structure.positions[-1] == pytest.approx([a / 2] * 3, abs=1e-6)
+    shell = _neighbour_shells(octa.structure, len(octa.structure) - 1, 7)
+    assert shell[:6] == pytest.approx([shell[0]] * 6, abs=1e-6)
+    assert shell[0] > a / 2 + 0.3 and shell[6] > shell[0] + 0.1
+    # the dumbbell atoms (0 and the last) stay split along z about the lattice site
+    pair = dumb.structure[[0, len(dumb.structure) - 1]]
+    pair.wrap(center=(0.0, 0.0, 0.25))  # fractional x, y in [-½, ½), z in [-¼, ¾)
+    assert pair.positions[:, :2] == pytest.approx(np.zeros((2, 2)), abs=1e-6)
+    assert pair.positions[0, 2] == pytest.approx(-pair.positions[1, 2], abs=1e-6)
+
+
+def test_cu_free_dumbbell_falls_onto_the_octahedral_site_in_a_small_cell(emt, copper):
+    """keep_symmetry=False restores the free, rattled relaxation: the ⟨100⟩ dumbbell is a
+    saddle of EMT Cu in the 2×2×2 cell and ends at the octahedral configuration's energy."""
+    octa = interstitial_formation(emt, copper, "octahedral", DefectSettings.fast())
+    free = interstitial_formation(emt, copper, "dumbbell",
+                                  replace(DefectSettings.fast(), keep_symmetry=False))
+    assert free.settings.displacement == 0.02
+    assert free.formation_energy == pytest.approx(octa.formation_energy, abs=1e-4)
+
+
 def test_si_sw_interstitial_sites_keep_their_symmetry(sw, silicon):
     settings = DefectSettings.fast()
     tet = interstitial_formation(sw, silicon, "tetrahedral", settings)
@@ -102,7 +141,22 @@ def test_vacancy_is_not_an_interstitial_site(emt, copper):
     ({"supercell": 0}, "supercell=0"),
     ({"supercell": 2.5}, "supercell=2.5"),
     ({"rattle": -0.1}, "rattle"),
+    ({"keep_symmetry": "yes"}, "keep_symmetry='yes'"),
+    ({"keep_symmetry": True, "rattle": 0.02}, "keep_symmetry=True and rattle=0.02"),
 ])
 def test_defect_settings_are_checked(kwargs, match):
     with pytest.raises(InputError, match=match):
         DefectSettings(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, symmetric, displacement", [
+    ({"defect": "vacancy"}, False, 0.02),
+    ({"defect": "vacancy", "keep_symmetry": True}, True, 0.0),
+    ({"defect": "octahedral"}, True, 0.0),
+    ({"defect": "dumbbell"}, True, 0.0),
+    ({"defect": "dumbbell", "rattle": 0.05}, False, 0.05),
+    ({"defect": "tetrahedral", "keep_symmetry": False}, False, 0.02),
+])
+def test_defect_settings_choose_the_relaxation(kwargs, symmetric, displacement):
+    settings = DefectSettings(**kwargs)
+    assert settings.symmetric is symmetric and settings.displacement == displacement

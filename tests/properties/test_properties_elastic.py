@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ase import units
 from ase.build import bulk
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 from scipy.optimize import minimize_scalar
 
 from mlip_plugin.errors import InputError
@@ -98,6 +99,28 @@ def test_eos_matches_energy_minimum_and_elastic_bulk_modulus(emt, copper):
 def test_elastic_constants_need_stress(no_stress_calc, copper):
     with pytest.raises(InputError, match="does not compute 'stress'"):
         elastic_constants(no_stress_calc, copper)
+
+
+def test_elastic_constants_report_the_calculators_own_error(emt, silicon):
+    """EMT computes stress but has no Si potential: say so, not "does not compute 'stress'"."""
+    with pytest.raises(InputError, match="EMT raised NotImplementedError: No EMT-potential "
+                                         "for Si") as info:
+        elastic_constants(emt, silicon)
+    assert "does not compute 'stress'" not in str(info.value)
+
+
+class _UndeclaredNoStress(Calculator):
+    """A calculator without ``implemented_properties`` whose stress is not implemented."""
+
+    implemented_properties = None
+
+    def get_stress(self, atoms=None, voigt=True, apply_constraint=True):
+        raise PropertyNotImplementedError("stress not available")
+
+
+def test_elastic_constants_recognise_an_undeclared_missing_stress(copper):
+    with pytest.raises(InputError, match="_UndeclaredNoStress does not compute 'stress'"):
+        elastic_constants(_UndeclaredNoStress(), copper)
 
 
 def test_eos_without_minimum_in_range(emt):
