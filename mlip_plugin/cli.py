@@ -1,7 +1,10 @@
 """The ``mlip`` command.  Thin: it parses arguments, calls library functions and prints.
 
 Every error the library raises on purpose (:class:`~mlip_plugin.errors.MLIPError`) ends the
-command with exit status 2 and a one-paragraph message, never a traceback.
+command with exit status 2 and a one-paragraph message, never a traceback.  Logging: our
+progress (INFO of ``mlip_plugin``) and everyone's warnings by default; ``-v`` adds our
+debug messages, ``-vv`` every library's; ``-q`` shows warnings and errors only.  Python
+warnings print as log lines (category and message, without a source line).
 """
 
 from __future__ import annotations
@@ -10,18 +13,29 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 from . import __version__
-from .errors import MLIPError
+from .errors import InputError, MLIPError
 
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("mlip_plugin")
 
 EXAMPLE_DATA = "Cu_EMT_example.extxyz"
+#: ``--suite`` choices (the keys of mlip_plugin.properties.suites.SUITES, which imports ASE
+#: and more: kept here so that ``mlip --help`` stays fast; a test checks they agree)
+SUITE_NAMES = ("silicon", "fcc", "bcc")
+#: How read_configs' errors name its parameters in ``mlip data info``
+DATA_INFO_OPTIONS = {"format": "--format", "energy_key": "--energy-key",
+                     "forces_key": "--forces-key", "stress_key": "--stress-key",
+                     "virial_key": "--virial-key"}
+#: What ``mlip validate`` writes into metrics.json, to recognise its own file
+VALIDATE_MARK = "mlip validate"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit, validate and inspect machine-learning interatomic potentials.",
     )
     parser.add_argument("--version", action="version", version=f"mlip-plugin {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging: -v adds mlip's debug messages, -vv those of every "
+                             "library (default: mlip's progress messages and all warnings)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -56,26 +72,41 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="YAML configuration (see mlip_plugin.pipeline.config)")
     run.add_argument("--output", "-o", help="output folder (default: the config's 'output')")
     run.add_argument("--dry-run", action="store_true",
-                     help="check the configuration and print what would run")
+                     help="check the configuration, read the data files, and print what "
+                          "would run")
     run.set_defaults(func=_cmd_run, stages="all")
 
     fit = sub.add_parser("fit", help="data and fit only (no property validation)")
     fit.add_argument("config", help="YAML configuration")
     fit.add_argument("--output", "-o", help="output folder (default: the config's 'output')")
-    fit.add_argument("--dry-run", action="store_true", help="check the configuration only")
+    fit.add_argument("--dry-run", action="store_true",
+                     help="check the configuration and read the data files only")
     fit.set_defaults(func=_cmd_run, stages="fit")
 
-    val = sub.add_parser("validate", help="run a property suite on a model file")
+    val = sub.add_parser(
+        "validate", help="run a property suite on a model file",
+        description="Run a property suite on a model file and write metrics.json into "
+                    "--output.  A metrics.json there that mlip validate did not write (a "
+                    "run's, say) is never overwritten: the command refuses and asks for "
+                    "another --output.")
     val.add_argument("model", help="model file (model.json)")
-    val.add_argument("--suite", default="fcc", help="property suite (fcc, bcc, silicon)")
-    val.add_argument("--preset", default="fast", help="settings preset of the suite")
+    val.add_argument("--suite", default=None, choices=SUITE_NAMES,
+                     help="property suite (default: from the model's species: fcc or bcc "
+                          "for an element whose ground state is fcc or bcc, silicon for Si)")
+    val.add_argument("--preset", default="fast", choices=("fast", "default"),
+                     help="settings preset of the suite (default: fast)")
     val.add_argument("--reference", default=None,
                      help="reference: an ASE calculator class path (e.g. "
-                          "ase.calculators.emt.EMT) or a JSON table of values")
+                          "ase.calculators.emt.EMT) or a JSON table of values (default: "
+                          "none, the model's values only)")
     val.add_argument("--symbol", default=None,
                      help="element of the fcc/bcc suite (default: the model's only species; "
                           "needed for a model of several species)")
-    val.add_argument("--output", "-o", default=".", help="folder for metrics.json")
+    val.add_argument("--lattice-constant", type=float, default=None, metavar="A",
+                     help="cubic lattice constant (Å) the suite starts from (default: ASE's "
+                          "value, which exists only for the element's ground-state lattice)")
+    val.add_argument("--output", "-o", default=".",
+                     help="folder for metrics.json (default: '.', the current folder)")
     val.set_defaults(func=_cmd_validate)
 
     inf = sub.add_parser("info", help="print a model file's summary and provenance")
@@ -115,16 +146,17 @@ def _cmd_help(args) -> int:
 
 def _cmd_run(args) -> int:
     from .pipeline.config import load_config
-    from .pipeline.run import check_output, run_pipeline
+    from .pipeline.run import run_pipeline
 
     config = load_config(args.config, fit_only=args.stages == "fit")
     if args.dry_run:
         import yaml
 
-        config.check_inputs()
-        check_output(args.output or config.output)
+        from .pipeline.run import check_run
+
+        out = check_run(config, args.output)
         print(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        print(f"configuration OK; would write to {args.output or config.output}")
+        print(f"configuration OK; would write to {out}")
         return 0
     result = run_pipeline(config, args.output, progress=not args.quiet)
     _print_run(result)
@@ -156,19 +188,40 @@ def _print_run(result) -> None:
 def _cmd_validate(args) -> int:
     from .models import load_model
     from .pipeline.report import write_metrics
+    from .pipeline.run import check_output
     from .pipeline.validate import validate
 
+    out = check_output(args.output, "-o/--output")  # before any work: results need a place
+    _check_own_metrics(out / "metrics.json")
     model = load_model(args.model)
     result = validate(model, {"suite": args.suite, "preset": args.preset,
-                              "reference": args.reference or "none"}, symbol=args.symbol)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    write_metrics(out / "metrics.json", result.to_dict())
+                              "reference": args.reference or "none",
+                              "lattice_constant": args.lattice_constant}, symbol=args.symbol)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output folder {str(out)!r}: {err}") from err
+    write_metrics(out / "metrics.json", {"written_by": VALIDATE_MARK, **result.to_dict()})
     for r in result.rows:
         ref = "" if r["reference"] is None else f"{r['reference']:10.4g}"
         err = "" if r["error_percent"] is None else f"{r['error_percent']:8.2f} %"
         print(f"{r['name']:<26} {r['unit']:<8} {_fmt(r['model'], '10.4g')} {ref} {err}")
     return 0
+
+
+def _check_own_metrics(path: Path) -> None:
+    """A metrics.json at ``path`` that ``mlip validate`` did not write (a run's results,
+    say) is an InputError: the command never overwrites it."""
+    if not path.exists():
+        return
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        doc = None
+    if not (isinstance(doc, dict) and doc.get("written_by") == VALIDATE_MARK):
+        raise InputError(f"{str(path)!r} exists and was not written by mlip validate (a run's "
+                         "metrics.json, say); mlip validate does not overwrite it: give "
+                         "another folder with -o/--output")
 
 
 def _cmd_info(args) -> int:
@@ -207,7 +260,7 @@ def _cmd_data_info(args) -> int:
         configs = read_configs(
             args.file, format=args.format, energy_key=args.energy_key,
             forces_key=args.forces_key, stress_key=args.stress_key,
-            virial_key=args.virial_key, require=(),
+            virial_key=args.virial_key, require=(), option_names=DATA_INFO_OPTIONS,
         )
         name = args.file
     summary = summarize(configs)
@@ -218,17 +271,50 @@ def _cmd_data_info(args) -> int:
     return 0
 
 
+def log_levels(verbose: int, quiet: bool) -> tuple[int, int]:
+    """(level of every library, level of mlip_plugin) for ``-v`` × ``verbose`` and ``-q``."""
+    if quiet:
+        return logging.WARNING, logging.WARNING
+    if verbose >= 2:
+        return logging.DEBUG, logging.DEBUG
+    return logging.WARNING, logging.DEBUG if verbose == 1 else logging.INFO
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the command: a log line without the source line."""
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, message)
+
+
+@contextmanager
+def _command_logging(verbose: int, quiet: bool) -> Iterator[None]:
+    """Log levels (:func:`log_levels`) and warnings as log lines for one command; the
+    previous levels and ``warnings.showwarning`` are restored afterwards."""
+    root, ours = logging.getLogger(), logging.getLogger("mlip_plugin")
+    saved = root.level, ours.level, warnings.showwarning
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    levels = log_levels(verbose, quiet)
+    root.setLevel(levels[0])
+    ours.setLevel(levels[1])
+    warnings.showwarning = _log_warning
+    try:
+        yield
+    finally:
+        root.setLevel(saved[0])
+        ours.setLevel(saved[1])
+        warnings.showwarning = saved[2]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else
-                                                logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with _command_logging(args.verbose, args.quiet):
+            log.debug("mlip-plugin %s, Python %s: mlip %s", __version__,
+                      sys.version.split()[0], " ".join(sys.argv[1:] if argv is None else argv))
+            return int(args.func(args) or 0)
     except MLIPError as err:
         print(f"mlip: error: {err}", file=sys.stderr)
         return 2

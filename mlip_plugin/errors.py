@@ -7,7 +7,8 @@ already catch ``ValueError`` keep working.
 
 from __future__ import annotations
 
-__all__ = ["MLIPError", "InputError", "FitError", "ModelFormatError", "ConvergenceWarning"]
+__all__ = ["MLIPError", "InputError", "FitError", "ModelFormatError", "ConvergenceWarning",
+           "DependentColumnWarning"]
 
 
 class MLIPError(Exception):
@@ -28,3 +29,9 @@ class ModelFormatError(InputError):
 
 class ConvergenceWarning(UserWarning):
     """An iterative method stopped before its tolerance, or a numerical pivot collapsed."""
+
+
+class DependentColumnWarning(ConvergenceWarning):
+    """A path solver met a basis function numerically dependent on those it had selected
+    and skipped it (or stopped): expected with a large basis, and no action is needed.
+    The pipeline's fit logs their number instead of showing each warning."""

@@ -47,3 +47,34 @@ def shared_data() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261122)
+
+
+@pytest.fixture
+def cu_example() -> Path:
+    """The bundled Cu/EMT data file (12 labelled configurations of fcc Cu)."""
+    import mlip_plugin.data
+    from mlip_plugin.cli import EXAMPLE_DATA
+
+    return Path(mlip_plugin.data.__file__).parent / "examples" / EXAMPLE_DATA
+
+
+@pytest.fixture
+def write_ti_data():
+    """Factory: write a few labelled hcp Ti configurations (an element with no obvious
+    property suite) to a path, and return the path."""
+    def write(path: Path) -> Path:
+        import ase.io
+        from ase.build import bulk
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        images = []
+        for seed in range(3):
+            atoms = bulk("Ti", "hcp", a=2.95).repeat(2)
+            atoms.rattle(0.02, seed=seed)
+            atoms.calc = SinglePointCalculator(atoms, energy=-5.0 * len(atoms) + 0.01 * seed,
+                                               forces=np.zeros((len(atoms), 3)))
+            images.append(atoms)
+        ase.io.write(path, images, format="extxyz")
+        return path
+
+    return write

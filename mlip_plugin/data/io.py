@@ -71,6 +71,7 @@ def read_configs(
     require: Sequence[str] = ("energy",),
     weights: Weights | None = None,
     validate: bool = True,
+    option_names: Mapping[str, str] | None = None,
 ) -> list[Configuration]:
     """Read labelled configurations from ``path``.
 
@@ -100,6 +101,12 @@ def read_configs(
         ``*_weight`` entries a file written by :func:`write_extxyz` carries).
     validate : bool
         Check every configuration (:meth:`Configuration.validate`).
+    option_names : mapping, optional
+        How the caller's users name these parameters, for the error messages: e.g.
+        ``{"format": "--format", "energy_key": "--energy-key"}`` for a command line, or
+        ``{"format": "data.format", ...}`` for a configuration file.  A parameter not in it
+        is named by its keyword here; ``require`` is suggested only when it is in it (or
+        when ``option_names`` is None).
 
     Returns
     -------
@@ -112,13 +119,19 @@ def read_configs(
         missing required labels, NaN/inf, wrong shapes, overlapping atoms, zero-volume cells.
     """
     path = Path(path)
+    name = _Names(option_names)
+    if path.is_dir():
+        raise InputError(f"cannot read {str(path)!r}: it is a folder; give a data file "
+                         f"(formats: {', '.join(FORMATS)})")
     if not path.is_file():
         raise InputError(f"cannot read {str(path)!r}: no such file")
-    fmt = format or _format_from_suffix(path)
+    fmt = format or _format_from_suffix(path, name)
     if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r} for {str(path)!r}; allowed: {FORMATS}")
+        raise InputError(f"{name('format')}={fmt!r} is not a known format (for "
+                         f"{str(path)!r}); allowed: {FORMATS}")
     keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key,
             "virial": virial_key}
+    log.debug("reading %s as %s", path, fmt)
     try:
         if fmt == "npz":
             configs = _read_npz(path, units)
@@ -126,7 +139,8 @@ def read_configs(
             configs = _read_mlearn(path, units)
         else:
             images = _read_ase_images(path, fmt)
-            configs = _configs_from_images(images, path, keys, config_type_key, units)
+            configs = _configs_from_images(images, path, keys, config_type_key, units,
+                                           name)
     except InputError:
         raise
     except _READ_ERRORS as err:
@@ -138,9 +152,11 @@ def read_configs(
     for i, c in enumerate(configs):
         for label in require:
             if getattr(c, label, None) is None:
+                relax = (f" or relax {name('require')}={tuple(require)}"
+                         if name.offers("require") else "")
                 raise InputError(
                     f"{path}, configuration {i}: missing required label {label!r}; "
-                    f"name its key (e.g. {label}_key=...) or relax require={tuple(require)}"
+                    f"name its key with {name(label + '_key')}{relax}"
                 )
         if weights is not None:
             c.weights = weights
@@ -149,14 +165,27 @@ def read_configs(
     return configs
 
 
-def _format_from_suffix(path: Path) -> str:
+class _Names:
+    """How error messages name a parameter of :func:`read_configs` (see ``option_names``)."""
+
+    def __init__(self, option_names: Mapping[str, str] | None):
+        self.names = option_names
+
+    def __call__(self, param: str) -> str:
+        return param if self.names is None else self.names.get(param, param)
+
+    def offers(self, param: str) -> bool:
+        return self.names is None or param in self.names
+
+
+def _format_from_suffix(path: Path, name: _Names) -> str:
     suffix = path.suffix.lower()
     table = {".xyz": "extxyz", ".extxyz": "extxyz", ".db": "db", ".npz": "npz",
              ".json": "mlearn"}
     if suffix not in table:
         raise InputError(
             f"cannot tell the format of {str(path)!r} from its suffix {suffix!r}; "
-            f"pass format= one of {FORMATS}"
+            f"give it with {name('format')}, one of {FORMATS}"
         )
     return table[suffix]
 
@@ -203,7 +232,7 @@ def _labels_of(atoms: Atoms) -> dict:
     return out
 
 
-def _resolve_keys(all_keys: set, given: dict, path: Path) -> dict:
+def _resolve_keys(all_keys: set, given: dict, path: Path, name: _Names) -> dict:
     candidates = {"energy": ENERGY_KEYS, "forces": FORCES_KEYS, "stress": STRESS_KEYS,
                   "virial": VIRIAL_KEYS}
     chosen = {}
@@ -212,7 +241,7 @@ def _resolve_keys(all_keys: set, given: dict, path: Path) -> dict:
         if key is not None:
             if key not in all_keys:
                 raise InputError(
-                    f"{label}_key={key!r} is not in {str(path)!r}; keys present: "
+                    f"{name(label + '_key')}={key!r} is not in {str(path)!r}; keys present: "
                     f"{sorted(all_keys)}"
                 )
             chosen[label] = key
@@ -221,7 +250,7 @@ def _resolve_keys(all_keys: set, given: dict, path: Path) -> dict:
         if len(found) > 1:
             raise InputError(
                 f"{str(path)!r} has several {label} labels {found}; say which with "
-                f"{label}_key=..."
+                f"{name(label + '_key')}"
             )
         chosen[label] = found[0] if found else None
     if chosen["stress"] and chosen["virial"]:
@@ -233,7 +262,8 @@ def _resolve_keys(all_keys: set, given: dict, path: Path) -> dict:
         else:
             raise InputError(
                 f"{str(path)!r} has both a stress ({chosen['stress']!r}) and a virial "
-                f"({chosen['virial']!r}) label; pass only one of stress_key= or virial_key="
+                f"({chosen['virial']!r}) label; give only one of {name('stress_key')} or "
+                f"{name('virial_key')}"
             )
     return chosen
 
@@ -265,11 +295,11 @@ def _unit_factors(units: Mapping[str, str] | None,
     return f
 
 
-def _configs_from_images(images, path, given_keys, config_type_key, units):
+def _configs_from_images(images, path, given_keys, config_type_key, units, name):
     factors = _unit_factors(units)
     labelled = [_labels_of(a) for a in images]
     all_keys = set().union(*(lab.keys() for lab in labelled)) if labelled else set()
-    keys = _resolve_keys(all_keys, given_keys, path)
+    keys = _resolve_keys(all_keys, given_keys, path, name)
     used = {k for k in keys.values() if k} | {config_type_key, *_WEIGHT_KEYS, *_ALL_LABEL_KEYS}
     configs = []
     for i, (atoms, lab) in enumerate(zip(images, labelled)):

@@ -20,15 +20,25 @@ An example (``mlip demo`` runs a larger one, ``mlip_plugin.cli.DEMO_CONFIG``)::
 
 Give either ``structures`` (+ ``reference``) to generate and label data, or ``data`` to
 read existing files.
+
+The property validation (section ``validate``; ``validate: null``, or ``mlip fit``, skips
+it) chooses its suite from the training species when ``validate.suite`` is not given: one
+element whose lattice (``structures.lattice``, else ASE's reference state) is fcc or bcc
+gives that suite, Si in diamond gives ``silicon``; anything else is an InputError before
+any work.  It compares with the run's reference calculator (``validate.reference:
+calculator``) by default when the configuration has one (``structures`` runs, or a
+``reference`` section); a ``data`` run without a ``reference`` section reports the model's
+values only (``validate.reference: none``, logged).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -36,9 +46,10 @@ import yaml
 from ase.data import atomic_numbers
 
 from ..ace.prior import PRIORS
+from ..data.io import FORMATS
 from ..data.units import conversion_factor
 from ..errors import InputError
-from ..properties.suites import GROUPS, SUITES
+from ..properties.suites import GROUPS, SUITES, suite_for, tabulated_lattice_constant
 from .reference import DEFAULT_REFERENCE, CalculatorSpec
 from .structures import StructureSpec
 
@@ -60,6 +71,15 @@ BASIS_KEYS = ("correlation_order", "total_degree", "r_cut", "w_L", "r0", "transf
 BASIS_REQUIRED = ("correlation_order", "total_degree", "r_cut")
 VALIDATE_PRESETS = ("fast", "default")
 UNIT_QUANTITIES = ("energy", "length", "forces", "stress")
+#: How :func:`~mlip_plugin.data.read_configs`'s errors name its settings in a configuration
+DATA_OPTION_NAMES = {"format": "data.format", "energy_key": "data.energy_key",
+                     "forces_key": "data.forces_key", "stress_key": "data.stress_key",
+                     "virial_key": "data.virial_key"}
+#: How to skip the property validation, for messages
+SKIP_VALIDATION = ("or skip the property validation with 'validate: null' in the "
+                   "configuration (or run mlip fit)")
+
+log = logging.getLogger(__name__)
 
 
 def check_keys(section: str, given: Mapping, allowed) -> None:
@@ -179,10 +199,17 @@ def _default(obj, name: str):
 
 @dataclass
 class DataSettings:
-    """Existing reference data (instead of generating it)."""
+    """Existing reference data (instead of generating it).
+
+    ``train`` and ``test`` are file paths; ``format`` one of
+    :data:`~mlip_plugin.data.io.FORMATS` (default: from the suffix); the ``*_key`` settings
+    name the labels in the file, and ``units`` the file's units (see
+    :func:`mlip_plugin.data.read_configs`).
+    """
 
     train: str = ""
     test: str = ""
+    format: str | None = None
     energy_key: str | None = None
     forces_key: str | None = None
     stress_key: str | None = None
@@ -197,6 +224,8 @@ class DataSettings:
             if isinstance(value, os.PathLike):
                 value = os.fspath(value)
             setattr(self, name, as_str(f"data.{name}", value or "", "a file path (a string)"))
+        if self.format is not None:
+            as_choice("data.format", self.format, FORMATS)
         for name in ("energy_key", "forces_key", "stress_key", "virial_key"):
             if getattr(self, name) is not None:
                 as_str(f"data.{name}", getattr(self, name), "the name of a label (a string)")
@@ -209,9 +238,12 @@ class DataSettings:
                 raise InputError(f"data.units.{quantity}={unit!r}: {err}") from err
 
     def read_kwargs(self) -> dict:
-        return {"energy_key": self.energy_key, "forces_key": self.forces_key,
-                "stress_key": self.stress_key, "virial_key": self.virial_key,
-                "units": self.units or None}
+        """Keywords of :func:`~mlip_plugin.data.read_configs` for these settings (its
+        errors name them as settings of this section)."""
+        return {"format": self.format, "energy_key": self.energy_key,
+                "forces_key": self.forces_key, "stress_key": self.stress_key,
+                "virial_key": self.virial_key, "units": self.units or None,
+                "option_names": DATA_OPTION_NAMES}
 
 
 def _weights(name: str, doc) -> dict:
@@ -385,16 +417,23 @@ class FitSettings:
 class ValidateSettings:
     """Which property suite to run, with which preset, against what.
 
+    ``suite``: one of :data:`~mlip_plugin.properties.suites.SUITES`; None (default): chosen
+    from the species (:func:`~mlip_plugin.properties.suites.suite_for`: one fcc or bcc
+    element, or Si), an InputError when there is no obvious choice.  ``symbol``: the
+    element an fcc/bcc suite computes (default: the only species).  ``lattice_constant``:
+    the cubic lattice constant (Å) the suite starts from (default: ASE's reference value,
+    which exists only for the element's ground-state lattice).
     ``reference``: ``"calculator"`` (the reference calculator, run on the same properties),
     ``"none"``, a calculator class path, or the path of a JSON table of reference values
-    (in a configuration file, relative to that file). ``properties``: the property groups
+    (in a configuration file, relative to that file; a data run without a ``reference``
+    section defaults to ``"none"``). ``properties``: the property groups
     to run (default: the suite's own). ``along_path``: basis sizes at which the groups
     ``along_path_properties`` are also evaluated (property error vs number of basis
     functions).
     ``tolerance_percent``: for selecting the smallest model within this much of the best.
     """
 
-    suite: str = "fcc"
+    suite: str | None = None
     preset: str = "fast"
     reference: str = "calculator"
     properties: list | None = None
@@ -402,9 +441,20 @@ class ValidateSettings:
     along_path_properties: list = field(default_factory=lambda: ["elastic", "vacancy",
                                                                  "surfaces"])
     tolerance_percent: float = 5.0
+    symbol: str | None = None
+    lattice_constant: float | None = None
 
     def __post_init__(self):
-        self.suite = as_choice("validate.suite", self.suite, tuple(SUITES))
+        if self.suite is not None:
+            self.suite = as_choice("validate.suite", self.suite, tuple(SUITES))
+        if self.symbol is not None and as_str("validate.symbol", self.symbol,
+                                              "a chemical symbol such as 'Cu'"
+                                              ) not in atomic_numbers:
+            raise InputError(f"validate.symbol={self.symbol!r} is not a chemical symbol; "
+                             "give an element such as 'Cu'")
+        if self.lattice_constant is not None:
+            self.lattice_constant = float(as_float("validate.lattice_constant",
+                                                   self.lattice_constant, 0.0, above=True))
         self.preset = as_choice("validate.preset", self.preset, VALIDATE_PRESETS)
         self.reference = _validate_reference(self.reference)
         if self.properties is not None:
@@ -528,11 +578,17 @@ def _structure_spec(doc) -> StructureSpec:
 
 @dataclass
 class RunConfig:
-    """A whole run: data (generated or read), fit, validation, output folder."""
+    """A whole run: data (generated or read), fit, validation, output folder.
+
+    ``reference`` is the reference calculator: it labels the generated ``structures`` and is
+    what ``validate.reference: calculator`` compares with; None for a ``data`` run whose
+    configuration names none (:meth:`from_dict`).  ``validate.suite`` may be None until
+    :meth:`resolve_validation` chooses it from the training species.
+    """
 
     output: str = "results"
     structures: StructureSpec | None = None
-    reference: CalculatorSpec = field(default_factory=lambda: CalculatorSpec.coerce(
+    reference: CalculatorSpec | None = field(default_factory=lambda: CalculatorSpec.coerce(
         DEFAULT_REFERENCE))
     data: DataSettings | None = None
     fit: FitSettings = field(default_factory=FitSettings)
@@ -542,7 +598,9 @@ class RunConfig:
     def from_dict(cls, doc: Mapping, base_dir: str | os.PathLike = ".", *,
                   fit_only: bool = False) -> RunConfig:
         """Every section checked and converted; relative paths (data files, a reference
-        table) are taken relative to ``base_dir``."""
+        table) are taken relative to ``base_dir``.  A ``structures`` run gets its
+        ``validate.suite`` here (:meth:`resolve_validation`); a ``data`` run when its
+        training data are read."""
         if not isinstance(doc, Mapping):
             raise InputError("the configuration must be a YAML mapping of sections")
         check_keys("top level", doc, [f.name for f in fields(cls)])
@@ -569,23 +627,78 @@ class RunConfig:
                     "'kernel' (a force field of one molecule, which cannot compute a "
                     "crystal); remove the validate section (test errors are still reported)")
             validate = None
+        reference = (CalculatorSpec.coerce(doc["reference"]) if doc.get("reference")
+                     else CalculatorSpec.coerce(DEFAULT_REFERENCE) if structures is not None
+                     else None)
         if validate is not None:
             validate.check_groups()
+            _default_reference(validate, doc.get("validate"), reference)
             if _is_table(validate.reference):
                 validate.reference = str((base / validate.reference).resolve())
         output = doc.get("output")
-        return cls(output="results" if output is None else as_str(
-                       "output", output, "the path of the output folder"),
-                   structures=structures,
-                   reference=CalculatorSpec.coerce(doc.get("reference") or DEFAULT_REFERENCE),
-                   data=data, fit=fit, validate=validate)
+        config = cls(output="results" if output is None else as_str(
+                         "output", output, "the path of the output folder"),
+                     structures=structures, reference=reference, data=data, fit=fit,
+                     validate=validate)
+        if structures is not None:
+            config.resolve_validation([structures.element])
+        return config
+
+    def resolve_validation(self, species: Sequence[str]) -> None:
+        """Choose ``validate.suite`` from the training ``species`` when it is not given,
+        and check that the suite can compute them (its element, a lattice constant), so
+        that a run fails before its fit, not after.
+
+        Raises
+        ------
+        InputError
+            No obvious suite (several elements, hcp, ...), an element the suite cannot
+            pick, or a lattice with no tabulated lattice constant; each message names the
+            ``validate`` setting to give, and how to skip the validation.
+        """
+        v = self.validate
+        if v is None:
+            return
+        species = sorted(set(species))
+        lattice = self.structures.lattice if self.structures is not None else None
+        if v.suite is None:
+            v.suite = suite_for([v.symbol] if v.symbol else species, lattice)
+            if v.suite is None:
+                raise InputError(
+                    f"validate.suite is not given, and the training species {species}"
+                    f"{f' ({lattice})' if lattice else ''} have no obvious property suite "
+                    "(one element whose lattice is fcc or bcc, or Si in diamond): set "
+                    f"validate.suite to one of {tuple(SUITES)} (with validate.symbol for "
+                    "data of several elements, validate.lattice_constant in Å for a "
+                    f"lattice that is not the element's ground state), {SKIP_VALIDATION}")
+            log.info("validate.suite: %s (chosen from the training species %s; set "
+                     "validate.suite to choose another)", v.suite, ", ".join(species))
+        suite_lattice, symbol = SUITES[v.suite][0], v.symbol or SUITES[v.suite][1]
+        if symbol is None and len(species) == 1:
+            symbol = species[0]
+        if symbol is None or symbol not in species:
+            what = ("computes one element" if symbol is None
+                    else f"computes {symbol}, which is not")
+            fix = "" if v.suite == "silicon" else "name the element with validate.symbol, "
+            raise InputError(f"validate.suite={v.suite!r} {what} among the training species "
+                             f"{species}: {fix}choose another validate.suite, "
+                             f"{SKIP_VALIDATION}")
+        if v.lattice_constant is None and tabulated_lattice_constant(
+                symbol, suite_lattice) is None:
+            raise InputError(
+                f"validate.suite={v.suite!r} computes {symbol} in the {suite_lattice} "
+                f"lattice, for which ASE tabulates no lattice constant (not {symbol}'s "
+                "ground state): give it with validate.lattice_constant (Å), or choose "
+                f"the suite of its ground state with validate.suite, {SKIP_VALIDATION}")
 
     def check_inputs(self) -> None:
         """The files the run reads exist (data files; a reference table, readable JSON) and
         the calculator classes it uses import: what ``--dry-run`` checks beyond the
-        settings themselves."""
+        settings themselves (it also reads the data files,
+        :func:`mlip_plugin.pipeline.run.check_run`)."""
         ref = self.validate.reference if self.validate is not None else "none"
-        if self.structures is not None or ref == "calculator":
+        if self.reference is not None and (self.structures is not None
+                                           or ref == "calculator"):
             self.reference.load_class()
         if ref not in ("calculator", "none") and not _is_table(ref):
             CalculatorSpec.coerce(ref).load_class()
@@ -593,16 +706,37 @@ class RunConfig:
             for name in ("train", "test"):
                 path = getattr(self.data, name)
                 if path and not Path(path).is_file():
-                    raise InputError(f"data.{name}: cannot read {path!r}: no such file; "
-                                     "check the path (relative paths are taken from the "
-                                     "configuration file's folder)")
+                    why = "it is a folder; give a data file" if Path(path).is_dir() else (
+                        "no such file; check the path")
+                    raise InputError(f"data.{name}: cannot read {path!r}: {why} (relative "
+                                     "paths are taken from the configuration file's folder)")
         if _is_table(ref):
             read_reference_table(ref)
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["reference"] = self.reference.to_dict()
+        out["reference"] = None if self.reference is None else self.reference.to_dict()
         return out
+
+
+def _default_reference(validate: ValidateSettings, given, reference) -> None:
+    """``validate.reference`` of a run whose configuration names no reference calculator
+    (``reference`` None): ``"none"`` unless the configuration says otherwise (logged), and
+    ``"calculator"`` is an InputError."""
+    if reference is not None or validate.reference != "calculator":
+        return
+    if isinstance(given, Mapping) and "reference" in given or isinstance(
+            given, ValidateSettings):
+        raise InputError(
+            "validate.reference='calculator' compares with the run's reference calculator, "
+            "and this configuration names none (its data come from files): add a section "
+            "'reference: {calculator: CLASS, parameters: {...}}', or set validate.reference "
+            "to a calculator class path, a JSON table of reference values (.json) or 'none' "
+            "(the model's values only)")
+    validate.reference = "none"
+    log.info("validate.reference: none (the configuration names no reference calculator, "
+             "so the validation reports the model's values only; set validate.reference to "
+             "a calculator class or a JSON table of values to compare)")
 
 
 def load_config(path: str | os.PathLike, *, fit_only: bool = False) -> RunConfig:
@@ -615,4 +749,6 @@ def load_config(path: str | os.PathLike, *, fit_only: bool = False) -> RunConfig
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise InputError(f"{str(path)!r} is not valid YAML: {err}") from err
-    return RunConfig.from_dict(doc or {}, base_dir=path.parent, fit_only=fit_only)
+    config = RunConfig.from_dict(doc or {}, base_dir=path.parent, fit_only=fit_only)
+    log.debug("configuration %s: %s", path, config.to_dict())
+    return config

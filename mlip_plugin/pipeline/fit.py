@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -21,7 +22,7 @@ from ..ace.prior import smoothness_prior
 from ..data import Configuration, Weights, assign_weights, hash_configs, random_split
 from ..data.configuration import min_distance
 from ..data.e0 import resolve_e0
-from ..errors import FitError, InputError
+from ..errors import DependentColumnWarning, FitError, InputError
 from ..models.base import Model
 from ..models.linear_ace import LinearACEModel
 from ..models.provenance import Provenance
@@ -123,13 +124,25 @@ def _split(configs, validation, s: FitSettings):
 
 
 def _solve_path(s: FitSettings, G: GramForm, gamma):
+    """The solution path.  Basis functions numerically dependent on those selected are
+    skipped, which is expected with a large basis: their number is logged once (and kept
+    in the path's ``info``), not each shown as a warning."""
     args = (G.AtWA, G.AtWy, G.ytWy, G.n_rows, s.max_active)
     normalize = not s.select_on_prior  # False: select among the columns of A Γ⁻¹
-    if s.solver == "omp":
-        return omp.omp_path_gram(*args, prior=gamma, normalize=normalize, on_dependent="skip")
-    if s.solver == "ard":  # sequential evidence maximisation: scale invariant, no normalize
-        return sbl.ard_path_gram(*args, prior=gamma)
-    return asp.asp_path_gram(*args, prior=gamma, normalize=normalize)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DependentColumnWarning)
+        if s.solver == "omp":
+            p = omp.omp_path_gram(*args, prior=gamma, normalize=normalize,
+                                  on_dependent="skip")
+        elif s.solver == "ard":  # sequential evidence maximisation: scale invariant
+            p = sbl.ard_path_gram(*args, prior=gamma)
+        else:
+            p = asp.asp_path_gram(*args, prior=gamma, normalize=normalize)
+    if p.info.n_skipped:
+        log.info("%s skipped %d basis functions numerically dependent on those selected "
+                 "before them (expected with a large basis; no action needed)", s.solver,
+                 p.info.n_skipped)
+    return p
 
 
 def _solve_dense(s: FitSettings, G: GramForm, gamma):
@@ -231,6 +244,8 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
     except TypeError as err:
         raise InputError(f"fit.basis: {err}") from err
     gamma = smoothness_prior(basis, **s.prior)
+    log.debug("basis %s; prior %s; weights %s (by config type %s); e0 %s", basis.summary(),
+              s.prior, s.weights, s.by_config_type, e0)
     train_fit, val_fit = without_core(train, basis), without_core(val, basis)
     log.info("fitting %s (%d functions) on %d train / %d validation configurations",
              s.solver, basis.size, len(train), len(val))

@@ -84,6 +84,7 @@ class CalculatorSpec:
     def build(self):
         """Import the class and instantiate it with the parameters."""
         cls = self.load_class()
+        log.debug("building the calculator %s with %s", self.calculator, dict(self.parameters))
         try:
             return cls(**dict(self.parameters))
         except TypeError as err:

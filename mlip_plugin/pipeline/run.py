@@ -54,7 +54,8 @@ from .report import (
 )
 from .structures import generate_structures
 
-__all__ = ["RunResult", "run_pipeline", "prepare_data", "check_output"]
+__all__ = ["RunResult", "run_pipeline", "prepare_data", "read_data", "check_run",
+           "check_output"]
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,34 @@ def _structures(config: RunConfig, out: Path, calc) -> list[Atoms]:
     return structures
 
 
+def read_data(config: RunConfig) -> tuple[list, list]:
+    """The training and test configurations of ``config.data``, read as a run reads them,
+    and ``validate.suite`` chosen (or checked) from the training species
+    (:meth:`RunConfig.resolve_validation`): every error a run meets reading its data."""
+    kwargs = config.data.read_kwargs()
+    train = read_configs(config.data.train, **kwargs)
+    test = read_configs(config.data.test, **kwargs) if config.data.test else []
+    config.resolve_validation({x for c in train for x in c.symbols})
+    return train, test
+
+
+def check_run(config: RunConfig, output: str | os.PathLike | None = None) -> Path:
+    """Everything a run checks before its work (``--dry-run``): the settings' files and
+    calculator classes, the output folder, and the data files, read with the reader and
+    settings of the run.  Returns the output folder."""
+    config.check_inputs()
+    out = check_output(output or config.output)
+    if config.data is not None:
+        read_data(config)
+    elif config.structures is not None:
+        config.resolve_validation([config.structures.element])
+    return out
+
+
 def prepare_data(config: RunConfig, out: Path, progress: bool = False):
     """Training configurations, test configurations and the data summary of a run."""
     if config.data is not None:
-        train = read_configs(config.data.train, **config.data.read_kwargs())
-        test = (read_configs(config.data.test, **config.data.read_kwargs())
-                if config.data.test else [])
+        train, test = read_data(config)
         return train, test, {"source": "files", "n_train": len(train), "n_test": len(test)}
     calc = config.reference.build()
     structures = _structures(config, out, calc)
@@ -128,16 +151,18 @@ RESULT_FILES = ("config.yaml", "model.json", "metrics.json", "report.md", "repor
 LOCK_FILE = ".mlip-run.lock"
 
 
-def check_output(out: str | os.PathLike) -> Path:
-    """``out`` is, or can be made, a folder this process can write into (named error)."""
+def check_output(out: str | os.PathLike,
+                 option: str = "--output (or output: in the configuration)") -> Path:
+    """``out`` is, or can be made, a folder this process can write into (a named error
+    that asks for another ``option``)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"output {str(out)!r} exists and is not a folder; give another "
-                         "--output (or output: in the configuration)")
+                         f"{option}")
     parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"output {str(out)!r} cannot be written: {str(parent)!r} is not a "
-                         "writable folder; give another --output")
+                         f"writable folder; give another {option}")
     return out
 
 
@@ -214,6 +239,8 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
     The output folder is locked for the run (a second run into it is an InputError)."""
     config.check_inputs()  # missing files fail now, not after the data and the fit
     out = check_output(output or config.output)
+    if config.structures is not None:  # a data run's suite comes with its data (read_data)
+        config.resolve_validation([config.structures.element])
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -28,7 +28,7 @@ from .config import ValidateSettings, coerce_settings, read_reference_table
 from .reference import CalculatorSpec, read_json_cache, write_json_atomic
 
 __all__ = ["ValidationResult", "ReferenceSuites", "PhononBands", "validate", "validate_run",
-           "suite_settings"]
+           "suite_settings", "with_suite", "suite_symbol"]
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,29 @@ class ValidationResult:
 
 
 def suite_settings(settings: ValidateSettings, symbol: str) -> suites.SuiteSettings:
-    """SuiteSettings for ``settings.preset`` (``fast`` or ``default``) and groups."""
+    """SuiteSettings for ``settings.preset`` (``fast`` or ``default``), groups and lattice
+    constant.
+
+    Raises
+    ------
+    InputError
+        No ``lattice_constant`` given and none tabulated by ASE for ``symbol`` in the
+        suite's lattice (checked before any reference work).
+    """
     groups = tuple(settings.properties) if settings.properties else None
+    lattice = suites.SUITES[settings.suite][0]
+    a = settings.lattice_constant
+    if a is None and suites.tabulated_lattice_constant(symbol, lattice) is None:
+        raise InputError(
+            f"suite {settings.suite!r} computes {symbol} in the {lattice} lattice, for which "
+            f"ASE tabulates no lattice constant (not {symbol}'s ground state): give it in Å "
+            "with --lattice-constant (mlip validate), validate.lattice_constant (in a "
+            "configuration) or lattice_constant= (ValidateSettings in Python), or choose "
+            "the suite of its ground state")
     if settings.preset == "fast":
-        return suites.SuiteSettings.fast(symbol=symbol, groups=groups)
+        return suites.SuiteSettings.fast(symbol=symbol, groups=groups, lattice_constant=a)
     if settings.preset == "default":
-        return suites.SuiteSettings(symbol=symbol, groups=groups)
+        return suites.SuiteSettings(symbol=symbol, groups=groups, lattice_constant=a)
     raise InputError(f"validate.preset={settings.preset!r} is not one of ('fast', 'default')")
 
 
@@ -315,8 +332,8 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     reference : CalculatorSpec, mapping, class path, JSON table path, or None
         Default: ``settings.reference`` unless that is ``"calculator"`` (which needs a spec).
     symbol : str, optional
-        Element for fcc/bcc suites (``mlip validate --symbol``); default: the model's only
-        species.
+        Element for fcc/bcc suites (``mlip validate --symbol``); default:
+        ``settings.symbol``, else the model's only species.
     cache_dir : path-like, optional
         Folder where the reference calculator's properties are kept, one file per property
         (see :class:`ReferenceSuites`); those found there are not recomputed.  None: no
@@ -324,10 +341,11 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     """
     from mlip_plugin.calculators import MLIPCalculator
 
-    s = coerce_settings(ValidateSettings, "validate", settings)
+    s = with_suite(coerce_settings(ValidateSettings, "validate", settings), model, symbol)
     if reference is None and s.reference != "calculator":
         reference = s.reference
-    sset = suite_settings(s, suite_symbol(model, s.suite, symbol))
+    sset = suite_settings(s, suite_symbol(model, s.suite, symbol or s.symbol))
+    log.debug("suite %s of %s: %s", s.suite, sset.symbol, sset)
     kind, ref_result, ref_table = (_reference_cache if _reference_cache is not None
                                    else _reference_table(reference, s.suite, sset,
                                                          ReferenceSuites(cache_dir)))
@@ -338,6 +356,29 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     else:
         rows = compare_rows(model_result, ref_table)
     return ValidationResult(s.suite, kind, model_result, ref_result, rows)
+
+
+def with_suite(settings: ValidateSettings, model: Model,
+               symbol: str | None = None) -> ValidateSettings:
+    """``settings``, with the suite chosen (:func:`~mlip_plugin.properties.suites.suite_for`)
+    from the element ``symbol`` (default: ``settings.symbol``), else from the model's
+    species, when it names none."""
+    if settings.suite is not None:
+        return settings
+    if model.cutoff is None:
+        suite_symbol(model, "fcc")  # a molecular model: raises the named error
+    species = [symbol or settings.symbol] if symbol or settings.symbol else model.species
+    suite = suites.suite_for(species)
+    if suite is None:
+        several = (" and, for a model of several species, the element with --symbol, "
+                   "validate.symbol or symbol=" if len(species) > 1 else "")
+        raise InputError(
+            f"no property suite is given, and {species} have no obvious one (one element "
+            "whose ground state is fcc or bcc, or Si): name one of "
+            f"{tuple(suites.SUITES)} with --suite (mlip validate), validate.suite (in a "
+            f"configuration) or suite= (ValidateSettings in Python){several}")
+    log.info("property suite %s, chosen from %s", suite, ", ".join(species))
+    return replace(settings, suite=suite)
 
 
 def suite_symbol(model: Model, suite: str, symbol: str | None = None) -> str:
@@ -361,7 +402,8 @@ def suite_symbol(model: Model, suite: str, symbol: str | None = None) -> str:
         if len(model.species) != 1:
             raise InputError(f"suite {suite!r} needs one element; the model has "
                              f"{list(model.species)}: name one with --symbol (mlip "
-                             "validate) or symbol= (validate() in Python)")
+                             "validate), validate.symbol (in a configuration) or symbol= "
+                             "(validate() in Python)")
         return model.species[0]
     if symbol not in model.species:
         raise InputError(f"suite {suite!r} computes {symbol}, which is not a species of the "
@@ -377,9 +419,9 @@ def validate_run(fit_result, config, cache_dir: str | os.PathLike | None = None
     path takes its rows from those of the full suite) and, given ``cache_dir`` (a run
     passes ``OUT/reference_properties``), kept there: see :class:`ReferenceSuites`.
     """
-    s = config.validate
     model = fit_result.model
-    sset = suite_settings(s, suite_symbol(model, s.suite))
+    s = with_suite(config.validate, model)
+    sset = suite_settings(s, suite_symbol(model, s.suite, s.symbol))
     reference = config.reference if s.reference == "calculator" else s.reference
     runs = ReferenceSuites(cache_dir)
     cache = _reference_table(reference, s.suite, sset, runs)

@@ -29,7 +29,7 @@ from .phonons import PhononSettings, phonons
 from .surfaces import SurfaceSettings, surface_energy
 
 __all__ = ["SuiteSettings", "SuiteResult", "run_suite", "run_property", "compare",
-           "format_table", "SUITES", "PROPERTIES"]
+           "format_table", "suite_for", "tabulated_lattice_constant", "SUITES", "PROPERTIES"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,12 @@ class SuiteSettings:
             if unknown:
                 raise InputError(f"setting groups={self.groups!r} has unknown groups {unknown}; "
                                  f"allowed: {', '.join(GROUPS)}.")
+        if self.lattice_constant is not None and not (
+                isinstance(self.lattice_constant, (int, float))
+                and not isinstance(self.lattice_constant, bool)
+                and math.isfinite(self.lattice_constant) and self.lattice_constant > 0):
+            raise InputError(f"setting lattice_constant={self.lattice_constant!r} is not "
+                             "allowed; give the cubic lattice constant in Å (a number > 0).")
         if self.symbol is not None and self.symbol not in atomic_numbers:
             raise InputError(f"setting symbol={self.symbol!r} is not a chemical element; "
                              "give a symbol such as 'Cu'.")
@@ -191,14 +197,44 @@ def run_suite(calculator, suite: str, settings: SuiteSettings | None = None) -> 
     return SuiteResult(suite=suite, rows=rows, results=results, timings=timings)
 
 
+def suite_for(species: Sequence[str], lattice: str | None = None) -> str | None:
+    """The suite that obviously fits training data of ``species``, or None.
+
+    One element whose lattice (``lattice``, else the symmetry of ASE's reference state,
+    ``ase.data.reference_states``) is fcc gives "fcc", bcc gives "bcc", and Si in the
+    diamond lattice gives "silicon"; anything else (several elements, hcp, ...) has no
+    obvious suite.
+    """
+    elements = set(species)
+    if len(elements) != 1 or next(iter(elements)) not in atomic_numbers:
+        return None
+    (symbol,) = elements
+    if lattice is None:
+        lattice = (reference_states[atomic_numbers[symbol]] or {}).get("symmetry")
+    if lattice in ("fcc", "bcc"):
+        return lattice
+    return "silicon" if lattice == "diamond" and symbol == "Si" else None
+
+
+def tabulated_lattice_constant(symbol: str, lattice: str) -> float | None:
+    """ASE's cubic lattice constant (Å) of ``symbol`` in ``lattice``, or None when ASE's
+    reference state of the element is another lattice (or has no ``a``)."""
+    state = reference_states[atomic_numbers[symbol]] or {}
+    if state.get("symmetry") != lattice or "a" not in state:
+        return None
+    return float(state["a"])
+
+
 def _lattice_constant(symbol: str, lattice: str, settings: SuiteSettings) -> float:
     if settings.lattice_constant is not None:
         return settings.lattice_constant
-    state = reference_states[atomic_numbers[symbol]] or {}
-    if state.get("symmetry") != lattice or "a" not in state:
-        raise InputError(f"ASE has no {lattice} lattice constant for {symbol}; pass "
-                         "SuiteSettings(lattice_constant=...) in Å.")
-    return float(state["a"])
+    a = tabulated_lattice_constant(symbol, lattice)
+    if a is None:
+        raise InputError(f"ASE has no {lattice} lattice constant for {symbol}; give the "
+                         "lattice constant in Å (SuiteSettings(lattice_constant=...), "
+                         "validate.lattice_constant in a configuration, mlip validate "
+                         "--lattice-constant).")
+    return a
 
 
 def _row(name: str, unit: str, value, uncertainty=None) -> dict:

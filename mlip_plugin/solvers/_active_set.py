@@ -8,7 +8,7 @@ import warnings
 import numba as nb
 import numpy as np
 
-from ..errors import ConvergenceWarning
+from ..errors import DependentColumnWarning
 from ._checks import check_fraction, check_nonneg_float, check_positive_int
 from ._cholesky import GrowingCholesky
 from ._problem import ScaledGram
@@ -73,7 +73,7 @@ class ActiveSet:
                    f"(relative pivot {rel:.2e} <= dependence_tol={self.dependence_tol:.1e}); "
                    "skipping it")
             self.notes.append(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+            warnings.warn(msg, DependentColumnWarning, stacklevel=4)
             return False
         k, L = self._k, self.chol.factor
         row = (np.array([self.P.b[j], sign]) - L[k, :k] @ self.F) / L[k, k]

@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConvergenceWarning
+from ..errors import DependentColumnWarning
 from ._checks import check_choice, check_fraction, check_nonneg_float, check_positive_int
 from ._cholesky import GrowingCholesky
 from ._problem import ScaledGram
@@ -41,7 +41,7 @@ def _warn_dependent(j: int, k: int, rel: float, tol: float, on_dependent: str) -
     msg = (f"basis function {j} is numerically dependent on the {k} selected ones (relative "
            f"pivot {rel:.2e} <= dependence_tol={tol:.1e}); "
            + ("stopping" if on_dependent == "stop" else "skipping it"))
-    warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+    warnings.warn(msg, DependentColumnWarning, stacklevel=4)
     return msg
 
 
@@ -139,7 +139,8 @@ def omp_path_gram(G, b, yy, n_rows, max_active, *, tol=None, prior=None, normali
     dependence_tol : float
         Relative Cholesky pivot below which a column counts as dependent.
     on_dependent : {"stop", "skip"}
-        What to do with a dependent column (always with a ConvergenceWarning).
+        What to do with a dependent column (always with a DependentColumnWarning, a
+        ConvergenceWarning).
 
     Returns
     -------

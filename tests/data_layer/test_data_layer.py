@@ -258,3 +258,28 @@ def test_molecule_round_trip(tmp_path):
     again = read_configs(write_extxyz(tmp_path / "m.extxyz", [c]))[0]
     assert not any(again.atoms.pbc) and again.stress is None
     np.testing.assert_array_equal(again.atoms.positions, mol.positions)
+
+
+def test_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(InputError, match="it is a folder; give a data file"):
+        read_configs(tmp_path)
+
+
+def test_option_names_name_the_callers_settings(tmp_path):
+    """Errors name a setting as the caller's user writes it (CLI option, configuration key);
+    ``require`` is suggested only where the caller offers it."""
+    names = {"format": "data.format", "energy_key": "data.energy_key"}
+    with pytest.raises(InputError, match=r"give it with data.format, one of") as err:
+        read_configs(write_raw(tmp_path / "notes.md", "1"), option_names=names)
+    assert "format=" not in str(err.value)
+    path = write_raw(tmp_path / "two.xyz", XYZ_TWO_ENERGIES)
+    with pytest.raises(InputError, match="data.energy_key='nope' is not in"):
+        read_configs(path, energy_key="nope", option_names=names)
+    with pytest.raises(InputError, match="say which with data.energy_key"):
+        read_configs(path, option_names=names)
+    bare = write_raw(tmp_path / "nolabel.xyz", XYZ_TWO_ENERGIES.replace(
+        " energy=-1.0 dft_energy=-2.0", ""))
+    with pytest.raises(InputError, match="name its key with data.energy_key$"):
+        read_configs(bare, option_names=names)
+    with pytest.raises(InputError, match=r"name its key with energy_key or relax require="):
+        read_configs(bare)

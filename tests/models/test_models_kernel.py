@@ -178,9 +178,13 @@ def test_silicon_suite_refuses_a_model_without_si_before_reference_work(tmp_path
 
     basis = ACEBasis(["C"], 2, 6, 4.5)
     model = LinearACEModel(basis, np.zeros(basis.size), {"C": 0.0})
-    cfg = RunConfig.from_dict({"structures": {"element": "Cu"}, "validate": {
+    doc = {"structures": {"element": "Cu"}, "validate": {
         "suite": "silicon", "properties": ["vacancy"],
-        "reference": "tests_no_such_module.Calculator"}}, tmp_path)
+        "reference": "tests_no_such_module.Calculator"}}
+    with pytest.raises(InputError, match="silicon"):  # a Cu run is refused at load already
+        RunConfig.from_dict(doc, tmp_path)
+    doc["structures"]["element"] = "Si"
+    cfg = RunConfig.from_dict(doc, tmp_path)
     result = FitResult(model=model, metrics={}, path_fit=None, timings={})
     # the reference class does not even import: reaching it would be a different error
     with pytest.raises(InputError, match="suite 'silicon' computes Si, which is not a species"):

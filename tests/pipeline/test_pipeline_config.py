@@ -188,3 +188,106 @@ def test_prior_kind_alone_keeps_the_default_exponent():
     assert FitSettings(prior={"kind": "algebraic"}).prior == default
     assert FitSettings(prior={"p": 3}).prior == {**default, "p": 3.0}
     assert FitSettings(prior={"kind": "exponential"}).prior == {"kind": "exponential"}
+
+
+# -- the validation's defaults: reference and suite (a data-only run once validated the fcc
+# -- suite against EMT whatever the data, and failed only after the fit)
+
+def test_data_run_without_reference_reports_model_values(tmp_path, caplog, cu_example):
+    with caplog.at_level("INFO", logger="mlip_plugin"):
+        cfg = load_config(write(tmp_path, f"data: {{train: {cu_example}}}\n"))
+    assert cfg.reference is None and cfg.validate.reference == "none"
+    assert "validate.reference: none" in caplog.text
+    assert cfg.to_dict()["reference"] is None
+    with pytest.raises(InputError, match=r"validate.reference='calculator' .* names none.*"
+                                         r"add a section 'reference: "):
+        load_config(write(tmp_path, "data: {train: t.xyz}\nvalidate: {reference: calculator}\n"))
+    given = load_config(write(tmp_path, "data: {train: t.xyz}\n"
+                                        "reference: {calculator: ase.calculators.emt.EMT}\n"))
+    assert given.validate.reference == "calculator"
+    assert given.reference.calculator == "ase.calculators.emt.EMT"
+
+
+def test_data_run_chooses_the_suite_from_the_training_species(tmp_path, caplog, cu_example,
+                                                             write_ti_data):
+    from mlip_plugin.pipeline.run import read_data
+
+    cfg = load_config(write(tmp_path, f"data: {{train: {cu_example}}}\n"))
+    assert cfg.validate.suite is None  # known once the data are read
+    with caplog.at_level("INFO", logger="mlip_plugin"):
+        read_data(cfg)
+    assert cfg.validate.suite == "fcc" and "validate.suite: fcc (chosen" in caplog.text
+    ti_file = write_ti_data(tmp_path / "ti.xyz")
+    ti = load_config(write(tmp_path, f"data: {{train: {ti_file}}}\n"))
+    with pytest.raises(InputError, match=r"validate.suite is not given.*\['Ti'\].*"
+                                         r"validate: null"):
+        read_data(ti)
+    named = load_config(write(tmp_path, f"data: {{train: {tmp_path / 'ti.xyz'}}}\nvalidate: "
+                                        "{suite: bcc}\n"))
+    with pytest.raises(InputError, match=r"computes Ti in the bcc lattice.*"
+                                         r"validate.lattice_constant"):
+        read_data(named)
+    ok = load_config(write(tmp_path, f"data: {{train: {tmp_path / 'ti.xyz'}}}\nvalidate: "
+                                     "{suite: bcc, lattice_constant: 3.3}\n"))
+    read_data(ok)
+    assert ok.validate.suite == "bcc"
+
+
+@pytest.mark.parametrize("structures, suite", [
+    ("{element: Cu}", "fcc"), ("{element: Si, lattice: diamond}", "silicon"),
+    ("{element: Fe, lattice: bcc}", "bcc"),
+])
+def test_structures_run_chooses_the_suite_from_its_lattice(tmp_path, structures, suite):
+    assert load_config(write(tmp_path, f"structures: {structures}\n")).validate.suite == suite
+
+
+@pytest.mark.parametrize("text, match", [
+    ("structures: {element: Cu, lattice: bcc}\n",
+     r"validate.suite='bcc' computes Cu in the bcc lattice.*validate.lattice_constant"),
+    ("structures: {element: Po, lattice: sc}\n", r"validate.suite is not given.*\(sc\)"),
+    ("structures: {element: Cu}\nvalidate: {suite: silicon}\n",
+     r"validate.suite='silicon' computes Si, which is not among the training species"),
+    ("structures: {element: Cu}\nvalidate: {symbol: Ni}\n", r"computes Ni, which is not"),
+    ("structures: {element: Cu}\nvalidate: {lattice_constant: -1}\n",
+     r"validate.lattice_constant=-1 \(int\)"),
+    ("structures: {element: Cu}\nvalidate: {symbol: Xx}\n", r"validate.symbol='Xx'"),
+])
+def test_suite_checks_at_load(tmp_path, text, match):
+    with pytest.raises(InputError, match=match) as err:
+        load_config(write(tmp_path, text))
+    if "validate.suite" in match:
+        assert "validate: null" in str(err.value)
+
+
+def test_validate_lattice_constant_reaches_the_suite_settings(tmp_path):
+    from mlip_plugin.pipeline.validate import suite_settings
+
+    cfg = load_config(write(tmp_path, "structures: {element: Cu, lattice: bcc}\n"
+                                      "validate: {lattice_constant: '2.87'}\n"))
+    assert cfg.validate.suite == "bcc" and cfg.validate.lattice_constant == 2.87
+    for preset in ("fast", "default"):
+        cfg.validate.preset = preset
+        assert suite_settings(cfg.validate, "Cu").lattice_constant == 2.87
+
+
+def test_demo_configuration_keeps_its_settings():
+    from mlip_plugin.cli import DEMO_CONFIG
+
+    cfg = RunConfig.from_dict(DEMO_CONFIG)
+    v = cfg.validate
+    assert (v.suite, v.preset, v.reference) == ("fcc", "fast", "calculator")
+    assert v.properties == ["elastic", "vacancy", "surfaces", "phonons", "md"]
+    assert (v.symbol, v.lattice_constant) == (None, None)
+    assert cfg.reference.calculator == "ase.calculators.emt.EMT"
+
+
+def test_data_format_setting(tmp_path, cu_example):
+    import shutil
+
+    shutil.copy(cu_example, tmp_path / "cu.txt")
+    cfg = load_config(write(tmp_path, "data: {train: cu.txt, format: extxyz}\n"))
+    assert cfg.data.read_kwargs()["format"] == "extxyz"
+    from mlip_plugin.pipeline.run import read_data
+
+    train, test = read_data(cfg)
+    assert len(train) == 12 and test == []

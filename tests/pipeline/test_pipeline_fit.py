@@ -243,3 +243,23 @@ def test_species_missing_from_training_is_named_before_the_fit(cu_data):
             validation=[alien])
     with pytest.raises(InputError, match=r"species \['Ag'\] appear in test"):
         fit(configs[:-1], {"basis": SMALL}, test=[alien])
+
+
+def test_dependent_basis_functions_are_logged_once_not_warned(cu_example, caplog):
+    """Skipping numerically dependent basis functions along the path is expected (a large
+    basis on little data): the fit logs their number instead of a warning for each."""
+    import warnings
+
+    from mlip_plugin.data import read_configs
+    from mlip_plugin.errors import ConvergenceWarning
+
+    configs = read_configs(cu_example)[:3]
+    settings = {"max_active": 60, "validation_fraction": 0,
+                "basis": {"correlation_order": 2, "total_degree": 8, "r_cut": 4.5}}
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("INFO"):
+        warnings.simplefilter("always")
+        result = fit(configs, settings)
+    n_skipped = result.path_fit.path.info.n_skipped
+    assert n_skipped > 0
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert f"omp skipped {n_skipped} basis functions numerically dependent" in caplog.text

@@ -338,3 +338,52 @@ def test_kernel_integer_settings_accept_whole_floats(tmp_path):
     assert (kernel["maxiter"], kernel["calib_frames"], kernel["k"], kernel["seed"]) == (
         100, 50, 100, 1)
     assert all(type(kernel[k]) is int for k in ("maxiter", "calib_frames", "k", "seed"))
+
+
+NO_ENERGY = ('2\nLattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3 pbc="T T T"\n'
+             'Cu 0 0 0\nCu 1.8 1.8 0\n')
+
+
+@pytest.mark.parametrize("data, files, match", [
+    ("{train: notes.md}", {"notes.md": "# notes\n"}, "give it with data.format, one of"),
+    ("{train: t.xyz}", {"t.xyz": "this is not\nan xyz file\n"}, "cannot read"),
+    ("{train: t.xyz}", {"t.xyz": NO_ENERGY}, "missing required label 'energy'; name its key "
+                                             "with data.energy_key"),
+    ("{train: CU, forces_key: nope}", {}, "data.forces_key='nope' is not in"),
+    ("{train: CU, test: t.xyz}", {"t.xyz": NO_ENERGY}, "t.xyz, configuration 0: missing"),
+    ("{train: CU, format: npz}", {}, "cannot read"),
+])
+def test_dry_run_reads_the_data_files(tmp_path, capsys, cu_example, data, files, match):
+    """--dry-run reads the data with the reader and settings of the run: every error the
+    run meets reading them comes at the dry run."""
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    path = tmp_path / "run.yaml"
+    path.write_text(f"data: {data.replace('CU', str(cu_example))}\nvalidate: null\n")
+    for command in ("run", "fit"):
+        assert main([command, str(path), "--dry-run"]) == 2
+        out = capsys.readouterr()
+        assert match in out.err and "configuration OK" not in out.out
+
+
+def test_dry_run_names_a_folder_as_a_folder(tmp_path, capsys):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "run.yaml"
+    path.write_text("data: {train: sub}\nvalidate: null\n")
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert "it is a folder; give a data file" in capsys.readouterr().err
+
+
+def test_dry_run_of_a_data_run_shows_the_chosen_validation(tmp_path, capsys, cu_example,
+                                                           write_ti_data):
+    path = tmp_path / "run.yaml"
+    path.write_text(f"data: {{train: {cu_example}}}\n")
+    assert main(["run", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    validate = yaml.safe_load(out.split("configuration OK")[0])["validate"]
+    assert (validate["suite"], validate["reference"]) == ("fcc", "none")
+    path.write_text(f"data: {{train: {write_ti_data(tmp_path / 'ti.xyz')}}}\n")
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "validate.suite is not given" in err and "validate: null" in err
+    assert main(["fit", str(path), "--dry-run"]) == 0  # mlip fit does not validate

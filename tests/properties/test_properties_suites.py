@@ -140,7 +140,9 @@ def test_compare_hand_rows():
 @pytest.mark.parametrize("call, match", [
     (lambda c: run_suite(c, "hcp"), "suite 'hcp' is not known"),
     (lambda c: run_suite(c, "fcc"), "needs an element"),
-    (lambda c: run_suite(c, "fcc", SuiteSettings(symbol="Fe")), "no fcc lattice constant"),
+    (lambda c: run_suite(c, "fcc", SuiteSettings(symbol="Fe")),
+     r"no fcc lattice constant for Fe; give .*validate.lattice_constant.*--lattice-constant"),
+    (lambda c: SuiteSettings(lattice_constant=-3.6), "lattice_constant=-3.6 is not allowed"),
     (lambda c: SuiteSettings(groups=("eos", "magic")), "unknown groups"),
     (lambda c: SuiteSettings(symbol="Xx"), "not a chemical element"),
     (lambda c: run_property("bandgap", c, bulk("Cu")), "property 'bandgap' is not known"),
@@ -173,3 +175,22 @@ def test_fast_settings_take_any_override():
                            md=MDSettings(temperature=500.0))
     assert s.clamped_ion is True and s.md.temperature == 500.0
     assert s.eos == SuiteSettings.fast().eos
+
+
+@pytest.mark.parametrize("species, lattice, suite", [
+    (["Cu"], None, "fcc"), (["Fe"], None, "bcc"), (["Si"], None, "silicon"),
+    (["Cu", "Cu"], None, "fcc"), (["Ti"], None, None), (["C"], None, None),
+    (["Al", "Ti"], None, None), (["Cu"], "bcc", "bcc"), (["Ge"], "diamond", None),
+    ([], None, None),
+])
+def test_suite_for_species(species, lattice, suite):
+    from mlip_plugin.properties.suites import suite_for
+
+    assert suite_for(species, lattice) == suite
+
+
+def test_tabulated_lattice_constant():
+    from mlip_plugin.properties.suites import tabulated_lattice_constant
+
+    assert tabulated_lattice_constant("Cu", "fcc") == pytest.approx(3.61)
+    assert tabulated_lattice_constant("Cu", "bcc") is None

@@ -43,9 +43,10 @@ class ValidateWorkChain(ProtocolMixin, WorkChain):
         spec.input("model", valid_type=ModelData, help="The model to validate.")
         spec.input("settings", valid_type=orm.Dict, serializer=orm.to_aiida_type,
                    default=lambda: orm.Dict({}),
-                   help="ValidateSettings fields: suite, preset, reference ('calculator' "
-                        "or a JSON table of values), properties, along_path (numbers of "
-                        "basis functions), tolerance_percent (%).")
+                   help="ValidateSettings fields: suite (default: from the model's "
+                        "species), preset, reference ('calculator' or a JSON table of "
+                        "values), properties, along_path (numbers of basis functions), "
+                        "tolerance_percent (%), symbol, lattice_constant (Angstrom).")
         spec.input("calculator", valid_type=orm.Dict, serializer=orm.to_aiida_type,
                    required=False,
                    help="Reference ASE calculator spec {'calculator', 'parameters'} whose "

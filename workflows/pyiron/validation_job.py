@@ -107,7 +107,7 @@ class MLIPValidation(MLIPJob):
         self.output.result = result.to_dict()
         errors = {r["name"]: abs(r["error_percent"]) for r in result.rows
                   if r["error_percent"] is not None}
-        message = f"{len(result.rows)} properties of suite {settings.suite!r} compared"
+        message = f"{len(result.rows)} properties of suite {result.suite!r} compared"
         if errors:
             worst = max(errors, key=errors.get)
             message += (f"; mean |error| {sum(errors.values()) / len(errors):.2f} %, largest "
