@@ -14,14 +14,18 @@ below is the output of a recorded calculation, traced back with a provenance que
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
 
 def _load_temporary_profile():
     """A throw-away AiiDA configuration and in-memory sqlite profile."""
-    os.environ.setdefault("AIIDA_PATH", tempfile.mkdtemp(prefix="mlip-aiida-"))
+    if "AIIDA_PATH" not in os.environ:  # a configuration folder of our own, removed at exit
+        os.environ["AIIDA_PATH"] = tempfile.mkdtemp(prefix="mlip-aiida-")
+        atexit.register(shutil.rmtree, os.environ["AIIDA_PATH"], ignore_errors=True)
     from aiida import load_profile
     from aiida.storage.sqlite_temp import SqliteTempBackend
 

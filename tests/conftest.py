@@ -1,16 +1,20 @@
 """Shared test fixtures.
 
 AiiDA and pyiron write to the home folder at import time unless told otherwise, so their
-locations are pointed into a temporary folder here, before any test module imports them.
+locations are pointed into a temporary folder here, before any test module imports them;
+the folder is removed when the test process ends.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 _SANDBOX = Path(tempfile.mkdtemp(prefix="mlip-tests-"))
+atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)  # leave no folder behind
 os.environ.setdefault("AIIDA_PATH", str(_SANDBOX / "aiida"))
 os.environ.setdefault("PYIRONSQLFILE", str(_SANDBOX / "pyiron.db"))
 os.environ.setdefault("PYIRONPROJECTPATHS", str(_SANDBOX / "pyiron_projects"))

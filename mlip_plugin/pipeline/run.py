@@ -52,7 +52,7 @@ from .report import (
     write_metrics,
     write_report,
 )
-from .structures import generate_structures
+from .structures import PROTOCOL_VERSION, generate_structures
 
 __all__ = ["RunResult", "run_pipeline", "prepare_data", "read_data", "check_run",
            "check_output"]
@@ -71,7 +71,8 @@ class RunResult:
 
 
 def _spec_hash(config: RunConfig) -> str:
-    doc = {"structures": config.structures.to_dict(), "reference": config.reference.to_dict()}
+    doc = {"structures": config.structures.to_dict(), "reference": config.reference.to_dict(),
+           "protocol_version": PROTOCOL_VERSION}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -22,10 +22,15 @@ from ase.data import atomic_numbers, reference_states
 from ..errors import InputError, MLIPError
 from .reference import read_json_cache, write_json_atomic
 
-__all__ = ["StructureSpec", "PRESETS", "generate_structures", "lattice_constant",
-           "volumetric_strains", "StructureGenerationError"]
+__all__ = ["StructureSpec", "PRESETS", "PROTOCOL_VERSION", "generate_structures",
+           "lattice_constant", "volumetric_strains", "StructureGenerationError"]
 
 log = logging.getLogger(__name__)
+
+#: Version of the structures :func:`generate_structures` makes from a :class:`StructureSpec`:
+#: raised whenever the same spec gives other structures (2: volume strains without 0), so
+#: that a run folder's structures from an older version are not reused.
+PROTOCOL_VERSION = 2
 
 LATTICES = ("fcc", "bcc", "diamond", "sc")
 

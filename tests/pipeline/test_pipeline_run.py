@@ -387,3 +387,31 @@ def test_dry_run_of_a_data_run_shows_the_chosen_validation(tmp_path, capsys, cu_
     err = capsys.readouterr().err
     assert "validate.suite is not given" in err and "validate: null" in err
     assert main(["fit", str(path), "--dry-run"]) == 0  # mlip fit does not validate
+
+
+def test_structures_of_an_older_generator_version_are_not_reused(tmp_path, caplog, monkeypatch):
+    """structures.json written by a generator that made other structures from the same spec
+    (before PROTOCOL_VERSION 2 the volume strains included 0) is made again, not reused."""
+    from mlip_plugin.pipeline import run as run_module
+    from mlip_plugin.pipeline.config import load_config
+    from mlip_plugin.pipeline.run import prepare_data
+
+    config = load_config(_config(tmp_path, md_snapshots=0))
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(run_module, "PROTOCOL_VERSION", run_module.PROTOCOL_VERSION - 1)
+    prepare_data(config, out)
+    old = json.loads((out / "structures.json").read_text())
+    old["structures"] = old["structures"][:1]  # what the old version made: something else
+    (out / "structures.json").write_text(json.dumps(old))
+    with caplog.at_level("INFO"):
+        prepare_data(config, out)  # same version: reused as it is
+    assert "reusing the structures" in caplog.text
+    assert len(json.loads((out / "structures.json").read_text())["structures"]) == 1
+    monkeypatch.undo()
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        again, _, _ = prepare_data(config, out)
+    assert "reusing the structures" not in caplog.text
+    assert len(again) > 1 and len(json.loads((out / "structures.json").read_text())
+                                   ["structures"]) == len(again)

@@ -284,3 +284,26 @@ def test_pipeline_rejects_an_unusable_reference_workflow_at_launch():
     builder.validate.calculator = EMT_SPEC
     with pytest.raises(ValueError, match="has no input `structure`"):
         run_get_node(builder)
+
+
+def test_structures_of_an_older_generator_are_not_reused_from_the_cache(aiida_profile,
+                                                                         monkeypatch):
+    """generate_structures nodes of an older structure generator (same inputs, so the same
+    hash, but other structures) are invalid cache sources: the rerun generates again."""
+    import mlip_plugin.pipeline.structures as structures_module
+    from mlip_plugin.workflows.aiida.calculations import PROTOCOL_ATTRIBUTE, run_calculation
+
+    settings = orm.Dict({**STRUCTURES, "seed": 20261207})  # this test's own inputs
+    current = structures_module.PROTOCOL_VERSION
+    monkeypatch.setattr(structures_module, "PROTOCOL_VERSION", current - 1)
+    _, old = run_get_node(generate_calc, settings=settings)
+    assert old.outputs.result.base.attributes.get(PROTOCOL_ATTRIBUTE) == current - 1
+    monkeypatch.undo()
+    with enable_caching():
+        result, node = run_calculation(generate_calc, settings=settings)
+    assert not node.base.caching.is_created_from_cache
+    assert not old.base.caching.is_valid_cache
+    assert result.base.attributes.get(PROTOCOL_ATTRIBUTE) == current
+    with enable_caching():  # a source of the current version is reused as before
+        _, again = run_calculation(generate_calc, settings=settings)
+    assert again.base.caching.is_created_from_cache

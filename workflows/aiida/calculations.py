@@ -26,6 +26,9 @@ __all__ = ["generate_structures", "collect_reference", "split_structures", "spli
 
 log = logging.getLogger(__name__)
 
+#: Attribute of generate_structures' output: the structure generator's PROTOCOL_VERSION
+PROTOCOL_ATTRIBUTE = "structure_protocol_version"
+
 
 def run_calculation(function, **inputs):
     """Run the calcfunction ``function``; ``(result, node)`` as ``run_get_node`` gives them.
@@ -36,9 +39,10 @@ def run_calculation(function, **inputs):
     reuse it: the calcfunctions' exit codes are not declared on their spec).
     """
     result, node = function.run_get_node(**inputs)
-    if _failed(node) and node.base.caching.is_created_from_cache:
+    if (_failed(node) or _stale(node)) and node.base.caching.is_created_from_cache:
         # a failure stored before (by an older version, or a direct call of the
-        # calcfunction) is still a valid source: invalidate it and compute again
+        # calcfunction), or structures of an older generator, is still a valid source:
+        # invalidate it and compute again
         source = node.base.caching.get_cache_source()
         if source is not None:
             orm.load_node(source).base.caching.is_valid_cache = False
@@ -47,6 +51,17 @@ def run_calculation(function, **inputs):
     if _failed(node):
         node.base.caching.is_valid_cache = False
     return result, node
+
+
+def _stale(node) -> bool:
+    """Structures made by an older version of the structure generator (which made other
+    structures from the same settings: the node's inputs, and so its hash, are the same)."""
+    from mlip_plugin.pipeline.structures import PROTOCOL_VERSION
+
+    if node.process_label != "generate_structures" or "result" not in node.outputs:
+        return False
+    made_by = node.outputs.result.base.attributes.get(PROTOCOL_ATTRIBUTE, 1)
+    return made_by != PROTOCOL_VERSION
 
 
 def _failed(node) -> bool:
@@ -108,6 +123,7 @@ def generate_structures(settings: orm.Dict, calculator: orm.Dict | None = None):
     reference calculator spec, which relaxes the lattice constant and drives NVT snapshots.
     """
     from mlip_plugin.pipeline.reference import CalculatorSpec
+    from mlip_plugin.pipeline.structures import PROTOCOL_VERSION
     from mlip_plugin.pipeline.structures import generate_structures as generate
 
     try:
@@ -120,7 +136,9 @@ def generate_structures(settings: orm.Dict, calculator: orm.Dict | None = None):
     except (TypeError, ValueError) as err:  # a value of the wrong type met late
         return exit_code("ERROR_STRUCTURE_GENERATION_FAILED",
                          message=f"{type(err).__name__}: {err}")
-    return TrainingSetData.from_atoms(structures)
+    data = TrainingSetData.from_atoms(structures)
+    data.base.attributes.set(PROTOCOL_ATTRIBUTE, PROTOCOL_VERSION)
+    return data
 
 
 @calcfunction
