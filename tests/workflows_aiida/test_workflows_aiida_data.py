@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from aiida import orm
@@ -108,3 +110,63 @@ def test_json_safe_replaces_non_finite_numbers():
     assert json_safe(doc) == {"a": 1.5, "b": [None, None, 2], "c": {"d": None}, "e": 3,
                               "4": "x"}
     assert type(json_safe(doc)["e"]) is int
+
+
+def test_set_file_sets_the_attributes_of_the_new_file(aiida_profile, tmp_path):
+    """The attributes were set in __init__ only: set_file left them stale or missing."""
+    paths = {}
+    for name, species, seed in [("cu.json", ["Cu"], 1), ("alcu.json", ["Al", "Cu"], 2)]:
+        node = ModelData.from_model(PerAtomTestModel(
+            species, [-1.0] * len(species), Provenance(solver="omp", seed=seed)))
+        paths[name] = tmp_path / name
+        paths[name].write_bytes(node.get_content("rb"))
+    node = ModelData(file=str(paths["cu.json"]))
+    node.set_file(str(paths["alcu.json"]))
+    empty = ModelData()
+    assert empty.family is None
+    empty.set_file(str(paths["alcu.json"]), filename="model.json")
+    for n in (node, empty):
+        n.store()
+        assert n.family == "test_per_atom"
+        assert n.base.attributes.get("species") == ["Al", "Cu"]
+        assert n.provenance["seed"] == 2
+        assert n.base.attributes.get("cutoff") == n.get_model().cutoff
+    assert empty.filename == "model.json"
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json")
+    with pytest.raises(InputError, match="not an mlip-plugin model file"):
+        node = ModelData(file=str(paths["cu.json"]))
+        node.set_file(str(bad))
+    assert node.family is None and "species" not in node.base.attributes.all
+
+
+def test_trajectory_interface_for_equal_steps_and_a_clear_error_for_ragged_ones(
+        aiida_profile, labelled, tiny_atoms):
+    """symbols held the species and get_positions() the concatenated atoms, so the xsf
+    export raised IndexError."""
+    from ase.io import read
+
+    ragged = TrainingSetData.from_configurations(labelled).store()
+    assert ragged.species == ["Cu"] and ragged.base.attributes.get("symbols") == ["Cu"]
+    for call in (lambda: ragged.symbols, ragged.get_positions,
+                 lambda: ragged._exportcontent("xsf")):
+        with pytest.raises(InputError, match="same atoms .* in every step.*get_atoms"):
+            call()
+    big = next(i for i, c in enumerate(labelled) if c.n_atoms == 31)
+    one = read(io.StringIO(ragged._exportcontent("xsf", index=big)[0].decode()),
+               format="xsf")
+    np.testing.assert_allclose(one.positions, labelled[big].atoms.positions, atol=1e-12)
+    assert "json" in ragged.get_export_formats()
+    ragged._exportcontent("json")
+    cells = [a for a in tiny_atoms if len(a) == 4]
+    assert len(cells) > 2
+    equal = TrainingSetData.from_atoms(cells).store()
+    assert equal.symbols == ["Cu"] * 4
+    assert equal.get_positions().shape == (len(cells), 4, 3)
+    frames = read(io.StringIO(equal._exportcontent("xsf")[0].decode()), format="xsf",
+                  index=":")
+    assert len(frames) == len(cells)
+    for frame, atoms in zip(frames, cells, strict=True):
+        np.testing.assert_allclose(frame.positions, atoms.positions, atol=1e-12)
+        np.testing.assert_allclose(frame.cell.array, atoms.cell.array, atol=1e-12)
+    assert equal.get_step_data(1)[3] == ["Cu"] * 4

@@ -24,6 +24,7 @@ from mlip_plugin.workflows.aiida.data import ModelData, TrainingSetData
 from mlip_plugin.workflows.aiida.fit import FitWorkChain
 from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
 from mlip_plugin.workflows.aiida.provenance import ancestors, format_trace, trace_model
+from mlip_plugin.workflows.aiida.reference import ReferenceWorkChain
 from mlip_plugin.workflows.aiida.validate import ValidateWorkChain
 
 EMT_SPEC = {"calculator": "ase.calculators.emt.EMT", "parameters": {}}
@@ -124,8 +125,12 @@ def test_pipeline_with_reference_workflow_and_a_failing_structure(entry_points):
     assert "properties" not in results
     trace = trace_model(results["model"])
     assert len(trace.structures) == 12  # the failed structure was a reference structure too
-    assert len(trace.reference_calculations) == 12
+    assert len(trace.reference_calculations) == 11  # the ones whose labels were used
     assert all(isinstance(n, orm.WorkflowNode) for n in trace.reference_calculations)
+    [failed_wf] = trace.failed_reference_calculations
+    assert failed_wf.pk == failed["process_pk"] and failed_wf.exit_status == 400
+    assert "11 reference calculation(s) ['MockReferenceWorkChain'] (+1 failed)" in \
+        format_trace(results["model"])
     assert trace.reference_parameters[0] == {"parameters": {}, "fail_if_n_atoms": 31}
     assert results["training_set"].numsteps == 11
 
@@ -307,3 +312,102 @@ def test_structures_of_an_older_generator_are_not_reused_from_the_cache(aiida_pr
     with enable_caching():  # a source of the current version is reused as before
         _, again = run_calculation(generate_calc, settings=settings)
     assert again.base.caching.is_created_from_cache
+
+
+def test_pipeline_builder_chooses_the_suite_of_its_lattice():
+    """validate.yaml pinned `suite: fcc`, so bcc and diamond pipelines failed (exit 340)."""
+    for protocol in ("fast", "balanced", "stringent"):
+        assert "suite" not in ValidateWorkChain.get_protocol_inputs(protocol)["settings"]
+    suites = {(element, lattice): PipelineWorkChain.get_builder_from_protocol(
+        element, lattice, "fast").validate.settings.get("suite")
+        for element, lattice in [("Cu", "fcc"), ("Mo", "bcc"), ("Si", "diamond"),
+                                 ("Po", "sc")]}
+    assert suites == {("Cu", "fcc"): "fcc", ("Mo", "bcc"): "bcc",
+                      ("Si", "diamond"): "silicon", ("Po", "sc"): None}
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        "Mo", "bcc", "fast", overrides={"validate": {"settings": {"suite": "fcc"}}})
+    assert builder.validate.settings["suite"] == "fcc"  # an explicit suite is kept
+
+
+LJ_MO = {"calculator": "ase.calculators.lj.LennardJones",
+         "parameters": {"sigma": 2.5, "epsilon": 0.4, "rc": 6.0}}
+
+
+def test_bcc_pipeline_and_a_plain_validate_builder_run(aiida_profile):
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        "Mo", "bcc", "fast", overrides={
+            "structure_settings": {**STRUCTURES, "a": 3.15},
+            "reference": {"calculator": LJ_MO}, "fit": {"settings": {"max_active": 10}},
+            "validate": {"settings": {"properties": ["eos"]}}})
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert results["properties"]["suite"] == "bcc"
+    # a ValidateWorkChain without a suite takes it from the model's species
+    _, plain = run_get_node(ValidateWorkChain, model=results["model"], calculator=LJ_MO,
+                            settings={"properties": ["eos"]})
+    assert plain.is_finished_ok, plain.exit_message
+    assert plain.outputs.properties["suite"] == "bcc"
+    _, protocol = run_get_node(ValidateWorkChain.get_builder_from_protocol(
+        results["model"], "fast", {"settings": {"properties": ["eos"]}}, calculator=LJ_MO))
+    assert protocol.is_finished_ok, protocol.exit_message
+    assert protocol.outputs.properties["suite"] == "bcc"
+
+
+def _label_and_fit(structures, parameters):
+    builder = ReferenceWorkChain.get_builder_from_protocol(
+        structures, "fast", reference_workflow=MOCK_ENTRY_POINT,
+        reference_inputs={"parameters": orm.Dict(parameters)})
+    labelled, reference = run_get_node(builder)
+    assert reference.is_finished_ok, reference.exit_message
+    fitted, fit = run_get_node(FitWorkChain.get_builder_from_protocol(
+        labelled["training_set"], "fast", overrides={"settings": {"max_active": 6}}))
+    assert fit.is_finished_ok, fit.exit_message
+    launched = sorted(n.pk for n in reference.called
+                      if n.process_class is MockReferenceWorkChain)
+    return fitted["model"], launched
+
+
+def test_trace_lists_only_the_reference_workflows_whose_labels_made_the_model(
+        tiny_atoms, entry_points):
+    """Two reference runs on the same structures: the first model was credited with the
+    second run's workflows too (every split of the same TrainingSetData was followed)."""
+    entry_points.add(MockReferenceWorkChain, f"aiida.workflows:{MOCK_ENTRY_POINT}")
+    structures = TrainingSetData.from_atoms(tiny_atoms[:4]).store()
+    model, launched = _label_and_fit(structures, {})
+    _label_and_fit(structures, {"asap_cutoff": False})
+    trace = trace_model(model)
+    assert [n.pk for n in trace.reference_calculations] == launched
+    assert trace.reference_parameters == [{"parameters": {}}] * 4
+    assert "4 reference calculation(s)" in format_trace(model)
+    with enable_caching():  # a cached rerun: its own 4 workflows, not 8
+        _label_and_fit(structures, {"asap_cutoff": True})
+        again, launched = _label_and_fit(structures, {"asap_cutoff": True})
+    assert again.creator.base.caching.is_created_from_cache
+    assert [n.pk for n in trace_model(again).reference_calculations] == launched
+
+
+def test_reference_workflow_warns_that_structures_are_made_without_it(entry_points):
+    """NVT snapshots need an in-process calculator: with a reference_workflow they are
+    skipped, and the lattice constant is ASE's; a WARNING in the report says so."""
+    entry_points.add(MockReferenceWorkChain, f"aiida.workflows:{MOCK_ENTRY_POINT}")
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        "Cu", "fcc", "fast", overrides={"structure_settings": {**STRUCTURES, "md_snapshots": 2},
+                                        "fit": {"settings": {"max_active": 6}}},
+        reference_workflow=MOCK_ENTRY_POINT, reference_inputs={"parameters": orm.Dict()})
+    builder.run_validation = False
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert results["structures"].numsteps == 12  # no snapshots
+    warnings = [log.message for log in orm.Log.collection.get_logs_for(node)
+                if log.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "NVT snapshots (md_snapshots=2" in warnings[0]
+    assert "ASE's tabulated" in warnings[0]
+    assert "with a `reference_workflow`" in PipelineWorkChain.get_available_protocols()[
+        "balanced"]
+
+
+def test_no_warning_with_an_ase_reference_calculator(first_run):
+    _, node = first_run
+    assert not [log for log in orm.Log.collection.get_logs_for(node)
+                if log.levelname == "WARNING"]

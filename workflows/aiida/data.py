@@ -52,8 +52,15 @@ class TrainingSetData(TrajectoryData):
     ``positions`` (N, 3) Å, ``numbers`` (N,), ``n_atoms`` (S,), ``pbcs`` (S, 3),
     ``energies`` (S,) eV, ``forces`` (N, 3) eV/Å, ``stresses`` (S, 6) eV/Å³ and
     ``weights`` (S, 3) (energy, forces, virial).  A missing label is NaN.  Attributes:
-    ``config_types`` and ``structure_ids`` (one per step), ``symbols`` (the species, sorted),
-    ``units``.
+    ``config_types`` and ``structure_ids`` (one per step), ``symbols`` (the species, sorted:
+    :attr:`species`), ``units``.
+
+    The TrajectoryData interface that assumes the same atoms in every step
+    (:attr:`symbols`, :meth:`get_positions`, the XSF export of all steps) works for a
+    training set whose steps have the same atoms and raises :class:`InputError` for a
+    ragged one; per-step access (:meth:`get_step_structure`, :meth:`get_atoms`), the XSF
+    export of one step and the ``json`` and ``cif`` (with PyCifRW) exports work for every
+    training set.
     """
 
     @classmethod
@@ -121,6 +128,56 @@ class TrainingSetData(TrajectoryData):
         return int(self.get_array("n_atoms").sum())
 
     @property
+    def species(self) -> list[str]:
+        """The chemical species of all structures, sorted (the attribute ``symbols``)."""
+        return list(self.base.attributes.get("symbols"))
+
+    def _same_atoms_in_every_step(self, what: str) -> np.ndarray:
+        """The atomic numbers (n,) that every step shares, in the same order and with the
+        same periodicity; :class:`InputError` naming ``what`` for a ragged training set."""
+        n_atoms, numbers = self.get_array("n_atoms"), self.get_array("numbers")
+        sizes = sorted({int(n) for n in n_atoms})
+        if len(sizes) == 1:
+            per_step = numbers.reshape(n_atoms.size, sizes[0])
+            if (per_step == per_step[0]).all() and self.pbc is not None:
+                return per_step[0]
+        raise InputError(
+            f"{what} needs the same atoms (species, order and periodicity) in every step, "
+            f"as in a trajectory; this training set of {self.numsteps} structures has steps "
+            f"of {sizes} atoms or differing species or periodicity. Take the structures one "
+            "at a time (get_atoms(index), get_step_structure(index)), or export one step "
+            "(index=...) or use the format 'json' (or 'cif', which needs PyCifRW).")
+
+    @property
+    def symbols(self) -> list[str]:
+        """One chemical symbol per atom of a step (the TrajectoryData contract), for a
+        training set whose steps all have the same atoms; :class:`InputError` otherwise.
+        The sorted species are :attr:`species` (stored as the attribute ``symbols``)."""
+        numbers = self._same_atoms_in_every_step("TrainingSetData.symbols")
+        return Atoms(numbers).get_chemical_symbols()
+
+    def get_positions(self) -> np.ndarray:
+        """Positions (S, n, 3) in Å of a training set whose steps all have the same atoms,
+        as TrajectoryData gives them; :class:`InputError` for a ragged set (the stored
+        array ``positions`` (N, 3) holds the atoms of all steps, concatenated)."""
+        numbers = self._same_atoms_in_every_step("TrainingSetData.get_positions()")
+        return self.get_array("positions").reshape(self.numsteps, numbers.size, 3)
+
+    def _prepare_xsf(self, index: int | None = None, main_file_name: str = ""):
+        """XSF (XCrySDen) of step ``index``, or of all steps as an animation, which needs
+        the same atoms in every step (``verdi data core.trajectory export --format xsf``)."""
+        import io
+
+        from ase.io import write
+
+        if index is None:
+            self._same_atoms_in_every_step("The XSF export of all steps (an animation)")
+        indices = range(self.numsteps) if index is None else [index]
+        text = io.StringIO()
+        write(text, [self.get_atoms(i) for i in indices], format="xsf")
+        return text.getvalue().encode("utf-8"), {}
+
+    @property
     def pbc(self):
         """The common periodicity of all steps, or None when it differs between steps."""
         rows = {tuple(bool(x) for x in row) for row in self.get_array("pbcs")}
@@ -180,18 +237,35 @@ class TrainingSetData(TrajectoryData):
         return out
 
 
+#: Attributes of a :class:`ModelData` read from its file.
+_MODEL_ATTRIBUTES = ("family", "format_version", "species", "cutoff", "provenance")
+
+
 class ModelData(SinglefileData):
     """A fitted model file (``model.json``) with its provenance record as attributes.
 
-    Attributes: ``family``, ``species``, ``format_version`` and ``provenance`` (the record the
-    file carries: training-data hash, basis/kernel spec, solver, seed, metrics, ...), so
-    models can be queried by them without opening the file.
+    Attributes: ``family``, ``species``, ``cutoff`` (Å), ``format_version`` and
+    ``provenance`` (the record the file carries: training-data hash, basis/kernel spec,
+    solver, seed, metrics, ...), so models can be queried by them without opening the file.
+    They are read from the file whenever it is set (``ModelData(file)`` or
+    :meth:`set_file`).
     """
 
-    def __init__(self, file=None, filename: str | None = None, **kwargs):
-        super().__init__(file, filename=filename, **kwargs)
-        if file is not None:
+    def set_file(self, file, filename: str | None = None, **kwargs) -> None:
+        """Store the model file ``file`` (absolute path or file-like object) and set the
+        attributes from it; :class:`InputError` if it is not a loadable model file.
+
+        ``__init__`` (``ModelData(file)``, ``ModelData(content=...)``) comes through here
+        too, so the attributes always describe the file the node holds.
+        """
+        super().set_file(file, filename=filename, **kwargs)
+        try:
             self._set_attributes_from_file()
+        except Exception:
+            # attributes of a file this node held before must not describe this one
+            self.base.attributes.delete_many(
+                [k for k in _MODEL_ATTRIBUTES if k in self.base.attributes.keys()])
+            raise
 
     @classmethod
     def from_model(cls, model, filename: str = "model.json") -> ModelData:
@@ -204,6 +278,7 @@ class ModelData(SinglefileData):
             return cls(file=str(path), filename=filename)
 
     def _set_attributes_from_file(self) -> None:
+        """Set :data:`_MODEL_ATTRIBUTES` from the file (loading the model checks it)."""
         try:
             doc = json.loads(self.get_content("r"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -216,8 +291,9 @@ class ModelData(SinglefileData):
             "provenance": json_safe(doc.get("provenance", {}))})
 
     @property
-    def family(self) -> str:
-        return self.base.attributes.get("family")
+    def family(self) -> str | None:
+        """The model family (``linear_ace``, ``kernel``, ...); None before a file is set."""
+        return self.base.attributes.get("family", None)
 
     @property
     def provenance(self) -> dict:

@@ -89,7 +89,13 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
 
         ``overrides`` may hold ``structure_settings``, ``run_validation`` and the
         namespaces ``reference``, ``fit`` and ``validate`` (merged into each sub-protocol).
+        Unless ``validate.settings.suite`` is given, the property suite is the one of
+        ``element`` in ``lattice`` (:func:`~mlip_plugin.properties.suites.suite_for`:
+        ``fcc``, ``bcc`` or ``silicon`` for diamond Si); for other lattices it is left to
+        the validation, which chooses it from the model's species.
         """
+        from mlip_plugin.properties.suites import suite_for
+
         overrides = dict(overrides or {})
         subs = {name: overrides.pop(name, None) for name in ("reference", "fit", "validate")}
         inputs = cls.get_protocol_inputs(protocol, overrides)
@@ -105,8 +111,13 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
             builder.reference.reference_workflow = reference_workflow
             builder.reference.reference_inputs = reference_inputs or {}
         builder.fit.settings = FitWorkChain.get_protocol_inputs(protocol, subs["fit"])["settings"]
-        validate = ValidateWorkChain.get_protocol_inputs(protocol, subs["validate"])
-        builder.validate.settings = validate["settings"]
+        settings = ValidateWorkChain.get_protocol_inputs(protocol, subs["validate"])["settings"]
+        if settings.get("suite") is None:
+            # the suite of the structures' lattice (bcc Mo, diamond Si, ...); None (hcp, ...)
+            # leaves the choice to validate(), which takes it from the model's species
+            suite = suite_for([element], lattice)
+            settings = {**settings, "suite": suite} if suite is not None else settings
+        builder.validate.settings = settings
         return builder
 
     def needs_structures(self) -> bool:
@@ -117,12 +128,33 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
         kwargs = {"settings": self.inputs.structure_settings}
         if "calculator" in self.inputs.reference:
             kwargs["calculator"] = self.inputs.reference.calculator
+        else:
+            self._warn_without_calculator()
         structures, node = run_calculation(generate_structures, **kwargs)
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_STRUCTURE_GENERATION_FAILED.format(
                 message=reason("ERROR_STRUCTURE_GENERATION_FAILED", node.exit_message))
         self.ctx.structures = structures
         return None
+
+    def _warn_without_calculator(self) -> None:
+        """Warn (log level WARNING, in ``verdi process report``) that the structures are
+        generated without the reference method: a ``reference_workflow`` cannot run NVT
+        MD or relax the lattice constant here."""
+        spec = structure_spec(self.inputs.structure_settings.get_dict())
+        skipped = []
+        if spec.md_snapshots and spec.md_temperatures:
+            skipped.append(f"the NVT snapshots (md_snapshots={spec.md_snapshots} at "
+                           f"md_temperatures={list(spec.md_temperatures)} K) are skipped")
+        if spec.a is None:
+            skipped.append("the lattice constant is ASE's tabulated one (or a generic "
+                           "guess), not relaxed with the reference method")
+        if skipped:
+            self.logger.warning(
+                "reference.reference_workflow is not an in-process ASE calculator, so the "
+                f"structures are generated without it: {'; '.join(skipped)}. Give "
+                "structure_settings.a (Angstrom) and md_snapshots=0 to silence this, or "
+                "label MD snapshots of your own as `structures`.")
 
     def run_reference(self):
         structures = self.ctx.get("structures") or self.inputs.structures

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aiida import orm
+from aiida.common.exceptions import NotExistent
 from aiida.common.links import LinkType
 
 from .data import ModelData, TrainingSetData
@@ -47,7 +48,9 @@ class ModelTrace:
         Labelled training (and validation) sets the fit read.
     reference_calculations : list of orm.ProcessNode
         ``collect_reference`` calcfunctions (ASE path) or the reference workflows (one per
-        structure) that produced the labels.
+        labelled structure) whose outputs ``gather_reference`` consumed as the labels.
+    failed_reference_calculations : list of orm.ProcessNode
+        The reference workflows of the same runs whose structures failed (workflow path).
     structures : list of ase.Atoms
         Every structure that was sent to the reference method (failed ones included).
     reference_parameters : list of dict
@@ -60,20 +63,51 @@ class ModelTrace:
     reference_calculations: list = field(default_factory=list)
     structures: list = field(default_factory=list)
     reference_parameters: list = field(default_factory=list)
+    failed_reference_calculations: list = field(default_factory=list)
 
 
-def _reference_workflows(structures: list) -> list:
-    """The workflows launched on the single structures split from ``structures``."""
-    if not structures:
-        return []
+def _reference_workflows(gathers: list) -> tuple[list, list]:
+    """The reference workflows whose outputs ``gathers`` (``gather_reference`` nodes)
+    consumed as labels, and those of the same runs that failed (``failures`` input).
+
+    A label may also be returned by workflows nested in the reference workflow; the one
+    launched by the work chain that called ``gather_reference`` is the reference workflow.
+    """
+    if not gathers:
+        return [], []
     qb = orm.QueryBuilder()
-    qb.append(TrainingSetData, filters={"id": {"in": [n.pk for n in structures]}}, tag="all")
-    qb.append(orm.CalcFunctionNode, with_incoming="all", tag="split",
-              filters={"attributes.process_label": "split_structures"})
-    qb.append(orm.StructureData, with_incoming="split", tag="one")
-    qb.append(orm.WorkflowNode, with_incoming="one", edge_filters={"label": "structure"},
-              project="*")
-    return sorted({row[0].pk: row[0] for row in qb.all()}.values(), key=lambda n: n.pk)
+    qb.append(orm.CalcFunctionNode, filters={"id": {"in": [g.pk for g in gathers]}},
+              tag="gather")
+    qb.append(orm.Data, with_outgoing="gather", tag="label",
+              edge_filters={"label": {"like": "energy_%"}})
+    qb.append(orm.WorkflowNode, with_outgoing="label",
+              edge_filters={"type": LinkType.RETURN.value}, project="*")
+    returned = {row[0].pk: row[0] for row in qb.all()}
+    callers = {g.caller.pk for g in gathers if g.caller is not None}
+
+    def launched(wf) -> bool:
+        if callers:  # launched by the work chain that gathered the labels
+            return wf.caller is not None and wf.caller.pk in callers
+        return wf.caller is None or wf.caller.pk not in returned  # the outermost
+
+    used = [wf for wf in returned.values() if launched(wf)]
+    failed = {}
+    for gather in gathers:
+        for record in gather.inputs.failures.get_list():
+            try:  # records of older versions have no process_pk; a node may be deleted
+                failed[record["process_pk"]] = orm.load_node(record["process_pk"])
+            except (KeyError, NotExistent):
+                continue
+    return (sorted(used, key=lambda n: n.pk),
+            sorted(failed.values(), key=lambda n: n.pk))
+
+
+def _workflow_parameters(workflow: orm.WorkflowNode) -> dict:
+    """The inputs of a reference workflow except ``structure`` (Dicts as dicts)."""
+    return {link.link_label: (link.node.get_dict() if isinstance(link.node, orm.Dict)
+                              else getattr(link.node, "value", link.node.uuid))
+            for link in workflow.base.links.get_incoming(link_type=LinkType.INPUT_WORK).all()
+            if link.link_label != "structure"}
 
 
 def trace_model(model: ModelData) -> ModelTrace:
@@ -102,14 +136,10 @@ def trace_model(model: ModelData) -> ModelTrace:
     split = _inputs_of(gathers, "structures", TrainingSetData)
     for node in split:  # failed structures too: they are steps of the split input
         trace.structures += [node.get_atoms(i) for i in range(node.numsteps)]
-    workflows = _reference_workflows(split)
-    trace.reference_calculations = workflows
-    for wf in workflows:
-        trace.reference_parameters.append({
-            link.link_label: (link.node.get_dict() if isinstance(link.node, orm.Dict)
-                              else getattr(link.node, "value", link.node.uuid))
-            for link in wf.base.links.get_incoming(link_type=LinkType.INPUT_WORK).all()
-            if link.link_label != "structure"})
+    trace.reference_calculations, trace.failed_reference_calculations = \
+        _reference_workflows(gathers)
+    trace.reference_parameters = [_workflow_parameters(wf)
+                                  for wf in trace.reference_calculations]
     return trace
 
 
@@ -125,7 +155,10 @@ def format_trace(model: ModelData) -> str:
         lines.append(f"  <- training set <{ts.pk}>: {ts.numsteps} structures, "
                      f"{ts.numsites} atoms")
     kinds = sorted({r.process_label for r in t.reference_calculations})
-    lines.append(f"  <- {len(t.reference_calculations)} reference calculation(s) {kinds}")
+    failed = (f" (+{len(t.failed_reference_calculations)} failed)"
+              if t.failed_reference_calculations else "")
+    lines.append(f"  <- {len(t.reference_calculations)} reference calculation(s) {kinds}"
+                 f"{failed}")
     for params in {repr(p): p for p in t.reference_parameters}.values():
         lines.append(f"     reference parameters: {params}")
     types = sorted({a.info.get("config_type", "?") for a in t.structures})
