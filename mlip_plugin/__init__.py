@@ -9,7 +9,14 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .errors import ConvergenceWarning, FitError, InputError, MLIPError, ModelFormatError
+from .errors import (
+    ConvergenceWarning,
+    FitError,
+    InputError,
+    MLIPError,
+    ModelFormatError,
+    ReferenceCalculationError,
+)
 
 try:
     __version__ = version("mlip-plugin")
@@ -61,5 +68,6 @@ __all__ = [
     "InputError",
     "FitError",
     "ModelFormatError",
+    "ReferenceCalculationError",
     "ConvergenceWarning",
 ]

@@ -7,8 +7,8 @@ already catch ``ValueError`` keep working.
 
 from __future__ import annotations
 
-__all__ = ["MLIPError", "InputError", "FitError", "ModelFormatError", "ConvergenceWarning",
-           "DependentColumnWarning"]
+__all__ = ["MLIPError", "InputError", "FitError", "ModelFormatError",
+           "ReferenceCalculationError", "ConvergenceWarning", "DependentColumnWarning"]
 
 
 class MLIPError(Exception):
@@ -25,6 +25,12 @@ class FitError(MLIPError, RuntimeError):
 
 class ModelFormatError(InputError):
     """A model file that cannot be loaded: corrupted, unknown or newer ``format_version``."""
+
+
+class ReferenceCalculationError(MLIPError, RuntimeError):
+    """The reference calculator raised while computing a property of the validation suite;
+    the message names the calculator, the property group and the original error, which is
+    the ``__cause__``."""
 
 
 class ConvergenceWarning(UserWarning):

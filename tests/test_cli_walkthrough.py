@@ -98,6 +98,22 @@ def test_validate_non_ground_state_names_the_cli_option(cu_model, tmp_path, caps
     assert not (tmp_path / "v").exists()
 
 
+def test_validate_with_a_failing_reference_calculator_names_it(cu_model, tmp_path, capsys,
+                                                               monkeypatch):
+    (tmp_path / "cli_failing_calculators.py").write_text(
+        "from ase.calculators.emt import EMT\n\n\n"
+        "class AlwaysFail(EMT):\n"
+        "    def calculate(self, *args, **kwargs):\n"
+        "        raise RuntimeError('SCF did not converge')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["validate", str(cu_model), "--suite", "fcc", "--reference",
+                 "cli_failing_calculators.AlwaysFail", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mlip: error: the reference calculator "
+                          "cli_failing_calculators.AlwaysFail failed on the property group")
+    assert "RuntimeError: SCF did not converge" in err and "Traceback" not in err
+
+
 def test_suite_names_match_the_suites():
     from mlip_plugin.properties.suites import SUITES
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, MLIPError, ReferenceCalculationError
 from ..models import Model
 from ..properties import suites
 from .config import ValidateSettings, coerce_settings, read_reference_table
@@ -224,13 +224,36 @@ class ReferenceSuites:
             part = _unit_from_dict(doc, key, unit)
             self.n_cached += 1
         else:
-            part = suites.run_suite(self._calculator(spec), suite, unit)
+            part = self._compute(spec, suite, unit)
             self.n_computed += 1
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_json_atomic(path, _unit_to_dict(part, key, spec, unit), default=str)
         self._done[key] = part
         return part
+
+    def _compute(self, spec: CalculatorSpec, suite: str,
+                 unit: suites.SuiteSettings) -> suites.SuiteResult:
+        """One unit run with the reference calculator.
+
+        Raises
+        ------
+        ReferenceCalculationError
+            The calculator raised (an error that is not an :class:`MLIPError`): the message
+            names the calculator, the unit and the original error (the ``__cause__``)."""
+        try:
+            return suites.run_suite(self._calculator(spec), suite, unit)
+        except MLIPError:
+            raise
+        except Exception as err:
+            kept = ("" if self.cache_dir is None else
+                    f"; the reference properties finished before are kept in "
+                    f"{str(self.cache_dir)!r} and a rerun does not recompute them")
+            raise ReferenceCalculationError(
+                f"the reference calculator {spec.calculator} failed on the property "
+                f"{_unit_label(unit)} of suite {suite!r}: {type(err).__name__}: {err}{kept}. "
+                "Check the calculator and its parameters, or compare with a table of "
+                "reference values (validate.reference = <a JSON table>)") from err
 
     def _calculator(self, spec: CalculatorSpec):
         """One calculator per spec, built when a unit first needs it."""
@@ -253,6 +276,16 @@ def _units(suite: str, settings: suites.SuiteSettings) -> Iterator[suites.SuiteS
                 yield replace(one, miller_indices=(tuple(miller),))
         else:
             yield one
+
+
+def _unit_label(unit: suites.SuiteSettings) -> str:
+    """A unit in words: its group, with the interstitial site or surface it computes."""
+    group = unit.groups[0]
+    if group == "interstitials" and unit.interstitial_sites:
+        return f"group {group!r} (site {unit.interstitial_sites[0]!r})"
+    if group == "surfaces" and unit.miller_indices:
+        return f"group {group!r} (surface {tuple(unit.miller_indices[0])})"
+    return f"group {group!r}"
 
 
 def _unit_key(spec: CalculatorSpec, suite: str, unit: suites.SuiteSettings) -> str:
@@ -342,6 +375,7 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     from mlip_plugin.calculators import MLIPCalculator
 
     s = with_suite(coerce_settings(ValidateSettings, "validate", settings), model, symbol)
+    s.check_groups()  # names validate.properties, before any reference work
     if reference is None and s.reference != "calculator":
         reference = s.reference
     sset = suite_settings(s, suite_symbol(model, s.suite, symbol or s.symbol))

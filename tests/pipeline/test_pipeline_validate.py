@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mlip_plugin import InputError
+from mlip_plugin.errors import ReferenceCalculationError
 from mlip_plugin.pipeline.validate import (
     DIAGNOSTIC_ROWS,
     _mean_abs_percent,
@@ -209,8 +210,12 @@ def test_reference_properties_finished_before_a_failure_are_kept(counted_run, tm
     suites.run_suite(FailAtCallEMT(), "fcc", fast(symbol="Cu", groups=("eos", "vacancy")))
     n_before = FailAtCallEMT.calls
     FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, n_before + 1  # the first phonon one
-    with pytest.raises(RuntimeError, match="simulated SCF failure"):
+    with pytest.raises(ReferenceCalculationError,
+                       match="reference calculator pipeline_test_calculators.FailAtCallEMT "
+                             "failed on the property group 'phonons' of suite 'fcc': "
+                             "RuntimeError: simulated SCF failure.*are kept in") as info:
         validate(run.fit.model, settings, reference=spec, cache_dir=tmp_path)
+    assert isinstance(info.value.__cause__, RuntimeError)
     assert len(list(tmp_path.glob("*.json"))) == 2
     FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 0
     suites.run_suite(FailAtCallEMT(), "fcc", fast(symbol="Cu", groups=("phonons",)))
@@ -221,3 +226,31 @@ def test_reference_properties_finished_before_a_failure_are_kept(counted_run, tm
     assert [r["name"] for r in result.rows][:3] == ["a0_fcc", "bulk_modulus",
                                                     "vacancy_formation"]
     assert len(list(tmp_path.glob("*.json"))) == 3
+
+
+def test_a_named_error_of_the_reference_is_not_wrapped(counted_run):
+    """The library's own errors (here: parameters the calculator rejects) pass through as
+    they are; only the calculator's own exceptions become ReferenceCalculationError."""
+    from mlip_plugin.pipeline.validate import validate
+
+    _, run = counted_run
+    spec = {"calculator": "pipeline_test_calculators.StrictEMT", "parameters": {"nope": 1}}
+    with pytest.raises(InputError, match="StrictEMT' rejected its parameters") as info:
+        validate(run.fit.model, {"suite": "fcc", "properties": ["eos"]}, reference=spec)
+    assert not isinstance(info.value, ReferenceCalculationError)
+
+
+def test_unit_labels_name_the_site_and_surface():
+    from mlip_plugin.pipeline.validate import _unit_label, _units
+
+    fast = suites.SuiteSettings.fast(symbol="Cu", groups=("vacancy", "surfaces"))
+    assert [_unit_label(u) for u in _units("fcc", fast)][:2] == [
+        "group 'vacancy'", "group 'surfaces' (surface (1, 1, 1))"]
+
+
+def test_unknown_property_groups_name_the_setting(counted_run):
+    from mlip_plugin.pipeline.validate import validate
+
+    _, run = counted_run
+    with pytest.raises(InputError, match=r"validate.properties=\['eso'\] has unknown groups"):
+        validate(run.fit.model, {"suite": "fcc", "properties": ["eso"]}, reference=SPEC)

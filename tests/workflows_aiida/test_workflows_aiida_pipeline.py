@@ -175,6 +175,17 @@ def test_validate_workchain_needs_a_reference(first_run):
                      settings=orm.Dict({"suite": "fcc"}))
 
 
+def test_validate_workchain_refuses_along_path_at_launch(first_run):
+    """along_path needs the fit's path, which a ModelData does not hold: refused, not
+    silently ignored (the property curve comes from `mlip run`)."""
+    results, _ = first_run
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(ValueError, match="along_path=\\[3, 5\\].*mlip run"):
+        run_get_node(ValidateWorkChain, model=results["model"], calculator=EMT_SPEC,
+                     settings=orm.Dict({"suite": "fcc", "along_path": [3, 5]}))
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before  # nothing ran
+
+
 @pytest.mark.parametrize(("inputs", "match"), [
     ({"settings": {"solvr": "omp"}}, "unknown keys \\['solvr'\\]"),
     ({"settings": {"solver": "magic"}}, "fit.solver='magic' is not one of"),

@@ -43,19 +43,24 @@ def _table_parent(project, job) -> int | None:
     return project.db.get_items_dict({"id": job.job_id})[0]["parentid"]
 
 
-def test_direct_data_replacing_the_training_job_clears_the_parent(project, reference_job):
+def test_the_job_table_records_the_parent_when_the_job_is_saved_and_run(project,
+                                                                       reference_job):
     fit = project.create.job.MLIPFit("unlinked_before_save")
     fit.training_job = reference_job
     fit.configurations = reference_job.configurations
     assert fit.training_job is None and fit.parent_id is None
     fit.save()
     assert _table_parent(project, fit) is None
-    # a saved job: the job table follows
+    # a saved job: the job table records the input as the job runs, not as it is edited
     fit = project.create.job.MLIPFit("unlinked_after_save")
     fit.training_job = reference_job
     fit.save()
     assert _table_parent(project, fit) == reference_job.job_id
     fit.configurations = reference_job.configurations
+    assert _table_parent(project, fit) == reference_job.job_id
+    fit.input.fit["solver"] = "nope"  # the run aborts at once, with this input recorded
+    with pytest.raises(InputError, match="fit.solver='nope'"):
+        fit.run()
     assert _table_parent(project, fit) is None
     assert project.load("unlinked_after_save").parent_id is None
     # only the training link is the parent: dropping the validation link keeps it
@@ -87,6 +92,10 @@ def test_bad_links_are_refused(project, reference_job):
         fit.training_job = "no_such_job"
     with pytest.raises(InputError, match="cannot be linked; give a job object"):
         fit.training_job = 2.5
+    with pytest.raises(InputError, match=r"=job 'link_reference' \(id \d+\) is a "
+                       "MLIPReferenceData; give a MLIPFit job"):
+        project.create.job.MLIPValidation("inspected_link").fit_job = project.inspect(
+            "link_reference")
     with pytest.raises(InputError, match="=99999: no job with that id in the job table"):
         fit.training_job = 99999
     unsaved = project.create.job.MLIPReferenceData("never_saved")
@@ -142,9 +151,68 @@ def test_settings_round_trip_and_are_checked(project):
     assert reloaded.settings == FitSettings(solver="asp", max_active=20, tsvd=False)
     assert reloaded.settings.tsvd is False  # HDF5 gives 0; the job gives the bool back
     val = project.create.job.MLIPValidation("settings_validation")
-    val.settings = ValidateSettings(preset="fast", properties=["C11"])
+    val.settings = ValidateSettings(preset="fast", properties=["elastic"])
     val.reference = "ase.calculators.emt.EMT"
     val.save()
     reloaded = project.load("settings_validation")
-    assert reloaded.settings.properties == ["C11"]
+    assert reloaded.settings.properties == ["elastic"]
     assert reloaded.reference.calculator == "ase.calculators.emt.EMT"
+
+
+def test_an_inspected_job_can_be_linked(project, reference_job):
+    fit = project.create.job.MLIPFit("inspected_training_job")
+    fit.training_job = project.inspect("link_reference")  # a JobPath, not the job object
+    assert fit.training_job["job_id"] == reference_job.job_id
+    assert fit.training_job["job_type"] == "MLIPReferenceData"
+    assert len(fit.configurations) == 2
+
+
+def test_none_removes_optional_links_and_data(project, reference_job):
+    fit = project.create.job.MLIPFit("none_unsets")
+    fit.training_job = reference_job
+    fit.validation_job = reference_job
+    fit.test_configurations = reference_job.configurations
+    fit.validation_job = None
+    fit.test_configurations = None
+    assert fit.validation_job is None and fit.validation_configurations is None
+    assert fit.test_job is None and fit.test_configurations is None
+    fit.validation_configurations = reference_job.configurations
+    fit.validation_configurations = None  # the documented default: split off the training data
+    fit.test_job = reference_job
+    fit.test_configurations = None
+    assert "validation_configurations" not in fit.input and fit.test_job is None
+    fit.validation_job = None  # nothing to remove: no error either
+    fit.save()
+    reloaded = project.load("none_unsets")
+    assert reloaded.validation_configurations is None and reloaded.test_job is None
+    assert reloaded.training_job["job_id"] == reference_job.job_id
+    fit.training_job = None
+    assert fit.training_job is None and fit.configurations == []
+    fit.configurations = reference_job.configurations
+    fit.configurations = None
+    assert fit.configurations == [] and "configurations" not in fit.input
+    val = project.create.job.MLIPValidation("none_unsets_validation")
+    val.fit_job = "none_unsets"
+    val.fit_job = None
+    assert val.fit_job is None and val.parent_id is None
+    with pytest.raises(InputError, match="MLIPValidation has no model"):
+        val.run()
+
+
+def test_validation_settings_are_checked_when_set_and_when_run(project):
+    val = project.create.job.MLIPValidation("checked_settings")
+    with pytest.raises(InputError, match=r"validate.properties=\['eso'\] has unknown groups"):
+        val.settings = {"suite": "fcc", "properties": ["eso"]}
+    with pytest.raises(InputError, match=r"validate.along_path=\[3, 5\]: an MLIPValidation "
+                       "job validates the fit job's final model only.*`mlip run` pipeline"):
+        val.settings = {"suite": "fcc", "along_path": [3, 5],
+                        "along_path_properties": ["elastic"]}
+    assert val.settings == ValidateSettings()  # nothing stored
+    val.input.validate["properties"] = ["eso"]  # edited directly: refused when run
+    with pytest.raises(InputError, match=r"validate.properties=\['eso'\]"):
+        val.run()
+    assert "validate.properties" in project.load("checked_settings").output.error["message"]
+    val = project.create.job.MLIPValidation("path_settings")
+    val.input.validate["along_path"] = [3, 5]
+    with pytest.raises(InputError, match=r"validate.along_path=\[3, 5\]"):
+        val.run()

@@ -25,6 +25,12 @@ def validate_settings(inputs, _ctx=None):
 
 def _validate_inputs(inputs, _ctx=None):
     message = validate_settings(inputs)
+    if message is None and "settings" in inputs and inputs["settings"].get("along_path"):
+        message = (f"settings.along_path={inputs['settings'].get('along_path')!r}: "
+                   "mlip.validate validates one model; the property error along the fit's "
+                   "path needs the path fit, which ModelData does not hold. Leave along_path "
+                   "empty here and run the `mlip run` pipeline (validate.along_path in its "
+                   "configuration) for that curve")
     if message is None and "calculator" not in inputs and inputs["settings"].get(
             "reference", "calculator") == "calculator":
         message = ("settings.reference='calculator' needs the input `calculator` (the "
@@ -45,8 +51,9 @@ class ValidateWorkChain(ProtocolMixin, WorkChain):
                    default=lambda: orm.Dict({}),
                    help="ValidateSettings fields: suite (default: from the model's "
                         "species), preset, reference ('calculator' or a JSON table of "
-                        "values), properties, along_path (numbers of basis functions), "
-                        "tolerance_percent (%), symbol, lattice_constant (Angstrom).")
+                        "values), properties, tolerance_percent (%), symbol, "
+                        "lattice_constant (Angstrom); along_path must stay empty (the "
+                        "property curve along the fit's path is made by `mlip run`).")
         spec.input("calculator", valid_type=orm.Dict, serializer=orm.to_aiida_type,
                    required=False,
                    help="Reference ASE calculator spec {'calculator', 'parameters'} whose "

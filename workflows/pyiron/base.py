@@ -19,7 +19,8 @@ import logging
 import tempfile
 from pathlib import Path
 
-from pyiron_base import GenericJob, PythonTemplateJob
+from pyiron_base import PythonTemplateJob
+from pyiron_base.jobs.job.base import JobCore
 from pyiron_base.jobs.job.extension.jobstatus import (
     JobStatus,
     job_status_finished_lst,
@@ -43,8 +44,11 @@ class MLIPJob(PythonTemplateJob):
 
     Subclasses implement :meth:`_run_step`, which fills ``self.output`` and returns the
     final status (``"finished"`` or ``"warning"``) with a one-line message.  A subclass
-    whose data come from another job names that link in ``_parent_link``; it is recorded as
-    the job's ``parent_id`` (job table ``parentid``).
+    whose data come from another job names that link in ``_parent_link``; the job it links
+    is recorded as the job's ``parent_id`` (job table ``parentid``) when the job is saved
+    and when it runs, never when the link is set: like any input, a changed link changes
+    nothing stored until the job runs again.  A job derived with ``copy_template``,
+    ``copy_to(..., input_only=True)`` or ``restart`` gets the parent of its own input.
     """
 
     #: The ``input`` key of the link that is also this job's parent (None: no parent).
@@ -59,6 +63,7 @@ class MLIPJob(PythonTemplateJob):
         The output of an earlier run (a repaired or re-run job) is cleared first, so that
         no error or result of that run is left beside the new ones."""
         self.status.running = True
+        self._record_parent()
         self.output.clear()
         self.output.mlip_plugin_version = __version__
         try:
@@ -71,6 +76,29 @@ class MLIPJob(PythonTemplateJob):
             raise
         self._finish(status, message)
         log.info("%s %r %s: %s", type(self).__name__, self.job_name, status, message)
+
+    def save(self):
+        """Save the job (HDF5 file and job table entry) with the ``parent_id`` of its input's
+        ``_parent_link`` (replacing the one ``restart`` gives: the restarted job)."""
+        if self._parent_link is not None:
+            self._parent_id = self._linked_parent_id()  # no job table entry yet
+        return super().save()
+
+    def _linked_parent_id(self) -> int | None:
+        link = self._get_link(self._parent_link) if self._parent_link else None
+        return None if link is None else int(link["job_id"])
+
+    def _record_parent(self) -> None:
+        """Write the job of the input's ``_parent_link`` as ``parent_id`` (job table): the
+        job run is the one recorded, whatever was set since it was saved."""
+        if self._parent_link is not None:
+            self.parent_id = self._linked_parent_id()
+
+    def _follow_parent(self, key: str) -> None:
+        """An unsaved job's ``parent_id`` follows its parent link at once (nothing of it is
+        stored yet); a saved job's is written when it runs (:meth:`_record_parent`)."""
+        if key == self._parent_link and self.job_id is None:
+            self._parent_id = self._linked_parent_id()
 
     def _finish(self, status: str, message: str) -> None:
         """Write the HDF5 file completely, then the final status to the job table: a
@@ -103,22 +131,23 @@ class MLIPJob(PythonTemplateJob):
 
     # -- links to other jobs ---------------------------------------------------------
     def _set_link(self, key: str, job, expected: type) -> None:
-        """Record ``job`` (a job object, a job id, or a job name in this project) under
-        ``input[key]``; for the ``_parent_link``, also as this job's ``parent_id`` (job
-        table)."""
+        """Record ``job`` (a job object, a loaded or inspected job, a job id, or a job name
+        in this project) under ``input[key]``; None removes the link."""
+        if job is None:
+            self._drop(key)
+            return
         job_id = self._job_id_of(job, key)
         linked = self.project.load(job_id)
         if linked is None or not isinstance(linked, expected):
             kind = "no job" if linked is None else f"a {type(linked).__name__}"
-            raise InputError(f"{key}={job!r} is {kind}; give a {expected.__name__} job (the "
-                             "job object, its id or its name)")
+            raise InputError(f"{key}={_describe(job)} is {kind}; give a {expected.__name__} "
+                             "job (the job object, its id or its name)")
         self.input[key] = {"job_id": int(job_id), "job_name": linked.job_name,
                            "project": linked.project.path, "job_type": type(linked).__name__}
-        if key == self._parent_link:
-            self.parent_id = int(job_id)
+        self._follow_parent(key)
 
     def _job_id_of(self, job, key: str) -> int:
-        if isinstance(job, GenericJob):
+        if isinstance(job, JobCore):  # a job object, or pr.inspect()'s JobPath
             if job.job_id is None:
                 raise InputError(f"{key}: job {job.job_name!r} has no job id yet; run (or "
                                  "save) it before linking it")
@@ -133,8 +162,8 @@ class MLIPJob(PythonTemplateJob):
             if not self.project.db.get_items_dict({"id": job}):
                 raise InputError(f"{key}={job}: no job with that id in the job table")
             return job
-        raise InputError(f"{key}={job!r} cannot be linked; give a job object, a job id "
-                         "(int) or a job name (str)")
+        raise InputError(f"{key}={_describe(job)} cannot be linked; give a job object, a job "
+                         "id (int), a job name (str), or None to remove the link")
 
     def _get_link(self, key: str) -> dict | None:
         link = self.input.get(key)
@@ -159,36 +188,45 @@ class MLIPJob(PythonTemplateJob):
         return job
 
     def _drop(self, key: str) -> None:
-        """Remove ``input[key]``; when it is the ``_parent_link``, the job it linked is no
-        longer this job's ``parent_id`` either (job table)."""
-        link = self._get_link(key) if key == self._parent_link else None
+        """Remove ``input[key]`` (in memory: a saved job's job table keeps its parent until
+        the job runs again)."""
         if key in self.input:
             del self.input[key]
-        if link is not None and self.parent_id == int(link["job_id"]):
-            self.parent_id = None
+        self._follow_parent(key)
+
+
+def _describe(job) -> str:
+    """``job`` for a message: name and id of a pyiron job, else its repr (shortened)."""
+    if isinstance(job, JobCore):
+        return f"job {job.job_name!r} (id {job.job_id})"
+    text = repr(job)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def link_property(key: str, expected: type, *, replaces: str | None = None,
                   doc: str = "") -> property:
     """A job property that links another job (see :meth:`MLIPJob._set_link`); setting it
-    removes ``input[replaces]`` (data given directly instead of the link).  Which link is
-    the job's parent is the class's ``_parent_link`` (no ``parent`` argument any more;
-    ``replaces`` and ``doc`` are keyword-only, so an old positional call fails loudly)."""
+    to a job removes ``input[replaces]`` (data given directly instead of the link), setting
+    it to None removes the link.  Which link is the job's parent is the class's
+    ``_parent_link`` (no ``parent`` argument any more; ``replaces`` and ``doc`` are
+    keyword-only, so an old positional call fails loudly)."""
 
     def getter(self) -> dict | None:
         return self._get_link(key)
 
     def setter(self, job) -> None:
         self._set_link(key, job, expected)
-        if replaces:
+        if replaces and job is not None:
             self._drop(replaces)
 
     return property(getter, setter, doc=doc)
 
 
-def settings_property(cls, key: str, doc: str = "") -> property:
+def settings_property(cls, key: str, doc: str = "", *, check=None) -> property:
     """A job property that stores the settings dataclass ``cls`` as ``input[key]``; it
-    accepts an instance of ``cls`` or a dict of its fields."""
+    accepts an instance of ``cls`` or a dict of its fields.  ``check(settings)``, if given,
+    raises :class:`InputError` for settings the job cannot run (called when they are set;
+    the job calls it again when it runs, for edits of ``input[key]`` itself)."""
 
     def getter(self):
         return settings_from_dict(cls, self.input[key], key)
@@ -199,6 +237,8 @@ def settings_property(cls, key: str, doc: str = "") -> property:
         if not isinstance(settings, cls):
             raise InputError(f"settings={settings!r} must be a {cls.__name__} or a dict of "
                              "its fields")
+        if check is not None:
+            check(settings)
         self.input[key] = settings_to_dict(settings)
 
     return property(getter, setter, doc=doc)

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 def _data_property(key: str, link_key: str, doc: str) -> property:
     """Configurations given directly (``input[key]``) or by a linked reference job
-    (``input[link_key]``); setting one removes the other."""
+    (``input[link_key]``); setting one removes the other, and setting None removes both."""
 
     def getter(self) -> list[Configuration] | None:
         if self._get_link(link_key) is not None:
@@ -45,6 +45,11 @@ def _data_property(key: str, link_key: str, doc: str) -> property:
         return arrays_to_configurations(arrays)
 
     def setter(self, configs) -> None:
+        if configs is None:
+            if key in self.input:
+                del self.input[key]
+            self._drop(link_key)
+            return
         arrays = configurations_to_arrays(configs)
         if len(arrays["n_atoms"]) == 0:
             raise InputError(f"{key}=[] is empty; give labelled configurations "
@@ -66,7 +71,9 @@ class MLIPFit(MLIPJob):
         ``job.settings = FitSettings(...)`` or edit the dict.
     training_job : dict
         ``job_id``, ``job_name``, ``project``, ``job_type`` of the job whose configurations
-        are the training data; set with ``job.training_job = ref_job`` (or its id or name).
+        are the training data; set with ``job.training_job = ref_job`` (the job, its id or
+        name, or ``pr.inspect(name)``).  The job table's ``parentid`` records it when the
+        fit is saved and when it runs.
     configurations : arrays
         Training data given directly (``job.configurations = [...]``), instead of a job.
     validation_job, validation_configurations
@@ -74,6 +81,9 @@ class MLIPFit(MLIPJob):
         the fit splits off ``fit["validation_fraction"]`` of the training data.
     test_job, test_configurations
         Optional test data, only evaluated (``metrics["errors"]["test"]``).
+
+    Setting a link or a data property to None removes it (``job.validation_job = None``
+    or ``job.validation_configurations = None``: split off the training data again).
 
     Output (``job.output``)
     -----------------------

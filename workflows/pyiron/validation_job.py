@@ -21,7 +21,26 @@ from .base import (
 from .fit_job import MLIPFit
 from .reference_job import MLIPReferenceData
 
-__all__ = ["MLIPValidation"]
+__all__ = ["MLIPValidation", "check_settings"]
+
+
+def check_settings(settings: ValidateSettings) -> None:
+    """Settings an :class:`MLIPValidation` job can run: known property groups, and no
+    ``along_path`` (see the class docstring).
+
+    Raises
+    ------
+    InputError
+        Naming the setting (``validate.properties``, ``validate.along_path``, ...).
+    """
+    settings.check_groups()
+    if settings.along_path:
+        raise InputError(
+            f"validate.along_path={settings.along_path!r}: an MLIPValidation job validates "
+            "the fit job's final model only; the property error along the solution path "
+            "needs the fit's path (its Gram matrices and solution path), which an MLIPFit "
+            "job does not store. Set along_path=[] here, and run the `mlip run` pipeline "
+            "(validate.along_path in its configuration) for that curve")
 
 
 class MLIPValidation(MLIPJob):
@@ -31,10 +50,16 @@ class MLIPValidation(MLIPJob):
     ---------------------
     validate : dict
         The fields of :class:`~mlip_plugin.pipeline.config.ValidateSettings` (suite,
-        preset, reference, properties, ...); set with ``job.settings = ...``.
+        preset, reference, properties, ...); set with ``job.settings = ...``, which checks
+        the property groups at once.  ``along_path`` must stay empty: the property error
+        along the solution path needs the fit's path (its Gram matrices and solution
+        path), which an :class:`MLIPFit` job does not store; the ``mlip run`` pipeline
+        (``validate.along_path`` in its configuration) computes that curve.
     fit_job : dict
         ``job_id``, ``job_name``, ``project``, ``job_type`` of the :class:`MLIPFit` job whose
-        model is validated; set with ``job.fit_job = fit`` (or its id or name).
+        model is validated; set with ``job.fit_job = fit`` (the job, its id or name, or
+        ``pr.inspect(name)``; None removes it).  The job table's ``parentid`` records it
+        when the validation is saved and when it runs.
     reference : dict or None
         The reference calculator spec the properties are compared with.  None (default):
         the reference calculator of the job that produced the fit's training data.
@@ -58,7 +83,8 @@ class MLIPValidation(MLIPJob):
         self.input.reference = None
 
     settings = settings_property(ValidateSettings, "validate",
-                                 "``input.validate`` as ValidateSettings.")
+                                 "``input.validate`` as ValidateSettings.",
+                                 check=check_settings)
     fit_job = link_property("fit_job", MLIPFit,
                             doc="The link to the fit job whose model is validated.")
 
@@ -97,6 +123,7 @@ class MLIPValidation(MLIPJob):
 
     def _run_step(self) -> tuple[str, str]:
         settings = self.settings
+        check_settings(settings)  # job.input.validate may have been edited directly
         model, reference = self._resolve(settings)
         from mlip_plugin.pipeline.validate import validate  # imported late
 
@@ -117,3 +144,4 @@ class MLIPValidation(MLIPJob):
     def get_model(self) -> Model:
         """The validated model (the linked fit job's)."""
         return model_from_text(self._load_link("fit_job", MLIPFit).output.model_json)
+
