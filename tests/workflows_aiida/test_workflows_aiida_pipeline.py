@@ -184,6 +184,11 @@ def test_validate_workchain_refuses_along_path_at_launch(first_run):
         run_get_node(ValidateWorkChain, model=results["model"], calculator=EMT_SPEC,
                      settings=orm.Dict({"suite": "fcc", "along_path": [3, 5]}))
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before  # nothing ran
+    builder = pipeline_builder()  # the pipeline refuses it at launch too, not after its fit
+    builder.validate.settings = {**builder.validate.settings.get_dict(), "along_path": [3]}
+    with pytest.raises(ValueError, match="along_path=\\[3\\].*mlip run"):
+        run_get_node(builder)
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
 
 
 @pytest.mark.parametrize(("inputs", "match"), [

@@ -15,22 +15,24 @@ __all__ = ["ValidateWorkChain", "validate_settings"]
 
 
 def validate_settings(inputs, _ctx=None):
-    """The settings must make a :class:`ValidateSettings`."""
+    """The settings must make a :class:`ValidateSettings` with an empty ``along_path`` (also
+    the validator of :class:`PipelineWorkChain`'s ``validate`` namespace)."""
     from mlip_plugin.pipeline.config import ValidateSettings
 
     if "settings" not in inputs:
         return None
-    return check_settings(ValidateSettings, inputs["settings"], "settings")
-
-
-def _validate_inputs(inputs, _ctx=None):
-    message = validate_settings(inputs)
-    if message is None and "settings" in inputs and inputs["settings"].get("along_path"):
+    message = check_settings(ValidateSettings, inputs["settings"], "settings")
+    if message is None and inputs["settings"].get("along_path"):
         message = (f"settings.along_path={inputs['settings'].get('along_path')!r}: "
                    "mlip.validate validates one model; the property error along the fit's "
                    "path needs the path fit, which ModelData does not hold. Leave along_path "
                    "empty here and run the `mlip run` pipeline (validate.along_path in its "
                    "configuration) for that curve")
+    return message
+
+
+def _validate_inputs(inputs, _ctx=None):
+    message = validate_settings(inputs)
     if message is None and "calculator" not in inputs and inputs["settings"].get(
             "reference", "calculator") == "calculator":
         message = ("settings.reference='calculator' needs the input `calculator` (the "
