@@ -230,7 +230,8 @@ def _cmd_info(args) -> int:
     model = load_model(args.model)
     prov = model.provenance.to_dict()
     doc = {"family": model.family, "species": list(model.species), "cutoff": model.cutoff,
-           "n_functions": getattr(model, "n_functions", None), "provenance": prov}
+           "n_functions": getattr(model, "n_functions", None), **_kernel_info(model),
+           "provenance": prov}
     if args.json:
         print(json.dumps(doc, indent=2, default=str))
         return 0
@@ -238,6 +239,11 @@ def _cmd_info(args) -> int:
           + (f", cutoff {model.cutoff} Å" if model.cutoff else ""))
     if doc["n_functions"] is not None:
         print(f"basis functions: {doc['n_functions']}")
+    if "kernel" in doc:
+        k = doc["kernel"]
+        print(f"kernel coefficients: {k['n_coefficients']} ({k['n_train']} training frames; "
+              f"σ = {k['sigma']:g}" + (f", λ = {k['lam']:g}" if k["lam"] is not None else "")
+              + ")")
     for key in ("package_version", "created", "training_data_sha256", "n_train",
                 "n_validation", "solver", "seed"):
         print(f"{key}: {prov.get(key)}")
@@ -245,6 +251,18 @@ def _cmd_info(args) -> int:
         print(f"errors[{name}]: E MAE {e.get('energy_mae_meV_per_atom')} meV/atom, "
               f"F MAE {e.get('force_mae_eV_per_A')} eV/Å")
     return 0
+
+
+def _kernel_info(model) -> dict:
+    """``{"kernel": {n_coefficients, n_train, sigma, lam}}`` of a kernel model, else {}."""
+    gdml = getattr(model, "gdml", None)
+    if gdml is None:
+        return {}
+    record = gdml.record
+    lam = getattr(record, "lam", None) if record is not None else None
+    return {"kernel": {"n_coefficients": int(gdml.alpha.size), "n_train": int(len(gdml.alpha)),
+                       "sigma": float(gdml.sigma),
+                       "lam": None if lam is None else float(lam)}}
 
 
 def _cmd_data_info(args) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Molecules", "pair_indices", "check_arrays", "arrays_from_configs"]
+__all__ = ["Molecules", "pair_indices", "check_arrays", "arrays_from_configs", "whole_molecule"]
 
 #: Atoms closer than this (Å) make a frame invalid (the descriptor diverges).
 MIN_PAIR_DISTANCE = 0.1
@@ -164,8 +164,13 @@ def arrays_from_configs(configs: Sequence) -> tuple[np.ndarray, ...]:
     Raises
     ------
     InputError
-        Empty input, a missing energy or forces label, or frames whose atom count or
-        atom ordering (atomic numbers) differ from the first frame's.
+        Empty input, a missing energy or forces label, frames whose atom count or
+        atom ordering (atomic numbers) differ from the first frame's, or a periodic frame
+        whose molecule cannot be made whole (:func:`whole_molecule`).
+
+    In a periodic frame the molecule is made whole first (:func:`whole_molecule`), as the
+    model does when it predicts, so atoms wrapped across the cell boundary train where they
+    are bonded.
     """
     if len(configs) == 0:
         raise InputError("configs is empty; give at least one configuration")
@@ -182,7 +187,47 @@ def arrays_from_configs(configs: Sequence) -> tuple[np.ndarray, ...]:
         if c.energy is None or c.forces is None:
             raise InputError(f"configuration {k} lacks an energy or forces label; a kernel "
                              "force field trains on both")
-    R = np.stack([c.atoms.positions for c in configs])
+    R = np.stack([_whole(c.atoms, k) for k, c in enumerate(configs)])
     E = np.array([c.energy for c in configs], dtype=float)
     F = np.stack([np.asarray(c.forces, dtype=float) for c in configs])
     return check_arrays(R, z0, E, F)
+
+
+def _whole(atoms, k: int) -> np.ndarray:
+    try:
+        return whole_molecule(atoms)
+    except InputError as err:
+        raise InputError(f"configuration {k}: {err}") from None
+
+
+def whole_molecule(atoms) -> np.ndarray:
+    """Positions of the molecule ``atoms`` (ASE Atoms) made whole: in a periodic cell every
+    atom is taken at its image nearest to atom 0, so atoms wrapped across the boundary count
+    where they are bonded (a kernel model describes one isolated molecule; its images do not
+    interact).  Training (:func:`arrays_from_configs`) and prediction both use it.
+
+    Raises
+    ------
+    InputError
+        If some atom is not at its nearest image and the molecule spans half a period or
+        more along a periodic axis, where the nearest image is not well defined.
+    """
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if not pbc.any():
+        return atoms.positions
+    from ase.geometry import find_mic
+
+    d, _ = find_mic(atoms.positions - atoms.positions[0], atoms.cell, atoms.pbc)
+    R = atoms.positions[0] + d
+    if np.allclose(R, atoms.positions, rtol=0.0, atol=1e-9):
+        return atoms.positions  # whole already (and nearest images agree)
+    recip = atoms.cell.complete().reciprocal()  # rows: b_i with a_j . b_i = delta_ij
+    spread = np.ptp(R @ recip.T, axis=0)  # extent in fractions of each period
+    wide = [int(i) for i in np.flatnonzero(pbc & (spread >= 0.5))]
+    if wide:
+        raise InputError(
+            f"the molecule spans {spread[wide[0]]:.2f} of the periodic cell along axis "
+            f"{'xyz'[wide[0]]}, too much to tell which periodic image of an atom is bonded; "
+            "a kernel model describes one isolated molecule: enlarge the cell (at least "
+            "twice the molecule's size) or set pbc=False")
+    return R

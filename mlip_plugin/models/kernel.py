@@ -14,6 +14,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from ..errors import InputError
+from ..kernels.descriptor import whole_molecule
 from ..kernels.model import GDMLModel
 from .base import Model, Prediction, register_family
 from .provenance import Provenance
@@ -51,7 +52,7 @@ class KernelModel(Model):
 
     def predict(self, atoms: Atoms, stress: bool = False) -> Prediction:
         self.check_atoms(atoms)
-        energy, forces = self.gdml.predict_single(_whole_molecule(atoms))
+        energy, forces = self.gdml.predict_single(whole_molecule(atoms))
         return Prediction(energy=float(energy), energies=None, forces=forces)
 
     def to_state(self):
@@ -61,35 +62,3 @@ class KernelModel(Model):
     @classmethod
     def from_state(cls, params, arrays, provenance):
         return cls(GDMLModel.from_arrays(arrays, params), provenance)
-
-
-def _whole_molecule(atoms: Atoms) -> np.ndarray:
-    """Positions of the molecule made whole: in a periodic cell every atom is taken at its
-    image nearest to atom 0, so atoms wrapped across the boundary count where they are
-    bonded (the model describes one isolated molecule; its images do not interact).
-
-    Raises
-    ------
-    InputError
-        If some atom is not at its nearest image and the molecule spans half a period or
-        more along a periodic axis, where the nearest image is not well defined.
-    """
-    pbc = np.asarray(atoms.pbc, dtype=bool)
-    if not pbc.any():
-        return atoms.positions
-    from ase.geometry import find_mic
-
-    d, _ = find_mic(atoms.positions - atoms.positions[0], atoms.cell, atoms.pbc)
-    R = atoms.positions[0] + d
-    if np.allclose(R, atoms.positions, rtol=0.0, atol=1e-9):
-        return atoms.positions  # whole already (and nearest images agree)
-    recip = atoms.cell.complete().reciprocal()  # rows: b_i with a_j . b_i = delta_ij
-    spread = np.ptp(R @ recip.T, axis=0)  # extent in fractions of each period
-    wide = [int(i) for i in np.flatnonzero(pbc & (spread >= 0.5))]
-    if wide:
-        raise InputError(
-            f"the molecule spans {spread[wide[0]]:.2f} of the periodic cell along axis "
-            f"{'xyz'[wide[0]]}, too much to tell which periodic image of an atom is bonded; "
-            "a kernel model describes one isolated molecule: enlarge the cell (at least "
-            "twice the molecule's size) or set pbc=False")
-    return R

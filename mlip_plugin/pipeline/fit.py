@@ -109,7 +109,9 @@ def without_core(configs: Sequence[Configuration], basis: ACEBasis) -> list[Conf
     return out
 
 
-def _split(configs, validation, s: FitSettings):
+def split_for_fit(configs, validation, s: FitSettings):
+    """(train, validation) as :func:`fit` splits ``configs``: ``validation`` when given,
+    else a seeded ``s.validation_fraction`` of them (none below 4 configurations)."""
     configs = list(configs)
     if not configs:
         raise InputError("fit needs at least one training configuration; got none")
@@ -211,7 +213,7 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
         from ..kernels import arrays_from_configs
 
         arrays_from_configs(configs)  # one molecule: errors name positions in ``configs``
-    train, val = _split(configs, validation, s)
+    train, val = split_for_fit(configs, validation, s)
     if s.model == "kernel":
         from .fit_kernel import fit_kernel
 

@@ -16,7 +16,7 @@ from ..models.provenance import Provenance
 from .config import FitSettings
 from .metrics import error_metrics
 
-__all__ = ["fit_kernel", "train_settings"]
+__all__ = ["fit_kernel", "train_settings", "check_kernel_fit"]
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +33,43 @@ def train_settings(kernel: dict) -> tuple[TrainSettings, list | None]:
     return TrainSettings(**doc).check(), sigmas
 
 
+def check_kernel_fit(train, val, s: FitSettings) -> None:
+    """What a kernel fit of ``train`` (validation ``val``) with ``s`` would refuse, checked
+    before any training (``fit`` and ``--dry-run``): frames of one molecule that can be made
+    whole, the ``fit.kernel`` settings, a σ grid that is not empty and has validation data,
+    and an integer preconditioner rank k within the system size."""
+    from ..kernels.preconditioners import check_rank
+
+    ts, sigmas = train_settings(s.kernel)
+    R, _, _, _ = arrays_from_configs(train)
+    if val:
+        arrays_from_configs([train[0], *val])  # the validation frames: the same molecule
+    if sigmas is not None:
+        if len(list(sigmas)) == 0:
+            raise InputError("fit.kernel.sigmas is empty; give a grid of length scales, e.g. "
+                             "[10, 20, 40], or one fit.kernel.sigma")
+        if not val:
+            raise InputError("fit.kernel.sigmas needs validation data to choose σ; set "
+                             "fit.validation_fraction > 0")
+    if isinstance(ts.k, int) and not isinstance(ts.k, bool):
+        n = R.size  # 3 · n_atoms · n_train
+        try:
+            check_rank(ts.k, n)
+        except InputError as err:
+            raise InputError(f"fit.kernel.k: {err} ({len(train)} training frames after the "
+                             "validation split)") from None
+
+
 def fit_kernel(train, val, test, s: FitSettings):
     """Train on ``train``; pick σ on ``val`` if ``fit.kernel.sigmas`` is a grid."""
     from .fit import FitResult
 
     t0 = time.perf_counter()
+    check_kernel_fit(train, val, s)
     ts, sigmas = train_settings(s.kernel)
     R, z, E, F = arrays_from_configs(train)
     scan = None
     if sigmas is not None:
-        if not val:
-            raise InputError("fit.kernel.sigmas needs validation data to choose σ; set "
-                             "fit.validation_fraction > 0")
         Rv, _, _, Fv = arrays_from_configs(val)
         scan = select_sigma(R, z, E, F, Rv, Fv, sigmas, ts)
         gdml, ts = scan.model, replace(ts, sigma=scan.best_sigma)

@@ -125,7 +125,12 @@ def check_run(config: RunConfig, output: str | os.PathLike | None = None) -> Pat
     config.check_inputs()
     out = check_output(output or config.output)
     if config.data is not None:
-        read_data(config)
+        train, _ = read_data(config)
+        if config.fit.model == "kernel":  # what the kernel fit refuses, before it trains
+            from .fit import split_for_fit
+            from .fit_kernel import check_kernel_fit
+
+            check_kernel_fit(*split_for_fit(train, None, config.fit), config.fit)
     elif config.structures is not None:
         config.resolve_validation([config.structures.element])
     return out

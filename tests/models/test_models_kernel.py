@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -97,6 +99,11 @@ def test_mlip_fit_kernel_config(shared_data, tmp_path, capsys):
     assert main(["info", str(tmp_path / "out" / "model.json")]) == 0
     out = capsys.readouterr().out
     assert "kernel model for C, H, N, O" in out
+    # its size and σ, λ too (they were only in the provenance lines)
+    assert "kernel coefficients: 1440 (40 training frames; σ = 20, λ = 1e-10)" in out
+    assert main(["info", "--json", str(tmp_path / "out" / "model.json")]) == 0
+    kernel = json.loads(capsys.readouterr().out)["kernel"]
+    assert kernel == {"n_coefficients": 1440, "n_train": 40, "sigma": 20.0, "lam": 1e-10}
 
 
 def test_molecule_wrapped_in_a_periodic_cell_is_made_whole(kernel_fit, ethanol):
@@ -189,3 +196,77 @@ def test_silicon_suite_refuses_a_model_without_si_before_reference_work(tmp_path
     # the reference class does not even import: reaching it would be a different error
     with pytest.raises(InputError, match="suite 'silicon' computes Si, which is not a species"):
         validate_run(result, cfg)
+
+
+def test_training_on_wrapped_frames_equals_training_on_whole_ones(ethanol):
+    """Training made no molecule whole (prediction did): frames in a periodic box with atoms
+    wrapped across the boundary trained on broken geometries (train force MAE ~200 eV/Å,
+    no error). Now they give the model of the whole frames; a box too small is named."""
+    from mlip_plugin.data import Configuration
+
+    train = ethanol[0][:20]
+    wrapped = []
+    for c in train:
+        atoms = c.atoms.copy()
+        atoms.cell, atoms.pbc = [20.0, 20.0, 20.0], True
+        atoms.positions -= atoms.positions[0]  # atom 0 at the corner: the rest wraps
+        atoms.wrap()
+        wrapped.append(Configuration(atoms, energy=c.energy, forces=c.forces))
+    assert any(not np.allclose(w.atoms.positions - w.atoms.positions[0],
+                               c.atoms.positions - c.atoms.positions[0])
+               for w, c in zip(wrapped, train))
+    settings = {"model": "kernel", "validation_fraction": 0.0,
+                "kernel": {"sigma": 20.0, "lam": 1e-10, "solver": "analytic"}}
+    whole, boxed = fit(train, settings), fit(wrapped, settings)
+    err = boxed.metrics["errors"]["train"]["force_mae_eV_per_A"]
+    assert err == pytest.approx(whole.metrics["errors"]["train"]["force_mae_eV_per_A"],
+                                rel=1e-6, abs=1e-9)
+    probe = ethanol[1][0].atoms
+    np.testing.assert_allclose(boxed.model.predict(probe).forces,
+                               whole.model.predict(probe).forces, atol=1e-8)
+    small = [Configuration(c.atoms.copy(), energy=c.energy, forces=c.forces) for c in train]
+    small[3].atoms.cell, small[3].atoms.pbc = [3.0, 10.0, 10.0], True
+    small[3].atoms.wrap()
+    with pytest.raises(InputError, match="configuration 3: the molecule spans"):
+        fit(small, settings)
+
+
+@pytest.mark.parametrize(("kernel", "fraction", "match"), [
+    ({"sigmas": []}, 0.2, "fit.kernel.sigmas is empty"),
+    ({"sigmas": [10, 20]}, 0.0, "fit.kernel.sigmas needs validation data"),
+    ({"solver": "pcg", "k": 100000}, 0.0, "fit.kernel.k: preconditioner rank k=100000"),
+])
+def test_dry_run_checks_what_the_kernel_fit_refuses(shared_data, tmp_path, capsys, kernel,
+                                                     fraction, match):
+    """--dry-run said "configuration OK" for kernel settings the fit refuses at once."""
+    from mlip_plugin.data import write_extxyz
+
+    sub = tmp_path / "ethanol12.extxyz"
+    write_extxyz(sub, read_configs(shared_data / "rmd17" / "ethanol_rmd17_train_01.npz")[:12])
+    doc = {"data": {"train": str(sub)}, "validate": None, "output": str(tmp_path / "out"),
+           "fit": {"model": "kernel", "validation_fraction": fraction, "kernel": kernel}}
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["fit", str(cfg), "--dry-run"]) == 2
+    assert match in capsys.readouterr().err
+    assert main(["fit", str(cfg)]) == 2  # the run refuses it the same way, before training
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "out" / "model.json").exists()
+
+
+def test_dry_run_names_a_misordered_kernel_frame(ethanol, tmp_path, capsys):
+    from mlip_plugin.data import Configuration, write_extxyz
+
+    frames = [Configuration(c.atoms.copy(), energy=c.energy, forces=c.forces)
+              for c in ethanol[0][:8]]
+    bad = frames[5]
+    order = [2, 0, 1, *range(3, len(bad.atoms))]
+    frames[5] = Configuration(bad.atoms[order], energy=bad.energy, forces=bad.forces[order])
+    sub = tmp_path / "misordered.extxyz"
+    write_extxyz(sub, frames)
+    doc = {"data": {"train": str(sub)}, "validate": None, "output": str(tmp_path / "out"),
+           "fit": {"model": "kernel", "validation_fraction": 0.0}}
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["fit", str(cfg), "--dry-run"]) == 2
+    assert "configuration 5 orders its atoms" in capsys.readouterr().err
