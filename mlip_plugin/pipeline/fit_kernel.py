@@ -33,17 +33,22 @@ def train_settings(kernel: dict) -> tuple[TrainSettings, list | None]:
     return TrainSettings(**doc).check(), sigmas
 
 
-def check_kernel_fit(train, val, s: FitSettings) -> None:
+def check_kernel_fit(train, val, s: FitSettings):
     """What a kernel fit of ``train`` (validation ``val``) with ``s`` would refuse, checked
     before any training (``fit`` and ``--dry-run``): frames of one molecule that can be made
     whole, the ``fit.kernel`` settings, a σ grid that is not empty and has validation data,
-    and an integer preconditioner rank k within the system size."""
+    and an integer preconditioner rank k within the system size.
+
+    Returns ``(settings, sigmas, (R, z, E, F), (R_val, F_val) or None)``: the TrainSettings,
+    the σ grid (or None) and the arrays of the training and validation frames."""
     from ..kernels.preconditioners import check_rank
 
     ts, sigmas = train_settings(s.kernel)
-    R, _, _, _ = arrays_from_configs(train)
-    if val:
-        arrays_from_configs([train[0], *val])  # the validation frames: the same molecule
+    R, z, E, F = arrays_from_configs(train)
+    val_arrays = None
+    if val:  # with a training frame first: the validation frames are the same molecule
+        Rv, _, _, Fv = arrays_from_configs([train[0], *val])
+        val_arrays = (Rv[1:], Fv[1:])
     if sigmas is not None:
         if len(list(sigmas)) == 0:
             raise InputError("fit.kernel.sigmas is empty; give a grid of length scales, e.g. "
@@ -58,6 +63,7 @@ def check_kernel_fit(train, val, s: FitSettings) -> None:
         except InputError as err:
             raise InputError(f"fit.kernel.k: {err} ({len(train)} training frames after the "
                              "validation split)") from None
+    return ts, sigmas, (R, z, E, F), val_arrays
 
 
 def fit_kernel(train, val, test, s: FitSettings):
@@ -65,12 +71,10 @@ def fit_kernel(train, val, test, s: FitSettings):
     from .fit import FitResult
 
     t0 = time.perf_counter()
-    check_kernel_fit(train, val, s)
-    ts, sigmas = train_settings(s.kernel)
-    R, z, E, F = arrays_from_configs(train)
+    ts, sigmas, (R, z, E, F), val_arrays = check_kernel_fit(train, val, s)
     scan = None
     if sigmas is not None:
-        Rv, _, _, Fv = arrays_from_configs(val)
+        Rv, Fv = val_arrays
         scan = select_sigma(R, z, E, F, Rv, Fv, sigmas, ts)
         gdml, ts = scan.model, replace(ts, sigma=scan.best_sigma)
     else:

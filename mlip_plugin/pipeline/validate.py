@@ -399,8 +399,7 @@ def with_suite(settings: ValidateSettings, model: Model,
     species, when it names none."""
     if settings.suite is not None:
         return settings
-    if model.cutoff is None:
-        suite_symbol(model, "fcc")  # a molecular model: raises the named error
+    _check_crystal_model(model)
     species = [symbol or settings.symbol] if symbol or settings.symbol else model.species
     suite = suites.suite_for(species)
     if suite is None:
@@ -415,6 +414,15 @@ def with_suite(settings: ValidateSettings, model: Model,
     return replace(settings, suite=suite)
 
 
+def _check_crystal_model(model: Model) -> None:
+    """InputError for a molecular model (no cutoff): the suites compute crystals."""
+    if model.cutoff is None:
+        raise InputError(
+            f"the property suites compute crystals, and this {model.family} model describes "
+            "one molecule (no cutoff); it cannot be validated on them: judge it by its test "
+            "errors")
+
+
 def suite_symbol(model: Model, suite: str, symbol: str | None = None) -> str:
     """The element ``suite`` computes for ``model`` (checked before any reference work).
 
@@ -425,11 +433,7 @@ def suite_symbol(model: Model, suite: str, symbol: str | None = None) -> str:
         model without Si, an fcc/bcc suite for a model of several species without
         ``symbol``, or a ``symbol`` the model does not have.
     """
-    if model.cutoff is None:
-        raise InputError(
-            f"the property suites compute crystals, and this {model.family} model describes "
-            "one molecule (no cutoff); it cannot be validated on them: judge it by its test "
-            "errors")
+    _check_crystal_model(model)
     if symbol is None and suite == "silicon":
         symbol = "Si"
     if symbol is None:
