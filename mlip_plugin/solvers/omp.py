@@ -33,7 +33,7 @@ __all__ = ["omp_path", "omp_path_gram", "OrthogonalMatchingPursuit"]
 
 logger = logging.getLogger(__name__)
 
-#: Correlations below ``_NOISE · eps · |y|`` (unit-norm columns) count as rounding noise.
+#: A correlation ``|â_jᵀ r|`` below ``_NOISE · eps · ||â_j|| · |y|`` counts as rounding noise.
 _NOISE = 1e3
 
 
@@ -58,15 +58,18 @@ def _omp_gram(P: ScaledGram, max_active: int, tol: float | None, dependence_tol:
     rec = PathRecorder(p, P.unscale)
     notes: list[str] = []
     n_iter, n_skipped, rss, reason = 0, 0, P.yy, "max_active"
-    # "orthogonal": every correlation is at most _NOISE eps |y|, rounding noise (unit
-    # columns).  Not sqrt(eps) |y|: with a large explained part of y (energies not centred
-    # by E0) that stopped real, well-resolved steps (Zuo Si, E0 = 0: at 732 of 1000).
-    tiny = (_NOISE * np.finfo(float).eps) ** 2 * max(P.yy, np.finfo(float).tiny)
+    # "orthogonal": every correlation is at most _NOISE eps ||â_j|| |y|, rounding noise.
+    # Not sqrt(eps) |y|: with a large explained part of y (energies not centred by E0)
+    # that stopped real, well-resolved steps (Zuo Si, E0 = 0: at 732 of 1000).  Relative
+    # to ||â_j||, not absolute: without normalisation the column norms carry the units of
+    # A Γ⁻¹, and an absolute bound stopped small-norm columns long before the residual.
+    tiny = ((_NOISE * np.finfo(float).eps) ** 2 * max(P.yy, np.finfo(float).tiny)
+            * P.diag())
     while len(order) < max_active:
-        score = np.where(open_, np.abs(alpha), -1.0)
+        score = np.where(open_ & (alpha**2 > tiny), np.abs(alpha), -1.0)
         j = int(np.argmax(score))
         n_iter += 1
-        if score[j] < 0 or score[j] ** 2 <= tiny:
+        if score[j] < 0:
             reason = "orthogonal"
             break
         k = len(order)

@@ -113,6 +113,22 @@ def test_prior_only_matters_without_normalisation(fx):
     np.testing.assert_allclose(raw.values, scaled.values / gamma[scaled.indices], rtol=1e-10)
 
 
+
+@pytest.mark.parametrize("scale", [1e-13, 1e-15])
+def test_the_rounding_stop_does_not_depend_on_the_units_of_the_columns(fx, scale):
+    # Without normalisation the column norms carry the units of A Γ⁻¹ (a large smoothness
+    # prior makes them tiny): the path must be the same as for A itself, with coefficients
+    # scaled by 1/scale.  An absolute bound on |âᵀr| called tiny columns "orthogonal" to a
+    # residual that was nowhere near zero and stopped the path early.
+    A = fx.design(80, 40, seed=8, spread=0.5)
+    _, y = fx.planted(A, 30, noise=0.1)
+    ref = omp_path(A, y, 30, normalize=False)
+    small = omp_path(A * scale, y, 30, normalize=False)
+    assert ref.info.stop_reason == small.info.stop_reason == "max_active"
+    np.testing.assert_array_equal(small.indices, ref.indices)
+    np.testing.assert_allclose(small.values * scale, ref.values, rtol=1e-9)
+    np.testing.assert_allclose(small.rss, ref.rss, rtol=1e-9)
+
 def test_read_only_inputs_are_untouched(fx):
     A = fx.design(100, 30, seed=10)
     _, y = fx.planted(A, 5)
