@@ -15,6 +15,7 @@ __all__ = [
     "check_prior",
     "check_positive_int",
     "check_nonneg_float",
+    "check_positive_float",
     "check_choice",
     "check_fraction",
 ]
@@ -125,6 +126,17 @@ def check_nonneg_float(value, name: str, allow_none: bool = False) -> float | No
         raise InputError(f"{name}={value!r} must be a number >= 0") from err
     if not np.isfinite(out) or out < 0:
         raise InputError(f"{name}={value!r} must be a finite number >= 0")
+    return out
+
+
+def check_positive_float(value, name: str) -> float:
+    """A finite number > 0 (a precision, a scale)."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name}={value!r} must be a number > 0") from err
+    if not np.isfinite(out) or out <= 0:
+        raise InputError(f"{name}={value!r} must be a finite number > 0")
     return out
 
 

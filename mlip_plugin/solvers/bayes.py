@@ -24,7 +24,13 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..errors import ConvergenceWarning
-from ._checks import check_design, check_gram, check_nonneg_float, check_positive_int
+from ._checks import (
+    check_design,
+    check_gram,
+    check_nonneg_float,
+    check_positive_float,
+    check_positive_int,
+)
 from ._problem import blas_guard
 from .dense import DenseSolution, _inv_prior, scaled_gram
 from .path import SolverInfo
@@ -113,7 +119,7 @@ def blr_gram(G, b, yy, n_rows, *, prior=None, settings: EvidenceSettings | None 
     # at the round-off of yᵀy so the noise precision stays finite.
     sse_floor = np.sqrt(len(e)) * eps * yy
     beta = (n_rows / (yy + eps) if noise_precision_init is None
-            else check_nonneg_float(noise_precision_init, "noise_precision_init"))
+            else check_positive_float(noise_precision_init, "noise_precision_init"))
     lam, x_old, converged, it = 1.0, None, False, 0
     for _ in range(s.max_iter):
         it += 1
@@ -175,7 +181,7 @@ def ard_gram(G, b, yy, n_rows, *, prior=None, settings: EvidenceSettings | None 
     d = _inv_prior(prior, p)
     M, rhs = scaled_gram(G, b, d)
     beta = (n_rows / (yy + np.finfo(float).eps) if noise_precision_init is None
-            else check_nonneg_float(noise_precision_init, "noise_precision_init"))
+            else check_positive_float(noise_precision_init, "noise_precision_init"))
     lam, keep, x = np.ones(p), np.ones(p, dtype=bool), np.zeros(p)
     x_old, converged, it = None, False, 0
     with blas_guard(p):

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..errors import ConvergenceWarning
-from ._checks import check_design, check_nonneg_float, check_positive_int
+from ._checks import check_design, check_nonneg_float, check_positive_float, check_positive_int
 from ._problem import ScaledGram, gram_from_design
 from .path import PathRecorder, SolutionPath, SolverInfo
 
@@ -254,7 +254,7 @@ def ard_path_gram(G, b, yy, n_rows, max_active: int, *, prior=None, max_iter: in
     j0 = int(np.argmax(np.where(P.usable, P.b**2 / np.where(P.usable, st.diag, 1.0), -1.0)))
     rss0 = max(P.yy - P.b[j0] ** 2 / st.diag[j0], np.finfo(float).eps * P.yy)
     st.beta = (P.n_rows / rss0 if noise_precision_init is None
-               else check_nonneg_float(noise_precision_init, "noise_precision_init"))
+               else check_positive_float(noise_precision_init, "noise_precision_init"))
     st.S, st.Q = st.beta * st.diag, st.beta * P.b
     theta0 = st.Q[j0] ** 2 - st.S[j0]
     st.add(j0, max(st.S[j0] ** 2 / theta0 if theta0 > 0 else 1.0 / P.b[j0] ** 2,

@@ -8,6 +8,8 @@ import pytest
 from mlip_plugin.errors import InputError
 from mlip_plugin.solvers import (
     EvidenceSettings,
+    ard_gram,
+    ard_path_gram,
     asp_path,
     asp_path_gram,
     blr_gram,
@@ -90,6 +92,17 @@ def test_bad_settings(small):
         rrqr(A, y, rtol=1.5)
     with pytest.raises(InputError, match="max_iter=0 must be a positive integer"):
         blr_gram(G, b, yy, 20, settings=EvidenceSettings(max_iter=0))
+
+
+@pytest.mark.parametrize("solver", [blr_gram, ard_gram, ard_path_gram])
+@pytest.mark.parametrize("value", [0.0, -1.0, np.inf])
+def test_a_noise_precision_start_must_be_positive(small, solver, value):
+    # β = 0 is an infinite noise variance: blr_gram divided by it (ZeroDivisionError)
+    A, y, G, b, yy = small
+    args = (G, b, yy, 20) + ((3,) if solver is ard_path_gram else ())
+    with pytest.raises(InputError, match=f"noise_precision_init={value!r} must be a finite "
+                                         "number > 0"):
+        solver(*args, noise_precision_init=value)
 
 
 @pytest.mark.parametrize("prior, match", [
