@@ -101,10 +101,17 @@ def check_prior(prior, p: int) -> np.ndarray | None:
         raise InputError(
             f"prior must have one entry per column, shape ({p},), got {gamma.shape}"
         )
-    if not np.isfinite(gamma).all() or gamma.min() <= 0:
+    bad = ~np.isfinite(gamma)
+    if bad.any():
         raise InputError(
-            f"prior must be finite and positive (smallest entry {np.nanmin(gamma):.3g}); "
-            "use e.g. 1 + smoothness penalty of each basis function"
+            f"prior must be finite and positive; it has {int(bad.sum())} NaN or infinite "
+            f"entries (first at index {int(np.flatnonzero(bad)[0])}): use e.g. 1 + "
+            "smoothness penalty of each basis function"
+        )
+    if gamma.min() <= 0:
+        raise InputError(
+            f"prior must be finite and positive (smallest entry {gamma.min():.3g} at index "
+            f"{int(np.argmin(gamma))}); use e.g. 1 + smoothness penalty of each basis function"
         )
     return gamma
 

@@ -109,6 +109,11 @@ def test_a_noise_precision_start_must_be_positive(small, solver, value):
     (np.ones(5), r"prior must have one entry per column, shape \(6,\)"),
     (np.array([1, 1, 1, 0, 1, 1.0]), "prior must be finite and positive"),
     (np.array([1, 1, 1, np.nan, 1, 1.0]), "prior must be finite and positive"),
+    # a non-finite entry is named as such (the message gave the smallest finite entry, 1)
+    (np.array([1, 1, 1, np.nan, 1, 1.0]), r"1 NaN or infinite entries \(first at index 3\)"),
+    (np.array([1, np.inf, 1, 1, 1, 1.0]), r"1 NaN or infinite entries \(first at index 1\)"),
+    (np.full(6, np.nan), "6 NaN or infinite entries"),
+    (np.array([1, 1, -2, 0, 1, 1.0]), r"smallest entry -2 at index 2"),
 ])
 def test_bad_prior(small, prior, match):
     A, y, G, b, yy = small
