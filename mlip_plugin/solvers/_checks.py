@@ -22,6 +22,11 @@ __all__ = [
 
 
 def _as_float_array(value, name: str, ndim: int) -> np.ndarray:
+    if np.iscomplexobj(value):
+        raise InputError(
+            f"{name} is complex; the solvers take real arrays: pass its real part explicitly "
+            "if the imaginary part is zero"
+        )
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as err:

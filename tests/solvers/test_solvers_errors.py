@@ -43,6 +43,9 @@ def small():
     (np.ones((5, 3)), np.array([1, 2, np.inf, 4, 5.0]), "y contains 1 NaN or infinite"),
     (np.ones((0, 3)), np.ones(0), "at least one row"),
     ([["a", "b"]], ["c"], "A must be a numeric array"),
+    # complex input lost its imaginary part with only a ComplexWarning
+    (np.ones((5, 3)) * 1j, np.ones(5), "A is complex"),
+    (np.ones((5, 3)), np.ones(5) + 1j, "y is complex"),
 ])
 def test_bad_design(A, y, match):
     with pytest.raises(InputError, match=match):
