@@ -167,8 +167,11 @@ def _bpdual_gram(P: ScaledGram, lam: float, dependence_tol: float, max_iter: int
         msg = f"BPdual stopped after max_iter={max_iter} iterations before optimality"
         act.notes.append(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+        # the last iteration changed the active set after its solve: solve on the final one
+        x, _ = act.solve(lam)
     S = act.S
-    rss = P.yy - float(P.b[S] @ x) - float(x @ (lam * z[S])) if len(S) else P.yy
+    # Ĝ_SS x = b̂_S - λ s, so ||Â x - y||² = yᵀy - b̂_Sᵀx - λ xᵀs
+    rss = P.yy - float(P.b[S] @ x) - lam * float(x @ act.signs) if len(S) else P.yy
     rec = PathRecorder(P.p, P.unscale)
     rec.add(S, x, rss, lam)
     info = SolverInfo(solver="bpdual", n_iter=n_iter, stop_reason=reason,

@@ -170,6 +170,23 @@ def test_max_iter_stops_with_a_warning(fx):
     assert path.info.stop_reason == "max_iter" and len(path) == 4
 
 
+def test_bpdual_max_iter_returns_the_current_active_set_with_a_warning(fx):
+    # the last iteration adds a column after its solve: the coefficients of the previous
+    # active set met the new one (a ValueError in the residual instead of the warning)
+    A = fx.design(60, 30, seed=15)
+    _, y = fx.planted(A, 10, noise=0.2)
+    G, b, yy, n = fx.gram(A, y)
+    lam = 0.3 * np.abs(b / np.sqrt(np.diag(G))).max()
+    full = bpdual_gram(G, b, yy, n, lam)
+    assert full.info.stop_reason == "optimal" and full.info.n_iter > 3
+    for max_iter in (1, 2, full.info.n_iter - 1):
+        with pytest.warns(ConvergenceWarning, match=f"max_iter={max_iter} iterations"):
+            sol = bpdual_gram(G, b, yy, n, lam, max_iter=max_iter)
+        assert sol.info.stop_reason == "max_iter"
+        assert len(sol.support(0)) == len(sol.coef_values(0)) == max_iter
+        assert sol.rss[0] == pytest.approx(np.sum((A @ sol.coef(0) - y) ** 2), rel=1e-10)
+
+
 def test_estimator_and_lambda_min(fx):
     A = fx.design(100, 40, seed=16)
     _, y = fx.planted(A, 6, noise=0.1)
