@@ -19,7 +19,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..errors import InputError
-from ._checks import check_choice, check_design, check_gram, check_nonneg_float, check_prior
+from ._checks import check_choice, check_design, check_fraction, check_gram, check_prior
 from .path import SolverInfo
 
 __all__ = ["TSVDResult", "tsvd_debias", "tsvd_debias_gram"]
@@ -101,7 +101,7 @@ def tsvd_debias(A, y, support, A_val, y_val, *, prior=None, metric="rmse",
         raise InputError(f"A_val has {A_val.shape[1]} columns, A has {p}; use the same basis")
     S = _support(support, p)
     metric = check_choice(metric, "metric", ("rmse", "mae"))
-    rtol = check_nonneg_float(rtol, "rtol")
+    rtol = check_fraction(rtol, "rtol")
     gamma = check_prior(prior, p)
     d = np.ones(len(S)) if gamma is None else 1.0 / gamma[S]
     U, sigma, Vt = sla.svd(A[:, S] * d, full_matrices=False, check_finite=False)
@@ -132,7 +132,7 @@ def tsvd_debias_gram(G, b, support, G_val, b_val, yy_val, n_val, *, prior=None,
     if G_val.shape[0] != p:
         raise InputError(f"G_val is {G_val.shape[0]}-square, G is {p}-square; same basis")
     S = _support(support, p)
-    rtol = check_nonneg_float(rtol, "rtol")
+    rtol = check_fraction(rtol, "rtol")
     gamma = check_prior(prior, p)
     d = np.ones(len(S)) if gamma is None else 1.0 / gamma[S]
     e, V = np.linalg.eigh(G[np.ix_(S, S)] * np.outer(d, d))

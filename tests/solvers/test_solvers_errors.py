@@ -163,6 +163,11 @@ def test_bad_tsvd(small):
         tsvd_debias(A, y, [0, 1], A[:, :5], y)
     with pytest.raises(InputError, match="G_val is 5-square, G is 6-square"):
         tsvd_debias_gram(G, b, [0, 1], G[:5, :5], b[:5], yy, 20)
+    # rtol >= 1 excludes every rank: rank 1 came back with every score inf
+    with pytest.raises(InputError, match="rtol=1.0 must be below 1"):
+        tsvd_debias(A, y, [0, 1], A, y, rtol=1.0)
+    with pytest.raises(InputError, match="rtol=5 must be below 1"):
+        tsvd_debias_gram(G, b, [0, 1], G, b, yy, 20, rtol=5)
     Z = A.copy()
     Z[:, :2] = 0.0
     with pytest.raises(InputError, match="every column of the support is zero"):
