@@ -185,6 +185,10 @@ class _BySize(Rule):
     def choose(self, path):
         sizes = path.sizes
         over = np.flatnonzero(sizes > self.n)  # paths start with 0 (ASP) or 1 (OMP) functions
+        if len(over) and over[0] == 0:  # e.g. a path of chosen model sizes
+            raise InputError(f"by_size({self.n}): the path has no point with at most "
+                             f"{self.n} functions (its first has {int(sizes[0])}); ask for "
+                             f"n >= {int(sizes[0])}")
         return int((over[0] if len(over) else len(path)) - 1), None
 
 
@@ -266,7 +270,10 @@ def final() -> Rule:
 
 
 def by_size(n: int) -> Rule:
-    """The last point with at most ``n`` active functions before the path first exceeds n."""
+    """The last point with at most ``n`` active functions before the path first exceeds n.
+
+    Selecting it raises :class:`InputError` when the first point already has more than n.
+    """
     return _BySize(n=check_positive_int(n, "n"))
 
 

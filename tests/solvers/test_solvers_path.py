@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlip_plugin.errors import InputError
 from mlip_plugin.solvers import (
+    SolutionPath,
+    SolverInfo,
     asp_path,
     by_size,
     by_validation,
@@ -52,6 +55,22 @@ def test_by_size_on_a_homotopy_path_stops_before_exceeding_n(split_problem):
     sel = path.select(by_size(10))
     assert len(sel.support) <= 10
     assert path.sizes[: sel.index + 1].max() <= 10 and path.sizes[sel.index + 1] > 10
+
+
+def test_by_size_below_the_smallest_model_of_a_path_is_refused():
+    # a path of chosen model sizes (as the benchmarks build from RRQR pivots) starts above
+    # 1 function: by_size(n) below its first size returned the last, largest model
+    supports = [np.array([3, 1]), np.array([3, 1, 4]), np.array([3, 1, 4, 0, 2])]
+    path = SolutionPath(n_features=6, indptr=np.array([0, 2, 5, 10]),
+                        indices=np.concatenate(supports),
+                        values=np.arange(1.0, 11.0), rss=np.zeros(3), lambdas=None,
+                        info=SolverInfo(solver="pivots", n_iter=3, stop_reason="max_active"))
+    assert path.select(by_size(2)).index == 0
+    assert path.select(by_size(4)).index == 1
+    assert path.select(by_size(9)).index == 2
+    with pytest.raises(InputError, match=r"by_size\(1\): the path has no point with at "
+                                         r"most 1 functions \(its first has 2\)"):
+        path.select(by_size(1))
 
 
 def test_by_validation_is_the_brute_force_minimum(split_problem):
