@@ -74,6 +74,27 @@ def _info(name, n_iter, converged, settings, notes=()) -> SolverInfo:
                       warnings=tuple(notes), settings=tuple(vars(settings).items()))
 
 
+def _fit_sklearn(model, X, y, s: EvidenceSettings, name: str) -> SolverInfo:
+    """Fit a scikit-learn evidence maximiser; its warnings and whether it converged.
+
+    scikit-learn stops with ``n_iter_ = max_iter`` both when its last allowed iteration
+    met ``tol`` and when none did; only then a fit allowed one more iteration tells the
+    two apart (the first ``max_iter`` iterations are the same).
+    """
+    from sklearn.base import clone
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, y)
+    converged = model.n_iter_ < s.max_iter
+    if not converged:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = clone(model).set_params(max_iter=s.max_iter + 1).fit(X, y)
+        converged = probe.n_iter_ <= s.max_iter
+    return _info(name, int(model.n_iter_), converged, s, [str(w.message) for w in caught])
+
+
 def blr(A, y, *, prior=None, settings: EvidenceSettings | None = None) -> DenseSolution:
     """BLR by scikit-learn's ``BayesianRidge`` on ``A Γ⁻¹``; A (n, p), y (n,)."""
     from sklearn.linear_model import BayesianRidge
@@ -83,13 +104,7 @@ def blr(A, y, *, prior=None, settings: EvidenceSettings | None = None) -> DenseS
     d = _inv_prior(prior, A.shape[1])
     model = BayesianRidge(max_iter=s.max_iter, tol=s.tol, alpha_1=s.alpha_1, alpha_2=s.alpha_2,
                           lambda_1=s.lambda_1, lambda_2=s.lambda_2, fit_intercept=False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.fit(A * d, y)
-    notes = [str(w.message) for w in caught]
-    info = SolverInfo(solver="blr_sklearn", n_iter=int(model.n_iter_),
-                      stop_reason="converged" if model.n_iter_ < s.max_iter else "max_iter",
-                      warnings=tuple(notes), settings=tuple(vars(s).items()))
+    info = _fit_sklearn(model, A * d, y, s, "blr_sklearn")
     return DenseSolution(coef=d * model.coef_, info=info, noise_precision=float(model.alpha_),
                          weight_precision=np.array([model.lambda_]))
 
@@ -148,14 +163,8 @@ def ard(A, y, *, prior=None, settings: EvidenceSettings | None = None) -> DenseS
     model = ARDRegression(max_iter=s.max_iter, tol=s.tol, alpha_1=s.alpha_1, alpha_2=s.alpha_2,
                           lambda_1=s.lambda_1, lambda_2=s.lambda_2,
                           threshold_lambda=s.threshold_lambda, fit_intercept=False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.fit(A * d, y)
-    info = SolverInfo(solver="ard_sklearn", n_iter=int(model.n_iter_),
-                      stop_reason="converged" if model.n_iter_ < s.max_iter else "max_iter",
-                      warnings=tuple(str(w.message) for w in caught),
-                      n_added=int(np.count_nonzero(model.coef_)),
-                      settings=tuple(vars(s).items()))
+    info = _fit_sklearn(model, A * d, y, s, "ard_sklearn")
+    info = SolverInfo(**{**vars(info), "n_added": int(np.count_nonzero(model.coef_))})
     return DenseSolution(coef=d * model.coef_, info=info, noise_precision=float(model.alpha_),
                          weight_precision=np.asarray(model.lambda_, dtype=float))
 

@@ -133,6 +133,20 @@ def test_bayes_warns_when_not_converged(fx):
     assert sol.info.stop_reason == "max_iter" and np.isfinite(sol.coef).all()
 
 
+@pytest.mark.parametrize("solver, reference", [(blr, BayesianRidge), (ard, ARDRegression)])
+def test_sklearn_wrappers_report_convergence_as_the_gram_forms_do(fx, solver, reference):
+    # scikit-learn ends with n_iter_ = max_iter both when its last iteration converged and
+    # when none did: the first was reported as "max_iter", the second had no warning
+    A, y = _bayes_problem(fx)
+    k = reference(fit_intercept=False).fit(A, y).n_iter_
+    assert 2 < k < 300
+    sol = solver(A, y, settings=EvidenceSettings(max_iter=k))
+    assert sol.info.stop_reason == "converged" and sol.info.n_iter == k
+    with pytest.warns(ConvergenceWarning, match=f"no convergence in max_iter={k - 1}"):
+        sol = solver(A, y, settings=EvidenceSettings(max_iter=k - 1))
+    assert sol.info.stop_reason == "max_iter" and sol.info.warnings
+
+
 def test_blas_guard_limits_threads_only_for_large_factorisations():
     with blas_guard(LARGE_FACTOR + 1):
         assert all(m["num_threads"] == 1 for m in threadpool_info()
