@@ -263,7 +263,9 @@ class ACEBasis:
                     pair_degree=doc["pair_degree"], pair_exponent=doc["pair_exponent"],
                     selected=doc.get("selected"))
         fp = doc.get("fingerprint")
-        if fp is not None and not np.allclose(basis.fingerprint(), fp, rtol=1e-8, atol=1e-12):
+        mine = basis.fingerprint()
+        if fp is not None and (len(fp) != len(mine)
+                               or not np.allclose(mine, fp, rtol=1e-8, atol=1e-12)):
             raise ModelFormatError(
                 "the rebuilt ACE basis differs from the stored one (coupling fingerprint "
                 "mismatch); the file was written by an incompatible version")

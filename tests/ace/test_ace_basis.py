@@ -74,6 +74,11 @@ def test_from_dict_rejects_bad_documents(tial_basis):
     fp[-1] += 1.0
     with pytest.raises(ModelFormatError, match="fingerprint mismatch"):
         ACEBasis.from_dict({**doc, "fingerprint": fp})
+    # a pruned basis whose selection is lost rebuilds to another size: named, not a numpy
+    # broadcasting error
+    pruned = tial_basis.prune([0, 5, 40])[0].to_dict()
+    with pytest.raises(ModelFormatError, match="fingerprint mismatch"):
+        ACEBasis.from_dict({**pruned, "selected": None})
 
 
 def test_prune(tial_basis, structures):
