@@ -103,10 +103,11 @@ class ACEBasis:
         Weight of l in the degree (default 1.5, as ACEpotentials.jl).
     r0 : float or mapping, optional
         Typical neighbour distance (Å) per species pair, as a number or a mapping from
-        ``(a, b)`` or ``"a-b"`` to a number (pairs not in the mapping keep the default).
-        Default: sum of the covalent radii.  The distance transform is steepest there and
-        the core repulsion starts at 0.75 r0; :func:`basis_from_data` reads r0 from
-        training data instead (what the fitting pipeline does).
+        ``(a, b)`` or ``"a-b"`` to a number (pairs not in the mapping keep the default;
+        a pair with a species outside ``elements`` is an error).  Default: sum of the
+        covalent radii.  The distance transform is steepest there and the core repulsion
+        starts at 0.75 r0; :func:`basis_from_data` reads r0 from training data instead
+        (what the fitting pipeline does).
     transform_pq : tuple of float
         Exponents (p, q) of the Agnesi distance transform (default (2, 4)).
     pair_degree : int, optional
@@ -262,7 +263,9 @@ class ACEBasis:
                     pair_degree=doc["pair_degree"], pair_exponent=doc["pair_exponent"],
                     selected=doc.get("selected"))
         fp = doc.get("fingerprint")
-        if fp is not None and not np.allclose(basis.fingerprint(), fp, rtol=1e-8, atol=1e-12):
+        mine = basis.fingerprint()
+        if fp is not None and (len(fp) != len(mine)
+                               or not np.allclose(mine, fp, rtol=1e-8, atol=1e-12)):
             raise ModelFormatError(
                 "the rebuilt ACE basis differs from the stored one (coupling fingerprint "
                 "mismatch); the file was written by an incompatible version")
@@ -331,7 +334,16 @@ def _resolve_r0(elements, r0, r_cut) -> dict:
         pass
     elif isinstance(r0, Mapping):
         for key, v in r0.items():
-            a, b = key.split("-") if isinstance(key, str) else key
+            pair = tuple(key.split("-")) if isinstance(key, str) else tuple(key)
+            if len(pair) != 2:
+                raise InputError(f"r0 key {key!r} is not a species pair; write 'Si-O' or "
+                                 "('Si', 'O')")
+            unknown = sorted(set(pair) - set(elements))
+            if unknown:
+                raise InputError(f"r0[{key!r}] names species {unknown} that are not in the "
+                                 f"basis (elements={elements}); give r0 only for pairs of "
+                                 "these species")
+            a, b = pair
             table[(a, b)] = table[(b, a)] = _check_positive(f"r0[{key!r}]", v)
             given |= {(a, b), (b, a)}
     else:

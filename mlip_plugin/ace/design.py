@@ -171,6 +171,9 @@ def design_matrix(basis: ACEBasis, configs: Sequence[Configuration],
     if any(not isinstance(c, Configuration) for c in configs):
         raise InputError("configs must be Configuration objects (mlip_plugin.data); wrap "
                          "ase.Atoms with Configuration(atoms, energy=..., forces=...)")
+    empty = [c for c, cfg in enumerate(configs) if cfg.n_atoms == 0]
+    if empty:  # its energy row would have the weight w_E / √0
+        raise InputError(f"configurations {empty} have no atoms; remove them from the data")
     kind, y, w, index = _row_layout(configs, e0)
     A = np.empty((len(y), basis.size))
     starts = np.searchsorted(index, np.arange(len(configs) + 1))

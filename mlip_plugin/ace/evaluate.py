@@ -156,6 +156,8 @@ class Neighbours:
 
 
 def _single_neighbours(atoms: Atoms, r_cut: float):
+    if len(atoms) == 0:  # nothing to list (and no extent to complete an open cell with)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
     return neighbour_list("ijD", with_full_rank_cell(atoms, r_cut), r_cut)
 
 
@@ -318,8 +320,13 @@ def evaluate_basis(basis: ACEBasis, atoms_list: Sequence[Atoms] | Atoms,
                 nbr.species, nbr.atom_cfg, nbr.n_cfg, K, *plan.kernel_args(), plan.v1, forces,
                 site, F, W)
     _pair_part(basis, nbr, site, F, W, forces)
+    # Σ_i B_k(i) per configuration; reduceat over the non-empty ones only (for an empty
+    # one it would copy the next configuration's first row)
     first_atom = np.searchsorted(nbr.atom_cfg, np.arange(nbr.n_cfg))
-    energy = np.add.reduceat(site, first_atom, axis=0)  # every configuration has atoms
+    filled = np.bincount(nbr.atom_cfg, minlength=nbr.n_cfg) > 0
+    energy = np.zeros((nbr.n_cfg, K))
+    if filled.any():
+        energy[filled] = np.add.reduceat(site, first_atom[filled], axis=0)
     if forces:
         np.negative(F, out=F)
     return BasisValues(site=site, energy=energy, forces=F if forces else None,

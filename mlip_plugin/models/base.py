@@ -115,7 +115,8 @@ def load_model(path: str | os.PathLike) -> Model:
     Raises
     ------
     ModelFormatError
-        If the file is missing, corrupted, of a newer format version or of an unknown family.
+        If the file is missing, corrupted, of a newer format version or of an unknown family,
+        or if its parameters lack an entry or do not fit together.
     """
     family, params, arrays, provenance = read_model_document(path)
     if family not in FAMILIES and family in FAMILY_MODULES:
@@ -128,5 +129,10 @@ def load_model(path: str | os.PathLike) -> Model:
         )
     try:
         return cls.from_state(params, arrays, Provenance.from_dict(provenance))
-    except (KeyError, ValueError, TypeError) as err:
+    except KeyError as err:
+        raise ModelFormatError(
+            f"{str(path)!r}: the {family} model lacks the entry {err}; the file was edited or "
+            "not written by mlip-plugin: refit or restore it") from err
+    except (ValueError, TypeError, AttributeError) as err:
+        # AttributeError: an entry of the wrong type (a list where a mapping belongs)
         raise ModelFormatError(f"{str(path)!r}: inconsistent {family} model: {err}") from err

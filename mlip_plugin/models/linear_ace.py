@@ -75,13 +75,23 @@ class LinearACEModel(Model):
 
     @classmethod
     def from_support(cls, basis: ACEBasis, support, values, e0, **kwargs) -> LinearACEModel:
-        """Model from a full basis and the support/coefficients a solver selected."""
+        """Model from a full basis and the support/coefficients a solver selected.
+
+        ``values[t]`` is the coefficient of column ``support[t]`` of ``basis``; a
+        ``committee`` keyword, if given, has shape (n_members, len(support)) with its
+        columns in the same order as ``values``.  The other keywords go to the constructor.
+        """
+        values = np.asarray(values, dtype=float)
+        if values.shape != (len(support),):
+            raise InputError(f"values has shape {values.shape}; give one coefficient per "
+                             f"entry of support ({len(support)})")
         pruned, index_map = basis.prune(support)
-        order = {int(k): v for k, v in zip(support, values)}
-        coef = np.array([order[int(k)] for k in index_map])
+        position = {int(k): t for t, k in enumerate(support)}
+        take = [position[int(k)] for k in index_map]
+        coef = values[take]
         committee = kwargs.pop("committee", None)
         if committee is not None:
-            committee = np.asarray(committee)[:, index_map]
+            committee = np.asarray(committee, dtype=float)[:, take]
         return cls(pruned, coef, e0, committee=committee, **kwargs)
 
     @property

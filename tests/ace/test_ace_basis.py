@@ -74,6 +74,11 @@ def test_from_dict_rejects_bad_documents(tial_basis):
     fp[-1] += 1.0
     with pytest.raises(ModelFormatError, match="fingerprint mismatch"):
         ACEBasis.from_dict({**doc, "fingerprint": fp})
+    # a pruned basis whose selection is lost rebuilds to another size: named, not a numpy
+    # broadcasting error
+    pruned = tial_basis.prune([0, 5, 40])[0].to_dict()
+    with pytest.raises(ModelFormatError, match="fingerprint mismatch"):
+        ACEBasis.from_dict({**pruned, "selected": None})
 
 
 def test_prune(tial_basis, structures):
@@ -195,3 +200,17 @@ def test_covalent_default_beyond_the_cutoff_is_clamped_but_a_given_one_is_an_err
     assert basis.r0[("Cs", "Cs")] == 2.25  # covalent 4.88 Å, no Cs-Cs pair in the data
     with pytest.raises(InputError, match="r0 must be smaller than r_cut"):
         ACEBasis(["Si"], 2, 6, 4.5, r0={"Si-Si": 4.6})
+
+
+@pytest.mark.parametrize("r0, match", [
+    ({"Si-Si": 2.3, "Si-O": 1.6}, r"r0\['Si-O'\] names species \['O'\] that are not in"),
+    ({("C", "C"): 1.5}, r"names species \['C'\] that are not in the basis"),
+    ({"SiSi": 2.3}, "r0 key 'SiSi' is not a species pair"),
+    ({("Si",): 2.3}, r"r0 key \('Si',\) is not a species pair"),
+])
+def test_r0_for_pairs_outside_the_basis_is_refused(r0, match):
+    """An r0 entry for a species the basis lacks was kept in ``basis.r0``: the default core
+    repulsion then named that species and LinearACEModel refused it, after the whole fit
+    had run (a malformed key was a bare unpacking ValueError)."""
+    with pytest.raises(InputError, match=match):
+        ACEBasis(["Si"], 2, 6, 5.0, r0=r0)

@@ -113,6 +113,16 @@ def test_design_bad_inputs(tial_basis, si_basis, configs):
         GramForm.accumulate([])
 
 
+def test_configuration_without_atoms_is_refused(tial_basis, configs):
+    """Its energy row had the weight w_E / √0 = inf (and, in a batch, another
+    configuration's values)."""
+    from ase import Atoms
+
+    empty = Configuration(Atoms(cell=[5, 5, 5], pbc=True), energy=0.0)
+    with pytest.raises(InputError, match=r"configurations \[1\] have no atoms"):
+        design_matrix(tial_basis, [configs[0], empty], E0)
+
+
 def test_isolated_atom_rows_are_zero(si_basis):
     from ase import Atoms
 

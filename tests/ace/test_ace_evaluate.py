@@ -94,6 +94,25 @@ def test_batch_equals_single(si_basis, structures):
         start += k
 
 
+def test_empty_configuration_in_a_batch(si_basis, structures):
+    """A configuration without atoms has zero values; np.add.reduceat gave it the first
+    site row of the configuration after it (IndexError when it came last), and a model
+    could not evaluate an empty Atoms without a cell (numpy error in the open-cell
+    completion)."""
+    from mlip_plugin.models.linear_ace import LinearACEModel
+
+    bulk_ = structures["bulk"]
+    for empty in (Atoms(cell=[6, 6, 6], pbc=True), Atoms()):
+        batch = evaluate_basis(si_basis, [bulk_, empty, bulk_, empty])
+        one = evaluate_basis(si_basis, [bulk_])
+        assert not batch.energy[1].any() and not batch.energy[3].any()
+        assert np.array_equal(batch.energy[2], one.energy[0])
+        assert not batch.virial[1].any()
+    model = LinearACEModel(si_basis, np.ones(si_basis.size), {"Si": -1.0})
+    pred = model.predict(Atoms())
+    assert pred.energy == 0.0 and pred.forces.shape == (0, 3)
+
+
 def _cluster_env(rng, n, r_cut, species=None):
     pos = np.zeros((n + 1, 3))
     k = 1
