@@ -222,7 +222,8 @@ def point_defect(calculator, structure: Atoms,
     if settings.symmetric:
         defect.set_constraint(FixSymmetry(defect, symprec=SYMPREC))
     elif settings.displacement > 0:
-        _rattle_around(defect, perfect.positions[0], _nearest_neighbour_distance(perfect),
+        _rattle_around(defect, _defect_centre(perfect, defect, settings.defect),
+                       _nearest_neighbour_distance(perfect),
                        settings.displacement, settings.seed)
     converged = relax_positions(defect, fmax=settings.fmax, steps=settings.steps,
                                 label=f"the {settings.defect} supercell")
@@ -272,6 +273,14 @@ def _make_defect(perfect: Atoms, lattice, defect: str) -> Atoms:
     atoms.positions[-1] = origin - shift
     atoms.wrap()
     return atoms
+
+
+def _defect_centre(perfect: Atoms, defect: Atoms, name: str) -> np.ndarray:
+    """Centre of the defect (Å): the emptied or shared lattice site at the origin atom, or
+    the added atom at its interstitial site."""
+    if name in ("vacancy", "dumbbell"):
+        return perfect.positions[0].copy()
+    return defect.positions[-1].copy()
 
 
 def _rattle_around(atoms: Atoms, centre: np.ndarray, nn: float, amplitude: float,

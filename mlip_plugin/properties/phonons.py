@@ -13,13 +13,22 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
+from ase.geometry import minkowski_reduce
+from matscipy.neighbours import neighbour_list
 from phonopy import Phonopy
 from phonopy.structure.atoms import PhonopyAtoms
 from phonopy.structure.cells import guess_primitive_matrix
 
 from mlip_plugin.errors import InputError
 
-from ._common import check_calculator, check_positive, check_relaxation, freeze, relaxed_bulk
+from ._common import (
+    check_calculator,
+    check_positive,
+    check_relaxation,
+    check_structure,
+    freeze,
+    relaxed_bulk,
+)
 
 __all__ = ["PhononSettings", "PhononResult", "phonons"]
 
@@ -32,7 +41,8 @@ class PhononSettings:
     ----------
     supercell : tuple of 3 int
         Repeats of the input cell for the force constants (e.g. 3×3×3 of a primitive fcc
-        cell, 2×2×2 of a conventional one).
+        cell, 2×2×2 of a conventional one).  No atom may be its own nearest neighbour in
+        the supercell (`phonons` refuses such a supercell).
     displacement : float
         Finite displacement (Å).
     npoints : int
@@ -128,9 +138,17 @@ def phonons(calculator, structure: Atoms, settings: PhononSettings | None = None
     Returns
     -------
     PhononResult
+
+    Raises
+    ------
+    InputError
+        If the supercell is so small that an atom's own periodic image is one of its
+        nearest neighbours: displacing the atom moves that neighbour too, and the force
+        constant between them is lost (a one-atom supercell gives zero frequencies).
     """
     settings = settings or PhononSettings()
     check_calculator(calculator)
+    _check_supercell(check_structure(structure), settings.supercell)
     atoms = relaxed_bulk(calculator, structure, relax=settings.relax_bulk, fmax=settings.fmax,
                          steps=settings.steps)
     unitcell = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell),
@@ -162,6 +180,26 @@ def phonons(calculator, structure: Atoms, settings: PhononSettings | None = None
         min_frequency=float(all_freq.min()), max_frequency=float(all_freq.max()),
         has_imaginary=bool(all_freq.min() < -settings.imaginary_tolerance),
         structure=freeze(atoms), settings=settings)
+
+
+def _check_supercell(atoms: Atoms, supercell: tuple) -> None:
+    """`InputError` unless every atom's periodic images in the supercell lie farther away
+    than the nearest-neighbour distance of the crystal."""
+    cutoff = 2.0 * (atoms.get_volume() / len(atoms)) ** (1 / 3)
+    nn = float(neighbour_list("d", atoms, cutoff).min())
+    unit_image = float(np.linalg.norm(minkowski_reduce(np.asarray(atoms.cell))[0],
+                                      axis=1).min())
+    image = float(np.linalg.norm(minkowski_reduce(np.diag(supercell) @ np.asarray(atoms.cell))[0],
+                                 axis=1).min())
+    if image <= nn + 1e-6:
+        n = int(np.floor(nn / unit_image)) + 1
+        raise InputError(
+            f"setting supercell={supercell} is too small for this "
+            f"{atoms.get_chemical_formula()} cell: in the supercell an atom's own periodic "
+            f"image ({image:.3f} Å away) is as close as its nearest neighbour ({nn:.3f} Å), "
+            "so a displaced atom drags that neighbour along and their force constant is "
+            "lost; use more repeats, at least "
+            f"supercell=({n}, {n}, {n}), and check convergence with a larger one.")
 
 
 def _segment_labels(bands) -> list:

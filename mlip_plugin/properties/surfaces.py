@@ -163,11 +163,12 @@ def surface_energy(calculator, structure: Atoms,
                         fmax=settings.fmax, steps=settings.steps)
     mu = cell.get_potential_energy() / len(cell)
     slab, n_planes = build_slab(cell, settings.miller, settings.thickness, settings.vacuum)
+    ideal_thickness = _thickness(slab)  # before the relaxation moves the outer planes
     gamma0, gamma = _slab_gamma(slab, calculator, mu, settings)
     error = None
     if settings.convergence_check:
         repeat_thickness = _repeat_thickness(cell, settings.miller)
-        thicker, _ = build_slab(cell, settings.miller, _thickness(slab) + repeat_thickness,
+        thicker, _ = build_slab(cell, settings.miller, ideal_thickness + repeat_thickness,
                                 settings.vacuum)
         error = abs(_slab_gamma(thicker, calculator, mu, settings)[1] - gamma)
     return SurfaceResult(miller=settings.miller, surface_energy=gamma,

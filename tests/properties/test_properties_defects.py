@@ -100,6 +100,23 @@ def test_cu_free_dumbbell_falls_onto_the_octahedral_site_in_a_small_cell(emt, co
     assert free.formation_energy == pytest.approx(octa.formation_energy, abs=1e-4)
 
 
+def test_free_relaxation_rattles_the_atoms_around_the_interstitial(emt, copper):
+    """The random start of a free relaxation displaces the interstitial and its neighbours
+    (it displaced the neighbours of the lattice site at the origin, leaving the added atom
+    on its site). fmax is large so that the relaxation stops at the rattled start."""
+    settings = DefectSettings(defect="octahedral", supercell=2, keep_symmetry=False,
+                              fmax=50.0)
+    result = point_defect(emt, copper, settings)
+    a = result.lattice_constant
+    ideal = result.bulk.copy()
+    ideal.append("Cu")
+    ideal.positions[-1] = [a / 2] * 3
+    moved = np.linalg.norm(result.structure.positions - ideal.positions, axis=1) > 1e-9
+    near = ideal.get_distances(len(ideal) - 1, range(len(ideal)), mic=True) < 1.2 * a / 2**0.5
+    assert near.sum() == 7  # the added atom and its six octahedral neighbours
+    assert np.array_equal(moved, near)
+
+
 def test_si_sw_interstitial_sites_keep_their_symmetry(sw, silicon):
     settings = DefectSettings.fast()
     tet = interstitial_formation(sw, silicon, "tetrahedral", settings)

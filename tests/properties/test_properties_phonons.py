@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from ase import units
@@ -70,6 +72,21 @@ def test_bcc_copper_is_dynamically_unstable(emt):
 def test_phonon_settings_are_checked(kwargs, match):
     with pytest.raises(InputError, match=match):
         PhononSettings(**kwargs)
+
+
+@pytest.mark.parametrize("supercell", [(1, 1, 1), (2, 1, 1)])
+def test_supercell_where_an_atom_neighbours_its_own_image_is_refused(emt, supercell):
+    """With one fcc atom the displaced atom moved all its images: every force constant was
+    zero and the result read as stable, all frequencies 0 THz; (2, 1, 1) lost the force
+    constants along two cell vectors (maximum 6.6 THz instead of 8.1)."""
+    prim = bulk("Cu", "fcc", a=3.59)
+    with pytest.raises(InputError, match=re.escape(f"supercell={supercell} is too small")
+                       + r".*own periodic image \(2.539 Å.*at least supercell=\(2, 2, 2\)"):
+        phonons(emt, prim, PhononSettings(supercell=supercell, relax_bulk=False))
+    # where the images are farther than the nearest neighbours one cell is enough
+    conventional = phonons(emt, bulk("Cu", "fcc", a=3.59, cubic=True),
+                           PhononSettings(supercell=(1, 1, 1), npoints=5, relax_bulk=False))
+    assert conventional.max_frequency == pytest.approx(8.14, abs=0.01)
 
 
 def test_cu_emt_phonons_converged_in_supercell_size(emt):

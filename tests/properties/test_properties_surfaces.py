@@ -14,12 +14,12 @@ from mlip_plugin.properties import SurfaceSettings, build_slab, surface_energy
 J_PER_M2 = units._e * 1e20  # J/m^2 per eV/Å^2
 
 
-def _hand_gamma(calc, builder, a0, layers):
+def _hand_gamma(calc, builder, a0, layers, symbol="Cu"):
     """γ from ASE's fcc111/fcc100 builders (1×1 cell), relaxed with FIRE."""
-    slab = builder("Cu", size=(1, 1, layers), a=a0, vacuum=8.0, periodic=True)
+    slab = builder(symbol, size=(1, 1, layers), a=a0, vacuum=8.0, periodic=True)
     slab.calc = calc
     FIRE(slab, logfile=None).run(fmax=1e-5, steps=5000)
-    cell = bulk("Cu", "fcc", a=a0)
+    cell = bulk(symbol, "fcc", a=a0)
     cell.calc = calc
     mu = cell.get_potential_energy()
     area = np.linalg.norm(np.cross(slab.cell[0], slab.cell[1]))
@@ -34,6 +34,29 @@ def test_cu_emt_surface_energy_matches_hand_computation(emt, copper, miller, bui
     assert result.convergence_error < 1e-3
     if miller == (1, 1, 1):
         assert result.surface_energy == pytest.approx(1.044, abs=2e-3)  # ECOSYSTEM.md
+
+
+def test_convergence_check_adds_one_repeat_unit_to_an_expanding_slab(emt, monkeypatch):
+    """EMT Al(100) relaxes outwards: the check used to measure the relaxed slab and add two
+    repeat units (4 -> 8 planes) instead of one (4 -> 6)."""
+    from mlip_plugin.properties import surfaces
+
+    planes = []
+
+    def recording_build_slab(*args, **kwargs):
+        slab, n_planes = build_slab(*args, **kwargs)
+        planes.append(n_planes)
+        return slab, n_planes
+
+    monkeypatch.setattr(surfaces, "build_slab", recording_build_slab)
+    aluminium = bulk("Al", "fcc", a=4.05, cubic=True)
+    result = surface_energy(emt, aluminium, SurfaceSettings(miller=(1, 0, 0), thickness=5.0,
+                                                            vacuum=8.0))
+    assert planes == [4, 6]  # (100) repeat unit of the conventional cell: 2 planes
+    assert result.thickness > 1.5 * result.lattice_constant  # the slab did expand
+    hand = [_hand_gamma(emt, fcc100, result.lattice_constant, n, "Al") for n in (4, 6)]
+    assert result.surface_energy == pytest.approx(hand[0], abs=2e-8)
+    assert result.convergence_error == pytest.approx(abs(hand[1] - hand[0]), abs=1e-7)
 
 
 def test_cu_stepped_surface_any_miller_index(emt, copper):
