@@ -7,7 +7,9 @@ basis (:meth:`ACEBasis.prune`) only the radial functions, harmonics and coupling
 selected functions are evaluated.
 
 Built for MD (many calls on one model): the evaluation plan and the collapsed product terms
-are cached on the basis (the latter for the last coefficient vector); φ and dφ/dr are never
+are cached on the basis (the latter for the last few coefficient vectors: a model and its
+committee, whose members share one neighbour list and atomic base per call,
+:func:`energy_forces_virial_many`); φ and dφ/dr are never
 stored per pair and basis index: A and the force contraction are small matrix products per
 atom (R_iᵀ Y_i, dR_i W_i, R_i W_i); the product terms run vectorised over blocks of atoms
 (:func:`_kernels.model_adjoint_blocked`).
@@ -29,7 +31,7 @@ from .evaluate import Neighbours, neighbours, plan_for
 from .radial import pair_basis, radial_basis
 from .sph import _norms
 
-__all__ = ["CoreRepulsion", "ModelResult", "energy_forces_virial"]
+__all__ = ["CoreRepulsion", "ModelResult", "energy_forces_virial", "energy_forces_virial_many"]
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,17 @@ class _Terms:
     ccoef: np.ndarray       # (n_terms,) Σ_k c_k coef[τ, k]
 
 
+#: How many coefficient vectors' product terms a basis keeps (a model and its committee).
+_TERMS_CACHE = 16
+
+
 def _collapsed(basis: ACEBasis, coef: np.ndarray) -> _Terms:
-    """The model's product terms (cached on the basis for the last coefficient vector)."""
-    cached = getattr(basis, "_model_terms", None)
-    if cached is not None and np.array_equal(cached.coef, coef):
+    """The model's product terms, cached on the basis for the last few coefficient vectors
+    (a committee model evaluates all its members at every call)."""
+    cache = basis.__dict__.setdefault("_model_terms", {})
+    key = coef.tobytes()
+    cached = cache.get(key)
+    if cached is not None:
         return cached
     plan = plan_for(basis)
     out = np.zeros(len(plan.term_v))
@@ -75,7 +84,9 @@ def _collapsed(basis: ACEBasis, coef: np.ndarray) -> _Terms:
     off = np.searchsorted(center[keep], np.arange(len(basis.elements) + 1)).astype(np.int64)
     cached = _Terms(coef.copy(), off, np.ascontiguousarray(nu[keep]),
                     np.ascontiguousarray(plan.term_v[keep]), np.ascontiguousarray(out[keep]))
-    basis._model_terms = cached
+    while len(cache) >= _TERMS_CACHE:
+        cache.pop(next(iter(cache)))  # the oldest
+    cache[key] = cached
     return cached
 
 
@@ -94,18 +105,36 @@ def _radial_angular(basis: ACEBasis, plan, nbr: Neighbours):
     return R, dR, Y, dY
 
 
-def _many_body(basis: ACEBasis, nbr: Neighbours, coef: np.ndarray):
-    """Many-body part: site energies (n_atoms,) and dE/dr_p (n_pairs, 3)."""
+@dataclass(frozen=True)
+class _Geometry:
+    """What the many-body part needs of a configuration, whatever the coefficients."""
+
+    R: np.ndarray
+    dR: np.ndarray
+    Y: np.ndarray
+    dY: np.ndarray
+    A: np.ndarray
+    order: np.ndarray
+    atom_off: np.ndarray
+
+
+def _geometry(basis: ACEBasis, nbr: Neighbours) -> _Geometry:
     plan = plan_for(basis)
-    terms = _collapsed(basis, coef)
     R, dR, Y, dY = _radial_angular(basis, plan, nbr)
     A = _kernels.model_base_dense(R, Y, nbr.start, plan.vn, plan.vlm)
     order = np.argsort(nbr.species, kind="stable")
     atom_off = np.searchsorted(nbr.species[order], np.arange(len(basis.elements) + 1))
-    e, dEdA = _kernels.model_adjoint_blocked(A, order, atom_off, terms.off, terms.nu, terms.v,
-                                             terms.ccoef)
-    g = _kernels.model_contract_dense(dEdA, R, dR, Y, dY, nbr.rvec, nbr.r, nbr.start, plan.vn,
-                                      plan.vlm)
+    return _Geometry(R, dR, Y, dY, A, order, atom_off)
+
+
+def _many_body(basis: ACEBasis, nbr: Neighbours, geo: _Geometry, coef: np.ndarray):
+    """Many-body part: site energies (n_atoms,) and dE/dr_p (n_pairs, 3)."""
+    plan = plan_for(basis)
+    terms = _collapsed(basis, coef)
+    e, dEdA = _kernels.model_adjoint_blocked(geo.A, geo.order, geo.atom_off, terms.off,
+                                             terms.nu, terms.v, terms.ccoef)
+    g = _kernels.model_contract_dense(dEdA, geo.R, geo.dR, geo.Y, geo.dY, nbr.rvec, nbr.r,
+                                      nbr.start, plan.vn, plan.vlm)
     return e, g
 
 
@@ -236,19 +265,42 @@ def energy_forces_virial(basis: ACEBasis, atoms: Atoms, coef,
     if coef.shape != (basis.size,):
         raise InputError(f"coef has shape {coef.shape}; expected ({basis.size},), one per "
                          "basis function")
+    return _evaluate(basis, atoms, coef[None, :], core)[0]
+
+
+def energy_forces_virial_many(basis: ACEBasis, atoms: Atoms, coefs,
+                              core: CoreRepulsion | None = None) -> list[ModelResult]:
+    """:func:`energy_forces_virial` for several coefficient vectors (a committee) at once.
+
+    The neighbour list, radial functions, harmonics and atomic base are computed once; only
+    the adjoint pass is repeated per vector.  ``coefs`` has shape (n_vectors, basis.size).
+    """
+    coefs = np.asarray(coefs, dtype=float)
+    if coefs.ndim != 2 or coefs.shape[1] != basis.size:
+        raise InputError(f"coefs has shape {coefs.shape}; expected (n_vectors, {basis.size})")
+    return _evaluate(basis, atoms, coefs, core)
+
+
+def _evaluate(basis: ACEBasis, atoms: Atoms, coefs: np.ndarray,
+              core: CoreRepulsion | None) -> list[ModelResult]:
     nbr = neighbours(basis, [atoms])
     n_atoms = len(atoms)
-    site, g = _pair_energy(basis, nbr, coef)
-    if core is not None:
-        e_core, g_core = core.site_and_gradient(basis, nbr)
+    e_core, g_core = (core.site_and_gradient(basis, nbr) if core is not None
+                      else (0.0, 0.0))
+    many_body = len(plan_for(basis).grp_center) > 0 and len(nbr.r) > 0
+    geo = _geometry(basis, nbr) if many_body else None
+    out = []
+    for coef in coefs:
+        site, g = _pair_energy(basis, nbr, coef)
         site, g = site + e_core, g + g_core
-    if len(plan_for(basis).grp_center) and len(nbr.r):
-        e_mb, g_mb = _many_body(basis, nbr, coef)
-        site, g = site + e_mb, g + g_mb
-    dEdx = np.zeros((n_atoms, 3))
-    for x in range(3):
-        dEdx[:, x] = (np.bincount(nbr.j, g[:, x], minlength=n_atoms)
-                      - np.bincount(nbr.i, g[:, x], minlength=n_atoms))
-    W = -np.einsum("pa,pb->ab", g, nbr.rvec)
-    virial = np.array([W[0, 0], W[1, 1], W[2, 2], W[1, 2], W[0, 2], W[0, 1]])
-    return ModelResult(float(site.sum()), site, -dEdx, virial)
+        if many_body:
+            e_mb, g_mb = _many_body(basis, nbr, geo, coef)
+            site, g = site + e_mb, g + g_mb
+        dEdx = np.zeros((n_atoms, 3))
+        for x in range(3):
+            dEdx[:, x] = (np.bincount(nbr.j, g[:, x], minlength=n_atoms)
+                          - np.bincount(nbr.i, g[:, x], minlength=n_atoms))
+        W = -np.einsum("pa,pb->ab", g, nbr.rvec)
+        virial = np.array([W[0, 0], W[1, 1], W[2, 2], W[1, 2], W[0, 2], W[0, 1]])
+        out.append(ModelResult(float(site.sum()), site, -dEdx, virial))
+    return out

@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from ..ace.basis import ACEBasis
-from ..ace.model_eval import CoreRepulsion, energy_forces_virial
+from ..ace.model_eval import CoreRepulsion, energy_forces_virial, energy_forces_virial_many
 from ..errors import InputError
 from .base import Model, Prediction, register_family
 from .provenance import Provenance
@@ -111,15 +111,17 @@ class LinearACEModel(Model):
 
     def predict(self, atoms: Atoms, stress: bool = True) -> Prediction:
         self.check_atoms(atoms)
-        res = energy_forces_virial(self.basis, atoms, self.coef, self.core)
+        if self.committee is None:
+            res = energy_forces_virial(self.basis, atoms, self.coef, self.core)
+        else:  # one neighbour list and atomic base for the model and its members
+            res, *members = energy_forces_virial_many(
+                self.basis, atoms, np.vstack([self.coef[None, :], self.committee]), self.core)
         e_sites = self._e0_sites(atoms)
         out = Prediction(energy=float(res.energy + e_sites.sum()),
                          energies=res.site_energies + e_sites, forces=res.forces)
         if stress and atoms.cell.rank == 3 and all(atoms.pbc):  # else None, as documented
             out.stress = -res.virial / atoms.get_volume()
         if self.committee is not None:
-            members = [energy_forces_virial(self.basis, atoms, c, self.core)
-                       for c in self.committee]
             out.extras = {
                 "energy_std": float(np.std([m.energy for m in members])),
                 "forces_std": np.std([m.forces for m in members], axis=0),

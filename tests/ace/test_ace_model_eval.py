@@ -50,3 +50,34 @@ def test_pruned_model_equals_full(tial_basis, structures, rng):
 def test_coef_shape_checked(si_basis, structures):
     with pytest.raises(InputError, match="coef has shape"):
         energy_forces_virial(si_basis, structures["bulk"], np.ones(3))
+
+
+def test_many_vectors_equal_one_at_a_time(tial_basis, structures, rng):
+    from mlip_plugin.ace.model_eval import CoreRepulsion, energy_forces_virial_many
+
+    atoms = structures["tial"]
+    core = CoreRepulsion.for_basis(tial_basis)
+    coefs = rng.normal(size=(3, tial_basis.size))
+    many = energy_forces_virial_many(tial_basis, atoms, coefs, core)
+    for c, res in zip(coefs, many):
+        one = energy_forces_virial(tial_basis, atoms, c, core)
+        assert res.energy == pytest.approx(one.energy, rel=1e-13)
+        assert np.allclose(res.forces, one.forces, rtol=1e-12, atol=1e-12)
+        assert np.allclose(res.virial, one.virial, rtol=1e-12, atol=1e-12)
+    with pytest.raises(InputError, match="coefs has shape"):
+        energy_forces_virial_many(tial_basis, atoms, coefs[0])
+
+
+def test_a_committee_keeps_every_members_product_terms(si_basis, structures, monkeypatch):
+    """A committee model evaluates model + members at every call: each vector's product
+    terms are built once, not again at every call (a one-entry cache rebuilt them all)."""
+    import mlip_plugin.ace.model_eval as me
+
+    built = []
+    real = me._Terms
+    monkeypatch.setattr(me, "_Terms", lambda *a: built.append(1) or real(*a))
+    # vectors no other test evaluated (the cache lives on the session's basis)
+    coefs = np.random.default_rng(20261207).normal(size=(9, si_basis.size))
+    for _ in range(3):
+        me.energy_forces_virial_many(si_basis, structures["bulk"], coefs)
+    assert len(built) == 9
