@@ -1,0 +1,26 @@
+"""Data layer edge cases: labels a structure cannot carry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from mlip_plugin import InputError
+from mlip_plugin.data import Configuration
+
+
+def test_stress_on_a_cell_without_volume_has_no_virial():
+    """A molecule without a cell has volume 0: its virial -V σ was a zero vector, a target
+    that a fit would have pulled the model's virial towards."""
+    molecule = Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]])
+    c = Configuration(molecule, energy=-1.0, stress=np.full(6, 0.01))
+    with pytest.raises(InputError, match="stress label needs a cell with non-zero volume"):
+        _ = c.virial
+    with pytest.raises(InputError, match="mem, configuration 3: a stress label needs a cell"):
+        c.validate("mem", 3)
+    assert Configuration(molecule, energy=-1.0).virial is None
+    boxed = Configuration(Atoms("Cu2", positions=molecule.positions, cell=[10, 10, 10]),
+                          stress=np.full(6, 0.01))
+    np.testing.assert_allclose(boxed.virial, np.full(6, -10.0))
+
