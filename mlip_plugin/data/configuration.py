@@ -259,7 +259,8 @@ def with_full_rank_cell(atoms: Atoms, cutoff: float) -> Atoms:
     # orthonormal directions perpendicular to the periodic vectors
     open_dirs = np.linalg.svd(periodic)[2][len(periodic):] if len(periodic) else np.eye(3)
     proj = atoms.positions @ open_dirs.T
-    lengths = np.ptp(proj, axis=0) + cutoff + 1.0
+    extent = np.ptp(proj, axis=0) if len(atoms) else np.zeros(len(open_dirs))
+    lengths = extent + cutoff + 1.0
     full = cell.copy()
     full[~pbc] = open_dirs * lengths[:, None]
     return Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=full, pbc=pbc)

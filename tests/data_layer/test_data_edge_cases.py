@@ -1,4 +1,4 @@
-"""Data layer edge cases: labels a structure cannot carry."""
+"""Data layer edge cases: labels a structure cannot carry, empty structures."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from ase import Atoms
 
 from mlip_plugin import InputError
 from mlip_plugin.data import Configuration
+from mlip_plugin.data.configuration import with_full_rank_cell
 
 
 def test_stress_on_a_cell_without_volume_has_no_virial():
@@ -24,3 +25,11 @@ def test_stress_on_a_cell_without_volume_has_no_virial():
                           stress=np.full(6, 0.01))
     np.testing.assert_allclose(boxed.virial, np.full(6, -10.0))
 
+
+def test_full_rank_cell_of_an_empty_structure():
+    """An empty Atoms without a cell gave numpy's 'zero-size array' ValueError."""
+    full = with_full_rank_cell(Atoms(), 5.0)
+    assert full.cell.rank == 3 and len(full) == 0
+    slab = with_full_rank_cell(Atoms(cell=[3, 3, 0], pbc=[True, True, False]), 5.0)
+    np.testing.assert_allclose(slab.cell.array[:2], [[3, 0, 0], [0, 3, 0]])
+    assert slab.cell.rank == 3
