@@ -7,7 +7,7 @@ import pytest
 from ase import Atoms
 
 from mlip_plugin import InputError
-from mlip_plugin.data import Configuration
+from mlip_plugin.data import Configuration, Weights, read_configs
 from mlip_plugin.data.configuration import with_full_rank_cell
 
 
@@ -33,3 +33,21 @@ def test_full_rank_cell_of_an_empty_structure():
     slab = with_full_rank_cell(Atoms(cell=[3, 3, 0], pbc=[True, True, False]), 5.0)
     np.testing.assert_allclose(slab.cell.array[:2], [[3, 0, 0], [0, 3, 0]])
     assert slab.cell.rank == 3
+
+
+XYZ_ONE_WEIGHT = """1
+Lattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3 energy=-1.0 energy_weight={w} pbc="T T T"
+Cu 0 0 0
+"""
+
+
+def test_weights_a_file_gives_in_part_are_kept(tmp_path):
+    """A configuration with only some of the *_weight entries lost them all (read as
+    Weights(), and left out of info)."""
+    path = tmp_path / "w.xyz"
+    path.write_text(XYZ_ONE_WEIGHT.format(w="0.0"))
+    c = read_configs(path)[0]
+    assert c.weights == Weights(energy=0.0, forces=1.0, virial=1.0)
+    path.write_text(XYZ_ONE_WEIGHT.format(w="-2.0"))
+    with pytest.raises(InputError, match=r"w.xyz, configuration 0: weight energy=-2.0 is not"):
+        read_configs(path)
