@@ -97,14 +97,14 @@ def resolve_e0(
         ``"fit"`` fits; ``"zero"`` uses 0; ``"auto"`` takes isolated atoms where present,
         else 0 when every configuration's |E| / N is below :data:`FREE_ATOM_SCALE` (the
         energies are referenced to free atoms), else fits (the choice is logged); a
-        mapping is used as given (every species must be in it).
+        mapping is used as given (every species must be in it, with a finite value in eV).
     """
     species = sorted({s for c in configs for s in c.symbols})
     if isinstance(e0, Mapping):
         missing = [s for s in species if s not in e0]
         if missing:
             raise InputError(f"e0 has no entry for species {missing}; give one per species")
-        return {s: float(e0[s]) for s in species}
+        return {s: _finite_e0(s, e0[s]) for s in species}
     if e0 == "zero":
         return dict.fromkeys(species, 0.0)
     if e0 == "fit":
@@ -128,6 +128,17 @@ def resolve_e0(
         log.info("e0='auto': no isolated atoms, energies up to %.3g eV/atom: E0 fitted", scale)
         return fit_e0(configs)
     raise InputError(f"e0={e0!r} is not allowed; use 'auto', 'isolated', 'fit', 'zero' or a dict")
+
+
+def _finite_e0(species: str, value) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = np.nan
+    if not np.isfinite(out):
+        raise InputError(f"e0[{species!r}]={value!r} is not allowed; give a finite energy in "
+                         "eV per atom")
+    return out
 
 
 def reference_energy(config: Configuration, e0: Mapping[str, float]) -> float:

@@ -7,7 +7,7 @@ import pytest
 from ase import Atoms
 
 from mlip_plugin import InputError
-from mlip_plugin.data import Configuration, Weights, read_configs
+from mlip_plugin.data import Configuration, Weights, read_configs, resolve_e0
 from mlip_plugin.data.configuration import with_full_rank_cell
 
 
@@ -51,3 +51,12 @@ def test_weights_a_file_gives_in_part_are_kept(tmp_path):
     path.write_text(XYZ_ONE_WEIGHT.format(w="-2.0"))
     with pytest.raises(InputError, match=r"w.xyz, configuration 0: weight energy=-2.0 is not"):
         read_configs(path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "x", None])
+def test_e0_mapping_needs_finite_numbers(value):
+    """NaN came back as E0 (every energy target NaN); a string gave float()'s ValueError."""
+    configs = [Configuration(Atoms("CuNi", positions=[[0, 0, 0], [2.5, 0, 0]]), energy=-1.0)]
+    assert resolve_e0(configs, {"Cu": -1, "Ni": 0.5}) == {"Cu": -1.0, "Ni": 0.5}
+    with pytest.raises(InputError, match=r"e0\['Ni'\]=.* is not allowed; give a finite"):
+        resolve_e0(configs, {"Cu": -1.0, "Ni": value})
