@@ -7,7 +7,7 @@ import pytest
 from ase import Atoms
 
 from mlip_plugin import InputError
-from mlip_plugin.data import Configuration, Weights, read_configs, resolve_e0
+from mlip_plugin.data import Configuration, Weights, fit_e0, read_configs, resolve_e0
 from mlip_plugin.data.configuration import with_full_rank_cell
 
 
@@ -60,3 +60,30 @@ def test_e0_mapping_needs_finite_numbers(value):
     assert resolve_e0(configs, {"Cu": -1, "Ni": 0.5}) == {"Cu": -1.0, "Ni": 0.5}
     with pytest.raises(InputError, match=r"e0\['Ni'\]=.* is not allowed; give a finite"):
         resolve_e0(configs, {"Cu": -1.0, "Ni": value})
+
+
+def test_auto_e0_keeps_the_isolated_atoms_of_some_species():
+    """With an isolated Cu atom but none of Ni, 'auto' dropped the Cu atom's energy: E0 of
+    Cu was fitted (or 0), and the isolated atom's own energy row could not be fitted (a
+    model gives a free atom exactly E0)."""
+    rng = np.random.default_rng(3)
+    e0 = {"Cu": -240.0, "Ni": -1350.0}  # total energies of a plane-wave code
+    configs = []
+    for n_cu, n_ni in [(1, 3), (2, 2), (3, 1), (4, 4), (2, 5)]:
+        atoms = Atoms(f"Cu{n_cu}Ni{n_ni}", positions=rng.random((n_cu + n_ni, 3)) * 8,
+                      cell=[8, 8, 8], pbc=True)
+        energy = n_cu * e0["Cu"] + n_ni * e0["Ni"] - 4.0 * (n_cu + n_ni)  # binding -4 eV
+        configs.append(Configuration(atoms, energy=energy))
+    iso = Configuration(Atoms("Cu", cell=[12, 12, 12], pbc=True), energy=e0["Cu"],
+                        config_type="isolated_atom")
+    got = resolve_e0([*configs, iso], "auto")
+    assert got["Cu"] == e0["Cu"]
+    # least squares of E - n_Cu E0[Cu] = n_Ni E0[Ni] - 4 N on n_Ni
+    n_ni = np.array([c.symbols.count("Ni") for c in configs], float)
+    n = np.array([c.n_atoms for c in configs], float)
+    assert got["Ni"] == pytest.approx(e0["Ni"] - 4.0 * (n_ni @ n) / (n_ni @ n_ni), abs=1e-9)
+    assert got == fit_e0([*configs, iso], fixed={"Cu": e0["Cu"]})
+    # energies referenced to free atoms: Cu keeps its isolated atom, Ni gets 0
+    free = [Configuration(c.atoms, energy=-4.0 * c.n_atoms) for c in configs]
+    iso_free = Configuration(iso.atoms, energy=-0.25, config_type="isolated_atom")
+    assert resolve_e0([*free, iso_free], "auto") == {"Cu": -0.25, "Ni": 0.0}
