@@ -370,6 +370,13 @@ def _is_plain(value) -> bool:
 
 
 def _read_npz(path: Path, units) -> list[Configuration]:
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head and head != b"PK\x03\x04":  # not a zip archive (np.load would try a pickle)
+        raise InputError(
+            f"cannot read {str(path)!r} as npz: it is not an npz archive (a zip of arrays, "
+            "as sGDML's R, z, E, F); check the file, or give its format"
+        )
     with np.load(path, allow_pickle=False) as d:
         missing = [k for k in ("R", "z") if k not in d.files]
         if missing:

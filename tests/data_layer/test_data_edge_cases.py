@@ -87,3 +87,16 @@ def test_auto_e0_keeps_the_isolated_atoms_of_some_species():
     free = [Configuration(c.atoms, energy=-4.0 * c.n_atoms) for c in configs]
     iso_free = Configuration(iso.atoms, energy=-0.25, config_type="isolated_atom")
     assert resolve_e0([*free, iso_free], "auto") == {"Cu": -0.25, "Ni": 0.0}
+
+
+def test_a_file_that_is_no_npz_archive_is_named(tmp_path):
+    """np.load took a text or .npy file for a pickle and its message advised loading it
+    with allow_pickle (or the context manager of a bare array failed)."""
+    text = tmp_path / "frames.xyz"
+    text.write_text(XYZ_ONE_WEIGHT.format(w="1.0"))
+    npy = tmp_path / "R.npy"
+    np.save(npy, np.zeros((2, 3, 3)))
+    for path in (text, npy):
+        with pytest.raises(InputError, match=r"as npz: it is not an npz archive") as err:
+            read_configs(path, format="npz")
+        assert "pickle" not in str(err.value)
