@@ -23,7 +23,7 @@ from functools import partial
 
 import numpy as np
 
-from ..data.configuration import Configuration
+from ..data.configuration import ZERO_VOLUME, Configuration
 from ..data.e0 import reference_energy
 from ..errors import InputError
 from .basis import ACEBasis
@@ -174,6 +174,13 @@ def design_matrix(basis: ACEBasis, configs: Sequence[Configuration],
     empty = [c for c, cfg in enumerate(configs) if cfg.n_atoms == 0]
     if empty:  # its energy row would have the weight w_E / √0
         raise InputError(f"configurations {empty} have no atoms; remove them from the data")
+    no_volume = [c for c, cfg in enumerate(configs)
+                 if cfg.stress is not None and cfg.volume < ZERO_VOLUME]
+    if no_volume:  # their virial target -volume * stress would be 0
+        raise InputError(
+            f"configurations {no_volume} have a stress label but a cell without volume (no "
+            "cell, or a zero cell vector), so their virial -volume * stress is undefined; "
+            "drop their stress (stress=None) or give them their cell")
     kind, y, w, index = _row_layout(configs, e0)
     A = np.empty((len(y), basis.size))
     starts = np.searchsorted(index, np.arange(len(configs) + 1))

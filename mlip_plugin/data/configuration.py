@@ -28,6 +28,8 @@ __all__ = [
 
 #: Atoms closer than this (Å) make a configuration invalid.
 MIN_DISTANCE = 0.1
+#: A cell of smaller volume (Å³) has none: it cannot carry a stress label.
+ZERO_VOLUME = 1e-8
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,20 @@ class Configuration:
 
     @property
     def virial(self) -> np.ndarray | None:
-        """Voigt virial ``-volume * stress`` in eV, or None without a stress label."""
+        """Voigt virial ``-volume * stress`` in eV, or None without a stress label.
+
+        Raises
+        ------
+        InputError
+            If the configuration has a stress label but its cell has no volume (a molecule
+            without a cell): ``-volume * stress`` would be a zero virial that no data gave.
+        """
         if self.stress is None:
             return None
-        return -self.volume * self.stress
+        volume = self.volume
+        if volume < ZERO_VOLUME:
+            raise InputError(_stress_without_volume(self.atoms))
+        return -volume * self.stress
 
     @property
     def symbols(self) -> list[str]:
@@ -163,11 +175,8 @@ class Configuration:
                     f"{where}: the cell has zero volume along its periodic directions "
                     f"(cell={cell.tolist()}); give three linearly independent cell vectors"
                 )
-        if self.stress is not None and self.volume < 1e-8:
-            raise InputError(
-                f"{where}: a stress label needs a cell with non-zero volume; "
-                "drop the stress or give the cell"
-            )
+        if self.stress is not None and self.volume < ZERO_VOLUME:
+            raise InputError(f"{where}: {_stress_without_volume(self.atoms)}")
         dmin = min_distance(self.atoms, MIN_DISTANCE)
         if dmin < MIN_DISTANCE:
             raise InputError(
@@ -175,6 +184,12 @@ class Configuration:
                 "(overlapping atoms); fix or remove this configuration"
             )
         return self
+
+
+def _stress_without_volume(atoms: Atoms) -> str:
+    return (f"a stress label needs a cell with non-zero volume (cell="
+            f"{atoms.cell.array.tolist()}, pbc={np.asarray(atoms.pbc).tolist()}): its virial "
+            "-volume * stress would be 0; drop the stress (stress=None) or give the cell")
 
 
 def _check_label(where: str, name: str, value, shape: tuple) -> None:
@@ -244,7 +259,8 @@ def with_full_rank_cell(atoms: Atoms, cutoff: float) -> Atoms:
     # orthonormal directions perpendicular to the periodic vectors
     open_dirs = np.linalg.svd(periodic)[2][len(periodic):] if len(periodic) else np.eye(3)
     proj = atoms.positions @ open_dirs.T
-    lengths = np.ptp(proj, axis=0) + cutoff + 1.0
+    extent = np.ptp(proj, axis=0) if len(atoms) else np.zeros(len(open_dirs))
+    lengths = extent + cutoff + 1.0
     full = cell.copy()
     full[~pbc] = open_dirs * lengths[:, None]
     return Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=full, pbc=pbc)

@@ -60,20 +60,28 @@ def isolated_atom_energies(configs: Sequence[Configuration]) -> dict[str, float]
     return e0
 
 
-def fit_e0(configs: Sequence[Configuration]) -> dict[str, float]:
+def fit_e0(configs: Sequence[Configuration],
+           fixed: Mapping[str, float] | None = None) -> dict[str, float]:
     """E0 per species by least squares of total energies on the composition.
 
     With one species this is the mean energy per atom, which makes the fitted binding
     energies centred.  With several species whose compositions are all proportional the
     split between species is not determined: the minimum-norm solution is returned with a
-    warning.
+    warning.  ``fixed`` gives the E0 (eV) of species that are known: they are subtracted
+    from the energies, returned as given, and only the other species are fitted.
     """
     labelled = [c for c in configs if c.energy is not None]
     if not labelled:
         raise InputError("fit_e0 needs configurations with energies; none has one")
-    species = sorted({s for c in labelled for s in c.symbols})
+    fixed = dict(fixed or {})
+    known = {s: fixed[s] for s in sorted({s for c in labelled for s in c.symbols})
+             if s in fixed}
+    species = sorted({s for c in labelled for s in c.symbols} - set(known))
+    if not species:
+        return known
     counts = np.array([[Counter(c.symbols)[s] for s in species] for c in labelled], float)
-    energies = np.array([c.energy for c in labelled])
+    energies = np.array([c.energy - sum(known.get(s, 0.0) for s in c.symbols)
+                         for c in labelled])
     if np.linalg.matrix_rank(counts) < len(species):
         warnings.warn(
             f"E0 of {species} is not determined by the data (the compositions are linearly "
@@ -82,7 +90,7 @@ def fit_e0(configs: Sequence[Configuration]) -> dict[str, float]:
             UserWarning, stacklevel=2,
         )
     coef, *_ = np.linalg.lstsq(counts, energies, rcond=None)
-    return dict(zip(species, (float(x) for x in coef)))
+    return dict(sorted({**known, **dict(zip(species, (float(x) for x in coef)))}.items()))
 
 
 def resolve_e0(
@@ -94,27 +102,28 @@ def resolve_e0(
     ----------
     e0 : "auto", "isolated", "fit", "zero" or mapping
         ``"isolated"`` takes isolated-atom configurations (all species must have one);
-        ``"fit"`` fits; ``"zero"`` uses 0; ``"auto"`` takes isolated atoms where present,
-        else 0 when every configuration's |E| / N is below :data:`FREE_ATOM_SCALE` (the
-        energies are referenced to free atoms), else fits (the choice is logged); a
-        mapping is used as given (every species must be in it).
+        ``"fit"`` fits; ``"zero"`` uses 0; ``"auto"`` takes isolated atoms where present;
+        a species without one gets 0 when every configuration's |E| / N is below
+        :data:`FREE_ATOM_SCALE` (the energies are referenced to free atoms), else its E0
+        is fitted with those of the isolated atoms held fixed (the choice is logged); a
+        mapping is used as given (every species must be in it, with a finite value in eV).
     """
     species = sorted({s for c in configs for s in c.symbols})
     if isinstance(e0, Mapping):
         missing = [s for s in species if s not in e0]
         if missing:
             raise InputError(f"e0 has no entry for species {missing}; give one per species")
-        return {s: float(e0[s]) for s in species}
+        return {s: _finite_e0(s, e0[s]) for s in species}
     if e0 == "zero":
         return dict.fromkeys(species, 0.0)
     if e0 == "fit":
         return fit_e0(configs)
     if e0 in ("isolated", "auto"):
-        iso = isolated_atom_energies(configs)
-        if all(s in iso for s in species):
+        iso = {s: v for s, v in isolated_atom_energies(configs).items() if s in species}
+        missing = [s for s in species if s not in iso]
+        if not missing:
             return {s: iso[s] for s in species}
         if e0 == "isolated":
-            missing = [s for s in species if s not in iso]
             raise InputError(
                 f"e0='isolated' but no isolated-atom configuration for {missing}; "
                 "add them, give e0 explicitly, or use e0='fit'"
@@ -122,12 +131,24 @@ def resolve_e0(
         scale = max((abs(c.energy) / c.n_atoms for c in configs if c.energy is not None),
                     default=np.inf)
         if scale < FREE_ATOM_SCALE:
-            log.info("e0='auto': no isolated atoms, energies within %.3g eV/atom of 0 "
-                     "(referenced to free atoms): E0 = 0", scale)
-            return dict.fromkeys(species, 0.0)
-        log.info("e0='auto': no isolated atoms, energies up to %.3g eV/atom: E0 fitted", scale)
-        return fit_e0(configs)
+            log.info("e0='auto': no isolated atom of %s, energies within %.3g eV/atom of 0 "
+                     "(referenced to free atoms): E0 = 0 for them", missing, scale)
+            return {s: iso.get(s, 0.0) for s in species}
+        log.info("e0='auto': no isolated atom of %s, energies up to %.3g eV/atom: their E0 "
+                 "fitted", missing, scale)
+        return fit_e0(configs, fixed=iso)
     raise InputError(f"e0={e0!r} is not allowed; use 'auto', 'isolated', 'fit', 'zero' or a dict")
+
+
+def _finite_e0(species: str, value) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = np.nan
+    if not np.isfinite(out):
+        raise InputError(f"e0[{species!r}]={value!r} is not allowed; give a finite energy in "
+                         "eV per atom")
+    return out
 
 
 def reference_energy(config: Configuration, e0: Mapping[str, float]) -> float:

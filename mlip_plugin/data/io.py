@@ -97,8 +97,9 @@ def read_configs(
     require : sequence of {"energy", "forces", "stress"}
         Labels every configuration must carry; a configuration without one is an error.
     weights : Weights, optional
-        Weights to give every configuration (default: ``Weights()``, or the
-        ``*_weight`` entries a file written by :func:`write_extxyz` carries).
+        Weights to give every configuration.  By default a configuration of an extxyz or
+        db file takes its ``energy_weight``, ``forces_weight`` and ``virial_weight`` entries
+        (as :func:`write_extxyz` writes them); one it lacks is that of ``Weights()``.
     validate : bool
         Check every configuration (:meth:`Configuration.validate`).
     option_names : mapping, optional
@@ -324,13 +325,21 @@ def _configs_from_images(images, path, given_keys, config_type_key, units, name)
                     f"{path}, configuration {i}: a virial needs a cell with non-zero volume"
                 )
             stress = -_as_voigt(virial, path, i, "virial") * factors["energy"] / volume
-        w = Weights(*(float(lab[k]) for k in _WEIGHT_KEYS)) if all(
-            k in lab for k in _WEIGHT_KEYS) else Weights()
+        w = _weights_of(lab, path, i)
         info = {k: v for k, v in atoms.info.items() if k not in used and _is_plain(v)}
         configs.append(Configuration(
             atoms=clean, energy=energy, forces=forces, stress=stress,
             config_type=str(lab.get(config_type_key, "default")), weights=w, info=info))
     return configs
+
+
+def _weights_of(labels: dict, path, i) -> Weights:
+    """The configuration's ``*_weight`` entries; those it lacks keep the defaults."""
+    given = {k.removesuffix("_weight"): labels[k] for k in _WEIGHT_KEYS if k in labels}
+    try:
+        return Weights(**{k: float(v) for k, v in given.items()})
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{path}, configuration {i}: {err}") from err
 
 
 def _get(labels: dict, key):
@@ -361,6 +370,13 @@ def _is_plain(value) -> bool:
 
 
 def _read_npz(path: Path, units) -> list[Configuration]:
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head and head != b"PK\x03\x04":  # not a zip archive (np.load would try a pickle)
+        raise InputError(
+            f"cannot read {str(path)!r} as npz: it is not an npz archive (a zip of arrays, "
+            "as sGDML's R, z, E, F); check the file, or give its format"
+        )
     with np.load(path, allow_pickle=False) as d:
         missing = [k for k in ("R", "z") if k not in d.files]
         if missing:

@@ -159,6 +159,17 @@ def test_r0_from_data_is_the_nearest_neighbour_distance_per_pair():
     assert r0_from_data([nacl], ["Na"], 4.5) == {"Na-Na": pytest.approx(5.64 / 2**0.5)}
 
 
+def test_r0_from_data_skips_an_empty_structure():
+    """An empty Atoms without a cell gave numpy's 'zero-size array' ValueError."""
+    from ase import Atoms
+
+    from mlip_plugin.ace import r0_from_data
+
+    si = bulk("Si", "diamond", a=5.43, cubic=True)
+    assert r0_from_data([Atoms(), si], ["Si"], 5.0) == r0_from_data([si], ["Si"], 5.0)
+    assert r0_from_data([Atoms()], ["Si"], 5.0) == {}
+
+
 def test_basis_from_data_options():
     """r0 None / "data" read the data, "covalent" the radii table, a number is kept; an
     unknown word is an InputError, a missing r_cut ACEBasis's TypeError; at most max_configs

@@ -131,3 +131,14 @@ def test_isolated_atom_rows_are_zero(si_basis):
     dm = design_matrix(si_basis, [c], {"Si": -158.5})
     assert dm.A.shape == (4, si_basis.size) and not dm.A.any()
     assert np.allclose(dm.y, 0.0)
+
+
+def test_stress_without_cell_volume_is_refused(tial_basis, configs):
+    """Its virial target -volume * stress was 0 whatever the stress."""
+    from ase import Atoms
+
+    molecule = Configuration(Atoms("Ti2", positions=[[0, 0, 0], [2.6, 0, 0]]), energy=-3.0,
+                             stress=np.full(6, 0.01))
+    with pytest.raises(InputError, match=r"configurations \[1\] have a stress label but a "
+                                         "cell without volume"):
+        design_matrix(tial_basis, [configs[0], molecule], E0)

@@ -101,6 +101,23 @@ def test_fit_bad_input(cu_data):
         fit(cu_data[0], {"basis": {"correlation_orderr": 2}})
 
 
+def test_fit_refuses_a_stress_label_without_cell_volume(cu_data):
+    """A molecule's stress label gave a zero virial target (and the core's share of it a
+    division by the zero volume)."""
+    from ase import Atoms
+
+    from mlip_plugin.data import Configuration
+
+    molecule = Configuration(Atoms("Cu2", positions=[[0, 0, 0], [0.8, 0, 0]]), energy=1.0,
+                             forces=np.zeros((2, 3)), stress=np.ones(6))
+    configs = [*cu_data[0][:3], molecule]
+    with pytest.raises(InputError, match=r"configs \[3\] have a stress label but a cell "
+                                         "without volume"):
+        fit(configs, {"basis": BASIS})
+    with pytest.raises(InputError, match=r"validation \[0\] have a stress label"):
+        fit(cu_data[0][:3], {"basis": BASIS}, validation=[molecule])
+
+
 def test_core_repulsion_is_taken_out_of_close_pair_labels():
     from ase import Atoms
 
