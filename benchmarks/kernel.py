@@ -50,7 +50,8 @@ MOLECULES = ("ethanol", "uracil")
 def parse_args():
     p = base_parser("kernel", __doc__)
     p.add_argument("--train", help="sGDML-style .npz training file (default: rMD17 files)")
-    p.add_argument("--test", help="sGDML-style .npz test file (with --train)")
+    p.add_argument("--test", help="sGDML-style .npz test file (required with --train, "
+                                  "except for --table)")
     p.add_argument("--n-train", type=int, default=1000)
     p.add_argument("--sigma", type=float, default=20.0)
     p.add_argument("--lam", type=float, default=1e-10)
@@ -227,9 +228,16 @@ def iteration_table(train_file, args, result: Result) -> None:
 
 def data_jobs(args) -> list[tuple[str, str, str]]:
     """``(name, train file, test file)``: ``--train``/``--test``, else rMD17 ethanol and
-    uracil (split 01) under ``--data``."""
+    uracil (split 01) under ``--data``.  ``--train`` needs ``--test`` unless only the
+    training file is used (``kernel.py --table``): test errors on the training file would be
+    training errors."""
+    if args.test and not args.train:
+        raise SystemExit("--test needs --train (without both: the rMD17 defaults)")
+    if args.train and not args.test and not getattr(args, "table", False):
+        raise SystemExit("--train needs --test: the test errors of a model on its own "
+                         "training file are training errors")
     if args.train:
-        return [(Path(args.train).stem, args.train, args.test or args.train)]
+        return [(Path(args.train).stem, args.train, args.test)]
     data = Path(args.data) / "rmd17"
     return [(m, str(data / f"{m}_rmd17_train_01.npz"), str(data / f"{m}_rmd17_test_01.npz"))
             for m in MOLECULES]

@@ -65,7 +65,7 @@ KINDS = ("cholesky", "leverage", "uniform")
 def parse_args():
     p = base_parser("kernel_convergence", __doc__)
     p.add_argument("--train", help="sGDML-style .npz training file (default: rMD17 files)")
-    p.add_argument("--test", help="sGDML-style .npz test file (with --train)")
+    p.add_argument("--test", help="sGDML-style .npz test file (required with --train)")
     p.add_argument("--n-train", type=int, default=300,
                    help="(a), (b), (d): training frames per molecule")
     p.add_argument("--n-train-solvers", type=int, default=700,
