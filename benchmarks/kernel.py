@@ -16,6 +16,13 @@ frames, σ = 20, λ = 1e-10.  For each molecule it trains
 * sgdml with its default symmetries (accuracy reference),
 all with the same σ, λ, CG tolerance and number of BLAS threads, and prints force MAE
 (kcal/mol/Å), energy MAE (kcal/mol), train seconds and peak memory (tracemalloc).
+
+sgdml chooses its solver itself, CG only where its analytic memory estimate exceeds
+``max_memory`` (3 GB: above ≈ 430 ethanol or 320 uracil frames, so not with ``--quick``);
+its rows name the solver it used.  The targets (issue 5): our PCG's force MAE within 1 % of
+our analytic's, its peak memory ≤ 0.25× our analytic's, its train time ≤ 0.5× sgdml's CG on
+the same kernel (plain, or symmetric with ``--perms auto``); a target this run could not
+measure (analytic skipped, ``--no-sgdml``, sgdml not on CG) is listed as missed.
 """
 
 from __future__ import annotations
@@ -117,7 +124,10 @@ def sgdml_run(train_file, test_file, n_train, sigma, lam, use_sym) -> dict:
             "energy_mae": float(np.abs(E - test["E"].ravel()).mean()),
             "seconds": t.seconds, "peak_bytes": t.peak_bytes,
             "k": int(len(model.get("inducing_pts_idxs", []))),
-            "iterations": int(model.get("solver_iters", -1))}
+            "iterations": int(model.get("solver_iters", -1)),
+            # sgdml picks its solver itself: "cg" only when its analytic memory estimate
+            # exceeds max_memory (3 GB: above ≈ 430 ethanol or 320 uracil frames)
+            "solver": str(model["solver_name"]), "n_perms": int(len(model["perms"]))}
 
 
 def print_row(name: str, r: dict) -> None:
@@ -157,22 +167,39 @@ def run_molecule(name, train_file, test_file, args, result: Result) -> None:
             for key, sym in (("sgdml_cg_nosym", False), ("sgdml_cg_sym", True)):
                 rows[key] = sgdml_run(train_file, test_file, len(R), args.sigma, args.lam,
                                       sym)
-                print_row(key.replace("_", " "), rows[key])
+                print_row(f"sgdml {rows[key]['solver']}, "
+                          f"{'symmetric' if sym else 'no symmetries'}", rows[key])
     result.figures[name] = rows
     add_targets(name, rows, result)
 
 
 def add_targets(name: str, rows: dict, result: Result) -> None:
+    """Issue 5's targets; one this run could not measure (analytic skipped, sgdml skipped or
+    not on its CG solver) is listed as not met, not left out.  The time target compares our
+    PCG with sgdml's CG on the same kernel: plain, or symmetric when ours is."""
     pcg = rows["ours_pcg"]
+    names = {"mae": (f"{name}: |MAE_pcg / MAE_analytic - 1|", "<= 0.01"),
+             "memory": (f"{name}: peak memory PCG / analytic", "<= 0.25"),
+             "time": (f"{name}: train time PCG / sgdml CG", "<= 0.5")}
     if "ours_analytic" in rows:
         an = rows["ours_analytic"]
         rel = abs(pcg["force_mae"] / an["force_mae"] - 1)
-        result.target(f"{name}: |MAE_pcg / MAE_analytic - 1|", rel, "<= 0.01", rel <= 0.01)
+        result.target(names["mae"][0], rel, names["mae"][1], rel <= 0.01)
         ratio = pcg["peak_bytes"] / an["peak_bytes"]
-        result.target(f"{name}: peak memory PCG / analytic", ratio, "<= 0.25", ratio <= 0.25)
-    if "sgdml_cg_nosym" in rows:
-        ratio = pcg["seconds"] / rows["sgdml_cg_nosym"]["seconds"]
-        result.target(f"{name}: train time PCG / sgdml CG", ratio, "<= 0.5", ratio <= 0.5)
+        result.target(names["memory"][0], ratio, names["memory"][1], ratio <= 0.25)
+    else:
+        for key in ("mae", "memory"):
+            result.missing(*names[key], "our analytic solver was not run")
+    key = "sgdml_cg_sym" if (pcg.get("n_perms") or 1) > 1 else "sgdml_cg_nosym"
+    peer = rows.get(key)
+    if peer is None:
+        result.missing(*names["time"], "sgdml was not run")
+    elif peer.get("solver", "cg") != "cg":
+        result.missing(*names["time"], f"sgdml used its {peer['solver']} solver (its "
+                                       "analytic memory estimate was below max_memory)")
+    else:
+        ratio = pcg["seconds"] / peer["seconds"]
+        result.target(names["time"][0], ratio, names["time"][1], ratio <= 0.5)
 
 
 def _iterations(op, y, factor, args) -> int | None:
