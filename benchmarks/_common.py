@@ -81,11 +81,22 @@ class Result:
     def target(self, name: str, value: float, goal: str, met: bool) -> None:
         self.targets.append({"name": name, "value": value, "goal": goal, "met": bool(met)})
 
+    def missing(self, name: str, goal: str, why: str) -> None:
+        """A target whose figure this run did not produce: listed as not met (value None,
+        ``why`` says what is missing), never dropped, so that a table without it cannot
+        read as all targets met."""
+        self.targets.append({"name": name, "value": None, "goal": goal, "met": False,
+                             "missing": why})
+
     def finish(self, json_path: str | None) -> None:
         """Print the targets as a table and write the JSON file."""
         print(f"\n== {self.benchmark}: targets")
         for t in self.targets:
             mark = "met" if t["met"] else "MISSED"
+            if t["value"] is None:
+                print(f"  {t['name']:<48} {'n/a':>12}  goal {t['goal']:<14} {mark}: "
+                      f"{t.get('missing', 'no value')}")
+                continue
             print(f"  {t['name']:<48} {t['value']:>12.4g}  goal {t['goal']:<14} {mark}")
         if json_path:
             doc = {"benchmark": self.benchmark, "settings": self.settings,
