@@ -222,6 +222,8 @@ def build_factor(op: GDMLOperator, kind: str, k: int, rng: np.random.Generator) 
 def orthonormalize(A: np.ndarray, max_passes: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """``A = Q R`` with ``Q`` orthonormal to machine precision, in place, by shifted
     Cholesky QR repeated until ``|QᵀQ - I| <= 1e-13`` (Fukaya et al., "shifted CholeskyQR").
+    When ``A`` is rank-deficient, so that a Cholesky factorisation fails, Householder QR
+    (``R`` then singular; ``Q`` a new array).
 
     Parameters
     ----------
@@ -231,7 +233,7 @@ def orthonormalize(A: np.ndarray, max_passes: int = 4) -> tuple[np.ndarray, np.n
     Returns
     -------
     Q : ndarray, shape (n, k)
-        ``A`` itself.
+        ``A`` itself (a new array after the Householder fallback).
     R : ndarray, shape (k, k), upper triangular
     """
     n, k = A.shape
@@ -244,7 +246,16 @@ def orthonormalize(A: np.ndarray, max_passes: int = 4) -> tuple[np.ndarray, np.n
         if t == 0:  # the shift makes the first factorisation safe for any condition number
             G[np.diag_indices(k)] += 11 * (n * k + k * (k + 1)) * np.finfo(float).eps * \
                 np.trace(G)
-        Rt = sla.cholesky(G, lower=False, check_finite=False)
+        try:
+            Rt = sla.cholesky(G, lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            # rank-deficient A (e.g. zero rows of an eigen factor with k > rank K): its
+            # columns cannot all be made orthonormal by scaling; Householder QR gives an
+            # orthonormal Q and a singular R
+            log.info("orthonormalisation: the preconditioner factor is rank-deficient; "
+                     "using Householder QR")
+            Q, Rh = sla.qr(A, mode="economic", overwrite_a=True, check_finite=False)
+            return np.asfortranarray(Q), Rh @ R
         A = sla.blas.dtrsm(1.0, Rt, A, side=1, lower=0, overwrite_b=1)
         R = Rt @ R
     else:
@@ -270,7 +281,7 @@ class WoodburyPreconditioner:
     ----------
     factor : LowRank
     lam : float
-        The ridge parameter λ > 0 of the system.
+        The ridge parameter λ > 0 of the system (:class:`InputError` otherwise).
     method : {"cholesky", "qr"}
     overwrite : bool
         ``method="qr"`` only: reuse ``factor.Lt``'s memory for ``Q`` (the factor is
@@ -279,6 +290,10 @@ class WoodburyPreconditioner:
 
     def __init__(self, factor: LowRank, lam: float, *, method: str = "cholesky",
                  overwrite: bool = False):
+        if not (isinstance(lam, (int, float, np.number)) and np.isfinite(lam) and lam > 0):
+            raise InputError(f"lam={lam!r} is not allowed; P = L Lᵀ + λI is applied with 1/λ, "
+                             "so the ridge parameter must be finite and > 0 (sGDML uses "
+                             "1e-10)")
         self.lam, self.method = float(lam), method
         if method == "cholesky":
             self.Qt = factor.Lt

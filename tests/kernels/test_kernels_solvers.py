@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg as sla
 from threadpoolctl import threadpool_info
 
-from mlip_plugin.errors import ConvergenceWarning
+from mlip_plugin.errors import ConvergenceWarning, InputError
 from mlip_plugin.kernels import (
     GDMLOperator,
     TrainSettings,
@@ -243,3 +243,34 @@ def test_select_sigma_warns_at_grid_edge(ethanol):
                             [0.5, 1.0], TrainSettings(solver="analytic"))
     assert scan.best_sigma == scan.sigmas[np.argmin(scan.force_mae)]
     assert scan.model.sigma == scan.best_sigma
+
+
+def test_qr_woodbury_of_a_rank_deficient_factor(make_molecule, rng):
+    """k above the rank of K: the eigen factor has zero rows (clipped eigenvalues <= 0),
+    which the shifted Cholesky QR cannot orthonormalise (it raised LinAlgError); the exact
+    form still applies P⁻¹, and training with it reaches the dense solution."""
+    R, z = make_molecule(4)
+    op = GDMLOperator(R, 2.0)  # n = 60, rank K <= 4 * (15 - 6) = 36
+    assert np.linalg.matrix_rank(op.dense()) <= 36
+    f = build_factor(op, "eigen", 50, np.random.default_rng(0))
+    L = f.Lt.T.copy()
+    v = rng.standard_normal(op.n)
+    x = np.linalg.solve(L @ L.T + 1e-6 * np.eye(op.n), v)
+    P = WoodburyPreconditioner(f, 1e-6, method="qr")
+    assert np.linalg.norm(P(v) - x) <= 1e-8 * np.linalg.norm(x)
+    F = rng.standard_normal(R.shape)
+    s = TrainSettings(sigma=2.0, lam=1e-6, solver="pcg", preconditioner="eigen", k=50,
+                      woodbury="qr", tol=1e-9, perms=None)
+    model = train_gdml(R, z, None, F, s)
+    ref = np.linalg.solve(op.dense(shift=1e-6), F.reshape(-1))
+    assert model.record.converged
+    assert np.linalg.norm(model.alpha.reshape(-1) - ref) <= 1e-6 * np.linalg.norm(ref)
+
+
+@pytest.mark.parametrize("lam", [0.0, -1e-10, float("nan"), float("inf")])
+def test_woodbury_refuses_a_ridge_it_cannot_divide_by(lam, make_molecule):
+    R, _ = make_molecule(2)
+    f = build_factor(GDMLOperator(R, 2.0), "cholesky", 10, np.random.default_rng(0))
+    for method in ("cholesky", "qr"):
+        with pytest.raises(InputError, match=f"lam={lam!r} is not allowed"):
+            WoodburyPreconditioner(f, lam, method=method)
