@@ -48,7 +48,8 @@ class TrainingRecord:
     n_iter : int
         CG iterations (0 for the analytic solver).
     residuals : ndarray, shape (n_iter + 1,)
-        Relative residual ``|r_t| / |y|`` after each iteration.
+        Relative residual ``|r_t| / |y|`` after each iteration (see :class:`.solve.CGResult`;
+        the last entry is the true residual ``|y - (K + λI) α| / |y|`` when converged).
     converged : bool
     time_preconditioner, time_solve : float
         Seconds spent building the preconditioner and solving.
