@@ -181,9 +181,11 @@ def analytic_solve(op: GDMLOperator, y: np.ndarray, lam: float, *,
 
 
 def estimate_memory(op: GDMLOperator, solver: str, k: int = 0) -> int:
-    """Estimated peak bytes of ``solver`` ("analytic" or "pcg" with rank ``k``)."""
+    """Estimated peak bytes of ``solver`` ("analytic" or "pcg" with rank ``k``): the
+    operator's arrays (the stacked Jacobians ``(n, D)`` the largest), a few vectors, one block
+    of scratch, and the dense matrix or the preconditioner."""
     n = op.n
-    base = 8 * (8 * n + 4 * op.mol.x.size + op.mol.diff.size) + BLOCK_BYTES
+    base = 8 * (8 * n + op.Jt.size + 4 * op.mol.x.size + op.mol.diff.size) + BLOCK_BYTES
     if solver == "analytic":
         return base + 8 * n * n
     # Lᵀ (k × n), candidate residual rows (128 × n) and their product, λI + LᵀL (k × k).

@@ -4,6 +4,7 @@ the rule of thumb, solver choice and σ selection."""
 from __future__ import annotations
 
 import logging
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from mlip_plugin.kernels import (
     blas_guard,
     build_factor,
     calibrate_rule_of_thumb,
+    estimate_memory,
     incomplete_cholesky,
     pcg,
     rule_of_thumb_k,
@@ -306,3 +308,18 @@ def test_woodbury_refuses_a_ridge_it_cannot_divide_by(lam, make_molecule):
         with pytest.raises(InputError, match=f"lam={lam!r} is not allowed"):
             WoodburyPreconditioner(f, lam, method=method)
 
+
+def test_memory_estimate_covers_what_the_operator_holds():
+    """The estimate left out the stacked Jacobians ``(n, D)``, the operator's largest array
+    (``D`` grows as the square of the atom count)."""
+    rng = np.random.default_rng(0)
+    R = rng.uniform(0.0, 6.0, (30, 3))[None] + 0.05 * rng.standard_normal((4, 30, 3))
+    tracemalloc.start()
+    try:
+        op = GDMLOperator(R, 20.0)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    k = 20
+    assert estimate_memory(op, "pcg", k) - solve_mod.BLOCK_BYTES >= held + 8 * k * op.n
+    assert estimate_memory(op, "analytic") - solve_mod.BLOCK_BYTES >= held + 8 * op.n**2
