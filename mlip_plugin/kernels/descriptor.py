@@ -112,11 +112,19 @@ def check_arrays(R, z, E=None, F=None) -> tuple[np.ndarray, ...]:
     Raises
     ------
     InputError
-        Wrong shapes, non-finite values, fewer than two atoms, or atoms closer than
-        0.1 Å in some frame.
+        Wrong shapes, non-finite values, atomic numbers that are not whole numbers ≥ 1,
+        fewer than two atoms, or atoms closer than 0.1 Å in some frame.
     """
     R = np.asarray(R, dtype=float)
-    z = np.asarray(z).astype(int)
+    z_in = np.asarray(z)
+    try:
+        z = z_in.astype(int)
+        whole = np.array_equal(z, z_in) and np.all(z >= 1)
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise InputError(f"atomic numbers z must be whole numbers >= 1; got {z_in!r} (pass the "
+                         "atomic numbers, e.g. atoms.numbers, not symbols or masses)")
     if R.ndim != 3 or R.shape[2] != 3 or R.shape[1] < 2 or R.shape[0] < 1:
         raise InputError(f"positions R must have shape (n_frames, n_atoms >= 2, 3); got "
                          f"{R.shape}; stack frames of one molecule along the first axis")

@@ -98,6 +98,10 @@ def test_bad_arrays(make_molecule):
         check_arrays(R, z[:3])
     with pytest.raises(InputError, match="F must be finite with shape"):
         check_arrays(R, z, np.zeros(2), np.zeros((2, 4, 3)))
+    for bad_z in (z + 0.7, np.zeros_like(z), np.array(["C", "H", "H", "H"][:len(z)])):
+        with pytest.raises(InputError, match="atomic numbers z must be whole numbers"):
+            check_arrays(R, bad_z)
+    assert check_arrays(R, z.astype(float))[1].dtype.kind == "i"  # 6.0 is carbon
     bad = R.copy()
     bad[1, 2] = np.nan
     with pytest.raises(InputError, match="NaN"):
