@@ -37,10 +37,11 @@ class TSVDResult:
         Coefficients on it, caller's scale.
     rank : int
         Chosen truncation t.
-    singular_values : ndarray (k,)
-        σ_i of the prior-scaled ``A_S``, descending.
-    scores : ndarray (k,)
-        Validation error for t = 1 … k (inf for ranks excluded by ``rtol``).
+    singular_values : ndarray (m,)
+        σ_i of the prior-scaled ``A_S``, descending; m = k, or the number of rows of
+        ``A_S`` if that is smaller (design form; the Gram form always gives k).
+    scores : ndarray (m,)
+        Validation error for t = 1 … m (inf for ranks excluded by ``rtol``).
     n_features : int
         p, for :attr:`coef`.
     info : SolverInfo
