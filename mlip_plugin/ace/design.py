@@ -151,6 +151,26 @@ def _passes(configs: Sequence[Configuration], atoms_per_pass: int) -> list[list[
     return out
 
 
+def refuse_unfittable(configs: Sequence[Configuration],
+                      name: str = "configurations") -> None:
+    """InputError naming (by their positions in ``configs``) the configurations that have
+    no rows to fit: those without atoms (their energy row would have the weight w_E / √0)
+    and those with a stress label on a cell without volume (their virial target
+    ``-volume * stress`` would be 0).  ``name`` is what the message calls ``configs``;
+    entries that are no Configuration are left to the caller's type check."""
+    configs = [c if isinstance(c, Configuration) else None for c in configs]
+    empty = [c for c, cfg in enumerate(configs) if cfg is not None and cfg.n_atoms == 0]
+    if empty:
+        raise InputError(f"{name} {empty} have no atoms; remove them from the data")
+    no_volume = [c for c, cfg in enumerate(configs)
+                 if cfg is not None and cfg.stress is not None and cfg.volume < ZERO_VOLUME]
+    if no_volume:
+        raise InputError(
+            f"{name} {no_volume} have a stress label but a cell without volume (no cell, or "
+            "a zero cell vector), so their virial -volume * stress is undefined; drop their "
+            "stress (stress=None) or give them their cell")
+
+
 def design_matrix(basis: ACEBasis, configs: Sequence[Configuration],
                   e0: Mapping[str, float], *, atoms_per_pass: int = ATOMS_PER_PASS
                   ) -> DesignMatrix:
@@ -171,16 +191,7 @@ def design_matrix(basis: ACEBasis, configs: Sequence[Configuration],
     if any(not isinstance(c, Configuration) for c in configs):
         raise InputError("configs must be Configuration objects (mlip_plugin.data); wrap "
                          "ase.Atoms with Configuration(atoms, energy=..., forces=...)")
-    empty = [c for c, cfg in enumerate(configs) if cfg.n_atoms == 0]
-    if empty:  # its energy row would have the weight w_E / √0
-        raise InputError(f"configurations {empty} have no atoms; remove them from the data")
-    no_volume = [c for c, cfg in enumerate(configs)
-                 if cfg.stress is not None and cfg.volume < ZERO_VOLUME]
-    if no_volume:  # their virial target -volume * stress would be 0
-        raise InputError(
-            f"configurations {no_volume} have a stress label but a cell without volume (no "
-            "cell, or a zero cell vector), so their virial -volume * stress is undefined; "
-            "drop their stress (stress=None) or give them their cell")
+    refuse_unfittable(configs)
     kind, y, w, index = _row_layout(configs, e0)
     A = np.empty((len(y), basis.size))
     starts = np.searchsorted(index, np.arange(len(configs) + 1))
@@ -228,6 +239,7 @@ def gram_form(basis: ACEBasis, configs: Sequence[Configuration], e0: Mapping[str
         raise InputError(f"chunk_size={chunk_size!r} is not allowed; give an integer > 0")
     if not configs:
         raise InputError("configs is empty; give at least one Configuration")
+    refuse_unfittable(configs)  # positions in configs, not in a chunk
     chunks = [configs[k:k + chunk_size] for k in range(0, len(configs), chunk_size)]
     work = partial(_chunk_gram, basis, dict(e0), atoms_per_pass=atoms_per_pass)
     log.info("Gram form of %d configurations in %d chunks (%d basis functions)",

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..ace.basis import ACEBasis, basis_from_data
-from ..ace.design import GramForm, gram_form
+from ..ace.design import GramForm, gram_form, refuse_unfittable
 from ..ace.model_eval import CoreRepulsion, energy_forces_virial
 from ..ace.prior import smoothness_prior
 from ..data import Configuration, Weights, assign_weights, hash_configs, random_split
-from ..data.configuration import ZERO_VOLUME, min_distance
+from ..data.configuration import min_distance
 from ..data.e0 import resolve_e0
 from ..errors import DependentColumnWarning, FitError, InputError
 from ..models.base import Model
@@ -109,17 +109,13 @@ def without_core(configs: Sequence[Configuration], basis: ACEBasis) -> list[Conf
     return out
 
 
-def _refuse_stress_without_volume(configs, validation) -> None:
-    """InputError naming the configurations whose stress label has no cell volume: their
-    virial target ``-volume * stress`` (and the core's share of it) is undefined."""
+def _refuse_unfittable(configs, validation) -> None:
+    """InputError naming, by their positions in the caller's ``configs`` or ``validation``
+    (not in the shuffled training split), the configurations without atoms (an energy row
+    of weight w_E / √0) and those whose stress label has no cell volume (their virial
+    target ``-volume * stress``, and the core's share of it, is undefined)."""
     for name, part in (("configs", configs), ("validation", validation or [])):
-        bad = [i for i, c in enumerate(part)
-               if getattr(c, "stress", None) is not None and c.volume < ZERO_VOLUME]
-        if bad:
-            raise InputError(
-                f"{name} {bad} have a stress label but a cell without volume (no cell, or a "
-                "zero cell vector), so their virial -volume * stress is undefined; drop their "
-                "stress (stress=None) or give them their cell")
+        refuse_unfittable(list(part), name)
 
 
 def split_for_fit(configs, validation, s: FitSettings):
@@ -231,7 +227,7 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
         from .fit_kernel import fit_kernel
 
         return fit_kernel(train, val, test, s)
-    _refuse_stress_without_volume(configs, validation)
+    _refuse_unfittable(configs, validation)
     weights = Weights(**s.weights)
     # a by_config_type entry overrides only the weights it names
     by_type = {k: Weights(**{**s.weights, **v}) for k, v in s.by_config_type.items()}

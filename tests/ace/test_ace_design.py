@@ -123,6 +123,20 @@ def test_configuration_without_atoms_is_refused(tial_basis, configs):
         design_matrix(tial_basis, [configs[0], empty], E0)
 
 
+def test_gram_form_names_the_position_in_its_configs_not_in_a_chunk(tial_basis, configs):
+    """gram_form hands chunks to design_matrix, whose refusal named the position within
+    the chunk: [0] for the 4th configuration with chunk_size=3."""
+    from ase import Atoms
+
+    empty = Configuration(Atoms(cell=[5, 5, 5], pbc=True), energy=0.0)
+    with pytest.raises(InputError, match=r"configurations \[3\] have no atoms"):
+        gram_form(tial_basis, [*configs[:3], empty], E0, chunk_size=3)
+    molecule = Configuration(Atoms("Ti2", positions=[[0, 0, 0], [2.6, 0, 0]]), energy=-3.0,
+                             stress=np.full(6, 0.01))
+    with pytest.raises(InputError, match=r"configurations \[4\] have a stress label"):
+        gram_form(tial_basis, [*configs, molecule], E0, chunk_size=2)
+
+
 def test_isolated_atom_rows_are_zero(si_basis):
     from ase import Atoms
 

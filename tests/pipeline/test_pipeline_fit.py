@@ -118,6 +118,22 @@ def test_fit_refuses_a_stress_label_without_cell_volume(cu_data):
         fit(cu_data[0][:3], {"basis": BASIS}, validation=[molecule])
 
 
+def test_fit_names_an_empty_configuration_by_its_position_in_the_callers_data(cu_data):
+    """fit met it in resolve_e0 (ZeroDivisionError of E / N) or, with isolated atoms of
+    every species, in design_matrix on a chunk of the shuffled training split, whose
+    refusal named another position than the one in ``configs``."""
+    from ase import Atoms
+
+    from mlip_plugin.data import Configuration
+
+    empty = Configuration(Atoms(cell=[5, 5, 5], pbc=True), energy=0.0)
+    configs = [*cu_data[0][:8], empty, *cu_data[0][8:12]]
+    with pytest.raises(InputError, match=r"configs \[8\] have no atoms; remove them"):
+        fit(configs, {"basis": BASIS})
+    with pytest.raises(InputError, match=r"validation \[1\] have no atoms"):
+        fit(cu_data[0][:8], {"basis": BASIS}, validation=[cu_data[0][8], empty])
+
+
 def test_core_repulsion_is_taken_out_of_close_pair_labels():
     from ase import Atoms
 
