@@ -63,7 +63,9 @@ _TERMS_CACHE = 16
 def _collapsed(basis: ACEBasis, coef: np.ndarray) -> _Terms:
     """The model's product terms, cached on the basis for the last few coefficient vectors
     (a committee model evaluates all its members at every call)."""
-    cache = basis.__dict__.setdefault("_model_terms", {})
+    cache = basis.__dict__.get("_model_terms")
+    if not isinstance(cache, dict):
+        cache = basis.__dict__["_model_terms"] = {}
     key = coef.tobytes()
     cached = cache.get(key)
     if cached is not None:
@@ -85,7 +87,10 @@ def _collapsed(basis: ACEBasis, coef: np.ndarray) -> _Terms:
     cached = _Terms(coef.copy(), off, np.ascontiguousarray(nu[keep]),
                     np.ascontiguousarray(plan.term_v[keep]), np.ascontiguousarray(out[keep]))
     while len(cache) >= _TERMS_CACHE:
-        cache.pop(next(iter(cache)))  # the oldest
+        try:  # the oldest (another thread may evict it first)
+            cache.pop(next(iter(cache)), None)
+        except (RuntimeError, StopIteration):
+            break
     cache[key] = cached
     return cached
 

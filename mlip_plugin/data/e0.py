@@ -128,7 +128,8 @@ def resolve_e0(
                 f"e0='isolated' but no isolated-atom configuration for {missing}; "
                 "add them, give e0 explicitly, or use e0='fit'"
             )
-        scale = max((abs(c.energy) / c.n_atoms for c in configs if c.energy is not None),
+        scale = max((abs(c.energy) / c.n_atoms for c in configs
+                     if c.energy is not None and c.n_atoms),
                     default=np.inf)
         if scale < FREE_ATOM_SCALE:
             log.info("e0='auto': no isolated atom of %s, energies within %.3g eV/atom of 0 "

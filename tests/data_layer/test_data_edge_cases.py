@@ -100,3 +100,9 @@ def test_a_file_that_is_no_npz_archive_is_named(tmp_path):
         with pytest.raises(InputError, match=r"as npz: it is not an npz archive") as err:
             read_configs(path, format="npz")
         assert "pickle" not in str(err.value)
+
+
+def test_auto_e0_ignores_a_configuration_without_atoms():
+    cu = Configuration(Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.3]]), energy=-1.0)
+    empty = Configuration(Atoms(), energy=0.0)
+    assert resolve_e0([cu, empty], "auto") == {"Cu": 0.0}  # was ZeroDivisionError
