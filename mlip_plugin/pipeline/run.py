@@ -242,7 +242,10 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
                  progress: bool = False) -> RunResult:
     """Run data → fit → validate → report into ``output`` (default ``config.output``).
 
-    The output folder is locked for the run (a second run into it is an InputError)."""
+    The output folder is locked for the run (a second run into it is an InputError).  A
+    file system error while the run reads or writes its folder (a full disk, a file where
+    a folder should be) is an InputError that names the file; the work finished before
+    it is kept for a rerun."""
     config.check_inputs()  # missing files fail now, not after the data and the fit
     out = check_output(output or config.output)
     if config.structures is not None:  # a data run's suite comes with its data (read_data)
@@ -251,14 +254,29 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"cannot create the output folder {str(out)!r}: {err}") from err
-    with _locked(out):
-        t0 = time.perf_counter()
-        # data files are read (and checked) before anything in the folder changes
-        data = prepare_data(config, out, progress) if config.data is not None else None
-        _start_output(out, config)
-        if data is None:
-            data = prepare_data(config, out, progress)
-        return _run(config, out, data, time.perf_counter() - t0)
+    try:
+        with _locked(out):
+            t0 = time.perf_counter()
+            # data files are read (and checked) before anything in the folder changes
+            data = prepare_data(config, out, progress) if config.data is not None else None
+            _start_output(out, config)
+            if data is None:
+                data = prepare_data(config, out, progress)
+            return _run(config, out, data, time.perf_counter() - t0)
+    except OSError as err:  # the reference calculators' own errors are handled inside
+        raise InputError(_file_error(err, out)) from err
+
+
+def _file_error(err: OSError, out: Path) -> str:
+    """The message of a file system error met while a run writes into ``out`` (a full
+    disk, a file where a folder should be, no permission): what failed, where, and that
+    a rerun resumes."""
+    where = f" {str(err.filename)!r}" if err.filename else ""
+    return (f"cannot write{where} in the output folder {str(out)!r}: "
+            f"{err.strerror or err} ({type(err).__name__}). The work finished before is "
+            f"kept in {str(out)!r}: free disk space, move aside what is in the way (a file "
+            "where the run needs a folder) or fix the permissions, then rerun the same "
+            "command to resume (or give another --output)")
 
 
 def _run(config: RunConfig, out: Path, data, t_data: float) -> RunResult:

@@ -415,3 +415,53 @@ def test_structures_of_an_older_generator_version_are_not_reused(tmp_path, caplo
     assert "reusing the structures" not in caplog.text
     assert len(again) > 1 and len(json.loads((out / "structures.json").read_text())
                                    ["structures"]) == len(again)
+
+
+def test_a_file_where_the_run_needs_a_folder_is_a_named_error_and_rerun_resumes(
+        tmp_path, capsys, caplog):
+    """A file system error while a run writes its folder (here a file named like the
+    reference cache folder) exits 2 with a message naming the file, no traceback; the
+    structures finished before are kept and reused once it is moved aside."""
+    cfg = _config(tmp_path, md_snapshots=0)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "reference_cache").write_text("in the way")
+    assert main(["-q", "fit", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "reference_cache" in err and "rerun the same command" in err
+    assert "Traceback" not in err
+    assert (out / "structures.json").is_file()
+    (out / "reference_cache").unlink()
+    with caplog.at_level("INFO"):
+        assert main(["fit", str(cfg)]) == 0
+    assert "reusing the structures" in caplog.text
+    assert (out / "model.json").is_file()
+
+
+def test_a_full_disk_is_a_named_error_that_keeps_finished_work(tmp_path, monkeypatch):
+    import errno
+
+    from mlip_plugin import _files
+    from mlip_plugin.errors import InputError
+    from mlip_plugin.pipeline.config import load_config
+    from mlip_plugin.pipeline.run import run_pipeline
+
+    config = load_config(_config(tmp_path, md_snapshots=0))
+    out = tmp_path / "out"
+    real_fsync, written = os.fsync, []
+
+    def fsync(fd):  # the disk fills up after five files
+        if len(written) == 5:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(_files.os, "fsync", fsync)
+    with pytest.raises(InputError, match="No space left on device.*rerun the same command"):
+        run_pipeline(config, out)
+    kept = list((out / "reference_cache").glob("*.json"))
+    # config.yaml, the lattice constant, structures.json, then two labels fitted on disk
+    assert len(kept) == 2 and not list(out.rglob("*.tmp"))
+    monkeypatch.setattr(_files.os, "fsync", real_fsync)
+    result = run_pipeline(config, out)
+    assert result.metrics["data"]["n_cached"] == 2
