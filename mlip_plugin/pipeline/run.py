@@ -20,8 +20,8 @@ failing reference calculation, loses no finished work.  A cache file that cannot
 (empty, truncated) is ignored with a warning and recomputed.  ``metrics.json`` is written
 right after the fit and again after the validation.  The folder is locked while a run
 writes into it (a second run into it is refused); when it holds the results of another
-configuration, those move to ``OUT/previous/N/`` before the new run starts, so results of
-two configurations are never mixed.
+configuration (or results without a ``config.yaml``), those move to ``OUT/previous/N/``
+before the new run starts, so results of two configurations are never mixed.
 """
 
 from __future__ import annotations
@@ -200,24 +200,28 @@ def _locked(out: Path):
 
 def _start_output(out: Path, config: RunConfig) -> None:
     """Write the resolved ``config.yaml``.  When the folder holds the results of another
-    configuration, they are moved to ``OUT/previous/N/`` first (never mixed with, nor
-    overwritten by, the new ones); the same configuration leaves ``config.yaml`` as it is
-    (with the user's comments, if it is the file being run)."""
+    configuration, or results without a ``config.yaml`` (of an unknown one), they are
+    moved to ``OUT/previous/N/`` first (never mixed with, nor overwritten by, the new
+    ones); the same configuration leaves ``config.yaml`` as it is (with the user's
+    comments, if it is the file being run)."""
     text = yaml.safe_dump(config.to_dict(), sort_keys=False)
     old_path = out / "config.yaml"
-    if old_path.is_file():
-        if _same_configuration(old_path, config):
-            return
-        old = [out / name for name in RESULT_FILES if (out / name).exists()]
-        old += sorted(out.glob("*.png"))
+    if old_path.is_file() and _same_configuration(old_path, config):
+        return
+    # config.yaml moves last: a run killed while moving leaves it with the results not
+    # moved yet, and the next run moves those too
+    old = [out / name for name in RESULT_FILES if name != old_path.name and (out / name).exists()]
+    if old or old_path.exists():
+        old += sorted(out.glob("*.png")) + [old_path] * old_path.exists()
         n = 1 + max((int(p.name) for p in (out / "previous").glob("*") if p.name.isdigit()),
                     default=0)
         keep = out / "previous" / str(n)
         keep.mkdir(parents=True)
         for path in old:
             os.replace(path, keep / path.name)
-        log.warning("%s held the results of another configuration; moved them to %s",
-                    out, keep)
+        log.warning("%s held the results of %s; moved them to %s", out,
+                    "another configuration" if old_path in old else
+                    "an unknown configuration (no config.yaml)", keep)
     write_text_atomic(old_path, text)
 
 

@@ -465,3 +465,43 @@ def test_a_full_disk_is_a_named_error_that_keeps_finished_work(tmp_path, monkeyp
     monkeypatch.setattr(_files.os, "fsync", real_fsync)
     result = run_pipeline(config, out)
     assert result.metrics["data"]["n_cached"] == 2
+
+
+def test_results_are_never_overwritten_after_an_interrupted_move(tmp_path, monkeypatch):
+    """A run killed while it moves another configuration's results aside, then run again:
+    the results it had not moved yet are moved too, never overwritten; so are results in
+    the folder without a config.yaml (whose configuration is unknown)."""
+    from mlip_plugin.pipeline.config import RunConfig
+    from mlip_plugin.pipeline.run import RESULT_FILES, _start_output
+
+    out = tmp_path / "o"
+    out.mkdir()
+    first = RunConfig.from_dict({"structures": {"element": "Cu"}})
+    second = RunConfig.from_dict({"structures": {"element": "Ni"}})
+    _start_output(out, first)
+    for name in RESULT_FILES[1:]:
+        (out / name).write_text(f"old {name}")
+    real_replace, moves = os.replace, []
+
+    def replace(src, dst):  # killed after the first file moved
+        if len(moves) == 1:
+            raise KeyboardInterrupt
+        moves.append(src)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        _start_output(out, second)
+    monkeypatch.setattr(os, "replace", real_replace)
+    _start_output(out, second)
+    kept = {p.name: p.read_text() for p in (out / "previous").rglob("*") if p.is_file()}
+    assert {name: kept.get(name) for name in RESULT_FILES[1:]} == {
+        name: f"old {name}" for name in RESULT_FILES[1:]}
+    assert "Cu" in kept["config.yaml"]
+    assert [p.name for p in out.iterdir() if p.is_file()] == ["config.yaml"]
+    # a user's report.md in a folder without config.yaml is moved aside, not overwritten
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "report.md").write_text("my notes")
+    _start_output(other, second)
+    assert (other / "previous" / "1" / "report.md").read_text() == "my notes"
