@@ -120,10 +120,11 @@ def read_data(config: RunConfig) -> tuple[list, list]:
 
 def check_run(config: RunConfig, output: str | os.PathLike | None = None) -> Path:
     """Everything a run checks before its work (``--dry-run``): the settings' files and
-    calculator classes, the output folder, and the data files, read with the reader and
-    settings of the run.  Returns the output folder."""
+    calculator classes, the output folder (and that no run holds its lock), and the data
+    files, read with the reader and settings of the run.  Returns the output folder."""
     config.check_inputs()
     out = check_output(output or config.output)
+    _check_unlocked(out)
     if config.data is not None:
         train, _ = read_data(config)
         if config.fit.model == "kernel":  # what the kernel fit refuses, before it trains
@@ -185,9 +186,7 @@ def _locked(out: Path):
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
-            raise InputError(f"another mlip run is writing into {str(out)!r} (it holds "
-                             f"{LOCK_FILE}); wait for it to finish or give another "
-                             "--output") from err
+            raise _busy(out) from err
         except OSError as err:  # a file system without locks (e.g. Lustre without flock)
             log.warning("cannot lock %s (%s); running without the lock", out, err)
             yield
@@ -196,6 +195,30 @@ def _locked(out: Path):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _busy(out: Path) -> InputError:
+    return InputError(f"another mlip run is writing into {str(out)!r} (it holds {LOCK_FILE}); "
+                      "wait for it to finish or give another --output")
+
+
+def _check_unlocked(out: Path) -> None:
+    """InputError when a run holds the lock of ``out`` (what ``--dry-run`` checks, without
+    taking the lock or writing anything)."""
+    try:
+        import fcntl
+
+        fh = open(out / LOCK_FILE)
+    except (ImportError, OSError):  # not POSIX, or no lock file: no run holds it
+        return
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            raise _busy(out) from err
+        except OSError:  # a file system without locks: the run goes on without one
+            return
+        fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _start_output(out: Path, config: RunConfig) -> None:

@@ -505,3 +505,22 @@ def test_results_are_never_overwritten_after_an_interrupted_move(tmp_path, monke
     (other / "report.md").write_text("my notes")
     _start_output(other, second)
     assert (other / "previous" / "1" / "report.md").read_text() == "my notes"
+
+
+def test_dry_run_refuses_a_folder_another_run_is_writing(tmp_path, capsys):
+    """--dry-run says what the run would meet: a folder locked by a run in progress."""
+    import fcntl
+
+    from mlip_plugin.pipeline.run import LOCK_FILE
+
+    cfg = _config(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / LOCK_FILE, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        assert main(["run", str(cfg), "--dry-run"]) == 2
+        assert "another mlip run is writing into" in capsys.readouterr().err
+    # a lock file left by a finished (or killed) run holds no lock
+    assert main(["run", str(cfg), "--dry-run"]) == 0
+    assert "configuration OK" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
