@@ -20,8 +20,9 @@ failing reference calculation, loses no finished work.  A cache file that cannot
 (empty, truncated) is ignored with a warning and recomputed.  ``metrics.json`` is written
 right after the fit and again after the validation.  The folder is locked while a run
 writes into it (a second run into it is refused); when it holds the results of another
-configuration (or results without a ``config.yaml``), those move to ``OUT/previous/N/``
-before the new run starts, so results of two configurations are never mixed.
+configuration (or of the same one on edited data files, or results without a
+``config.yaml``), those move to ``OUT/previous/N/`` before the new run starts, so results
+of two configurations are never mixed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import yaml
 from ase import Atoms
 
 from .._files import write_text_atomic
-from ..data import read_configs
+from ..data import hash_configs, read_configs
 from ..errors import InputError
 from .config import RunConfig
 from .fit import FitResult, fit
@@ -141,7 +142,8 @@ def prepare_data(config: RunConfig, out: Path, progress: bool = False):
     """Training configurations, test configurations and the data summary of a run."""
     if config.data is not None:
         train, test = read_data(config)
-        return train, test, {"source": "files", "n_train": len(train), "n_test": len(test)}
+        return train, test, {"source": "files", "n_train": len(train), "n_test": len(test),
+                             "sha256": hash_configs([*train, *test])}
     calc = config.reference.build()
     structures = _structures(config, out, calc)
     result = collect_reference_data(structures, config.reference,
@@ -221,16 +223,20 @@ def _check_unlocked(out: Path) -> None:
         fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _start_output(out: Path, config: RunConfig) -> None:
+def _start_output(out: Path, config: RunConfig, data_sha256: str | None = None) -> None:
     """Write the resolved ``config.yaml``.  When the folder holds the results of another
-    configuration, or results without a ``config.yaml`` (of an unknown one), they are
-    moved to ``OUT/previous/N/`` first (never mixed with, nor overwritten by, the new
-    ones); the same configuration leaves ``config.yaml`` as it is (with the user's
-    comments, if it is the file being run)."""
+    configuration, of the same one with other data (``data_sha256``, the content hash of
+    a data run's configurations, differs from the one in ``metrics.json``), or results
+    without a ``config.yaml`` (of an unknown configuration), they are moved to
+    ``OUT/previous/N/`` first (never mixed with, nor overwritten by, the new ones); the
+    same configuration leaves ``config.yaml`` as it is (with the user's comments, if it is
+    the file being run)."""
     text = yaml.safe_dump(config.to_dict(), sort_keys=False)
     old_path = out / "config.yaml"
     if old_path.is_file() and _same_configuration(old_path, config):
-        return
+        if not _data_changed(out / "metrics.json", data_sha256):
+            return
+        log.warning("the data files of %s changed since its results were written", out)
     # config.yaml moves last: a run killed while moving leaves it with the results not
     # moved yet, and the next run moves those too
     old = [out / name for name in RESULT_FILES if name != old_path.name and (out / name).exists()]
@@ -246,6 +252,17 @@ def _start_output(out: Path, config: RunConfig) -> None:
                     "another configuration" if old_path in old else
                     "an unknown configuration (no config.yaml)", keep)
     write_text_atomic(old_path, text)
+
+
+def _data_changed(metrics_path: Path, data_sha256: str | None) -> bool:
+    """Whether the run's ``metrics.json`` records data other than ``data_sha256``."""
+    if data_sha256 is None or not metrics_path.is_file():
+        return False
+    try:
+        old = json.loads(metrics_path.read_text())["data"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # no record of the data (an older run, a partial file)
+    return old != data_sha256
 
 
 def _same_configuration(path: Path, config: RunConfig) -> bool:
@@ -286,7 +303,7 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
             t0 = time.perf_counter()
             # data files are read (and checked) before anything in the folder changes
             data = prepare_data(config, out, progress) if config.data is not None else None
-            _start_output(out, config)
+            _start_output(out, config, None if data is None else data[2]["sha256"])
             if data is None:
                 data = prepare_data(config, out, progress)
             return _run(config, out, data, time.perf_counter() - t0)

@@ -524,3 +524,25 @@ def test_dry_run_refuses_a_folder_another_run_is_writing(tmp_path, capsys):
     assert main(["run", str(cfg), "--dry-run"]) == 0
     assert "configuration OK" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
+
+
+def test_edited_data_files_move_the_results_aside(tmp_path, cu_example):
+    """The same configuration rerun on data files edited since: the results of the old
+    data move to previous/1, not overwritten; unchanged data reuse the folder as it is."""
+    import ase.io
+
+    frames = ase.io.read(cu_example, index=":")
+    data = tmp_path / "train.extxyz"
+    ase.io.write(data, frames[:12])
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"train": str(data)}, "fit": FAST_FIT,
+                                   "validate": None, "output": str(tmp_path / "out")}))
+    out = tmp_path / "out"
+    assert main(["-q", "fit", str(cfg)]) == 0
+    assert main(["-q", "fit", str(cfg)]) == 0  # same data: nothing moves
+    assert not (out / "previous").exists()
+    first = (out / "model.json").read_text()
+    ase.io.write(data, frames[:10])
+    assert main(["-q", "fit", str(cfg)]) == 0
+    assert (out / "previous" / "1" / "model.json").read_text() == first
+    assert (out / "model.json").read_text() != first
