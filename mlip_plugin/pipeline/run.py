@@ -41,7 +41,7 @@ from ase import Atoms
 
 from .._files import write_text_atomic
 from ..data import hash_configs, read_configs
-from ..errors import InputError
+from ..errors import InputError, ReferenceCalculationError
 from .config import RunConfig
 from .fit import FitResult, fit
 from .metrics import predict_configs
@@ -150,6 +150,14 @@ def prepare_data(config: RunConfig, out: Path, progress: bool = False):
                                     cache_dir=out / "reference_cache", progress=progress)
     write_json_atomic(out / "reference_failures.json", result.failures, indent=1)
     summary = {"source": "generated", **result.summary()}
+    if not result.configs:
+        reasons = "; ".join(list(dict.fromkeys(
+            f"{f['error_type']}: {f['message']}" for f in result.failures))[:3])
+        raise ReferenceCalculationError(
+            f"the reference calculator {config.reference.calculator} failed on all "
+            f"{len(result.failures)} structures ({reasons}); each failure is listed "
+            f"in {str(out / 'reference_failures.json')!r}. Check the calculator and its "
+            "parameters (section 'reference'); a rerun tries the failed structures again")
     return result.configs, [], summary
 
 

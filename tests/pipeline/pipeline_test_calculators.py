@@ -60,3 +60,10 @@ class FailAtCallEMT(EMT):
         if type(self).calls == type(self).fail_at:
             raise RuntimeError("simulated SCF failure")
         super().calculate(*args, **kwargs)
+
+
+class AlwaysFailEMT(EMT):
+    """EMT whose every calculation fails."""
+
+    def calculate(self, *args, **kwargs):
+        raise RuntimeError("simulated SCF failure")

@@ -546,3 +546,16 @@ def test_edited_data_files_move_the_results_aside(tmp_path, cu_example):
     assert main(["-q", "fit", str(cfg)]) == 0
     assert (out / "previous" / "1" / "model.json").read_text() == first
     assert (out / "model.json").read_text() != first
+
+
+def test_a_reference_that_fails_on_every_structure_is_named(tmp_path, capsys):
+    """Every reference calculation failed: the message names the calculator, its error
+    and the failure record, not only the empty training set the fit would meet."""
+    reference = {"calculator": "pipeline_test_calculators.AlwaysFailEMT"}
+    cfg = _config(tmp_path, reference=reference, md_snapshots=0, a=3.6)
+    assert main(["-q", "fit", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "AlwaysFailEMT failed on all" in err and "simulated SCF failure" in err
+    assert "reference_failures.json" in err and "Traceback" not in err
+    failures = json.loads((tmp_path / "out" / "reference_failures.json").read_text())
+    assert failures
