@@ -61,11 +61,14 @@ def test_round_trip_and_calculator(kernel_fit, ethanol, tmp_path):
 def test_wrong_molecule_is_refused(kernel_fit, ethanol):
     atoms = ethanol[1][0].atoms.copy()
     atoms.calc = MLIPCalculator(kernel_fit.model)
-    swapped = atoms[[1, 0, *range(2, len(atoms))]]
+    # the same atoms, C and O swapped (ethanol is C C O H…: swapping the two C atoms would
+    # give the same numbers and test nothing)
+    swapped = atoms[[2, 1, 0, *range(3, len(atoms))]]
+    assert sorted(swapped.numbers) == sorted(atoms.numbers)
+    assert not np.array_equal(swapped.numbers, atoms.numbers)
     swapped.calc = MLIPCalculator(kernel_fit.model)
-    if not np.array_equal(swapped.numbers, atoms.numbers):
-        with pytest.raises(InputError, match="same atoms in the same order"):
-            swapped.get_potential_energy()
+    with pytest.raises(InputError, match="same atoms in the same order"):
+        swapped.get_potential_energy()
     shorter = atoms[:-1]
     shorter.calc = MLIPCalculator(kernel_fit.model)
     with pytest.raises(InputError, match="trained on the molecule"):
