@@ -13,18 +13,23 @@ from mlip_plugin.ace.spec import one_particle_labels
 from mlip_plugin.errors import InputError, ModelFormatError
 
 
-def _brute_force_count(order, degree, w_L=1.5):
-    """Label multisets with Σ deg ≤ D and even Σ l (not counting couplings)."""
+def _brute_force_groups(order, degree, w_L=1.5):
+    """Label multisets with Σ deg ≤ D, even Σ l and 2 max l ≤ Σ l (the polygon condition
+    for a rotation invariant in ⊗ V_l).  For ν ≤ 3 every such multiset has exactly one
+    reflection-invariant coupling, identical labels included: (a, a, b) couples through
+    the symmetric part of a ⊗ a (even L = b), (a, a, a) through the 3j symbol, symmetric
+    for even a."""
     import itertools
 
     labels = one_particle_labels(1, degree, w_L)
-    total = 0
+    out = set()
     for nu in range(1, order + 1):
         for t in itertools.combinations_with_replacement(labels, nu):
-            if sum(n + w_L * l for _, n, l in t) <= degree + 1e-9 and sum(
-                    l for *_, l in t) % 2 == 0:
-                total += 1
-    return total
+            ls = [l for *_, l in t]
+            if (sum(n + w_L * l for _, n, l in t) <= degree + 1e-9 and sum(ls) % 2 == 0
+                    and 2 * max(ls) <= sum(ls)):
+                out.add(tuple(t))
+    return out
 
 
 def test_sizes_and_paper_count():
@@ -37,7 +42,9 @@ def test_sizes_and_paper_count():
 
 def test_groups_match_brute_force():
     b = ACEBasis(["Si"], correlation_order=3, total_degree=10, r_cut=5.0)
-    assert len(b.groups) <= _brute_force_count(3, 10)
+    expected = _brute_force_groups(3, 10)
+    assert {tuple(g.labels) for g in b.groups} == expected
+    assert sum(f.kind == "manybody" for f in b.spec) == len(expected)  # one coupling each
     # N ≤ 2 couplings are unique and always exist when Σ l is even and l1 = l2
     b2 = ACEBasis(["Si"], correlation_order=2, total_degree=10, r_cut=5.0, pair_degree=0)
     pairs = [f for f in b2.spec if f.body_order == 3]
