@@ -44,6 +44,23 @@ def test_from_support_takes_committee_columns_in_the_order_of_values(alni_basis,
                                                                      rel=1e-10)
 
 
+def test_energy_is_e0_of_each_atom_plus_the_basis_sum(alni_basis, alni):
+    """E = Σ_i E0[Z_i] + Σ_k c_k B_k, per site too, with two species of different E0 and
+    counts (2 Ni, 2 Al): the basis part from evaluate_basis (the design-matrix route), not
+    the model's adjoint evaluation."""
+    from mlip_plugin.ace import evaluate_basis
+
+    coef = np.random.default_rng(11).normal(size=alni_basis.size)
+    model = LinearACEModel(alni_basis, coef, E0, core=False)
+    vals = evaluate_basis(alni_basis, [alni])
+    e0_sites = np.array([E0[s] for s in alni.get_chemical_symbols()])
+    assert sorted(set(e0_sites)) == sorted(E0.values())
+    pred = model.predict(alni)
+    assert pred.energy == pytest.approx(e0_sites.sum() + vals.energy[0] @ coef, rel=1e-12)
+    np.testing.assert_allclose(pred.energies, e0_sites + vals.site @ coef, rtol=1e-11,
+                               atol=1e-11)
+
+
 def _edited(model, tmp_path, edit):
     """Save ``model``, apply ``edit`` to its JSON document, store a matching checksum."""
     import json
