@@ -77,9 +77,15 @@ def test_matvec_rows_diagonal_agree_with_dense(make_molecule, rng):
 
 
 def test_rigid_motions_are_in_the_null_space(make_molecule):
-    """The descriptor ignores rigid motions, so K annihilates each frame's translations."""
+    """The descriptor ignores rigid motions, so K annihilates each frame's translations and
+    infinitesimal rotations (ω × r leaves every distance unchanged to first order)."""
     R, _ = make_molecule(3)
     op = GDMLOperator(R, sigma=2.0)
+    scale = np.abs(op.dense()).max()
     t = np.zeros((3, 5, 3))
     t[1, :, 0] = 1.0  # translate frame 1 along x
-    assert np.abs(op.matvec(t.reshape(-1))).max() < 1e-12 * np.abs(op.dense()).max()
+    assert np.abs(op.matvec(t.reshape(-1))).max() < 1e-12 * scale
+    w = np.zeros((3, 5, 3))
+    w[2] = np.cross([0.3, -0.8, 0.5], R[2] - R[2].mean(axis=0))  # rotate frame 2
+    assert np.abs(op.matvec(w.reshape(-1))).max() < 1e-12 * scale
+    assert np.abs(op.matvec(R.reshape(-1))).max() > 1e-3 * scale  # not a null vector
