@@ -7,6 +7,7 @@ import pytest
 from ase.build import bulk
 
 from mlip_plugin import InputError
+from mlip_plugin.errors import MLIPError
 from mlip_plugin.pipeline.config import FitSettings, ValidateSettings
 
 
@@ -111,7 +112,7 @@ def test_unfinished_training_job_and_missing_data_stop_the_fit(project):
     failed.structures = [bulk("Cu", "fcc", a=3.6)]
     failed.reference = {"calculator": "pyiron_test_calculators.SelectivelyFailingEMT",
                         "parameters": {"fail_natoms": "all"}}
-    with pytest.raises(Exception, match="could be labelled"):
+    with pytest.raises(MLIPError, match="none of the 1 structures could be labelled"):
         failed.run()
     fit = project.create.job.MLIPFit("fit_on_failed")
     fit.training_job = failed
