@@ -9,6 +9,7 @@ from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_s
 
 from mlip_plugin import InputError, load_model
 from mlip_plugin.calculators import MLIPCalculator
+from mlip_plugin.data import hash_configs
 from mlip_plugin.pipeline.fit import fit
 from mlip_plugin.pipeline.reference import collect_reference_data
 from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
@@ -41,13 +42,17 @@ def test_omp_fit_is_accurate(omp_fit):
     assert all("validation_rmse" in row for row in summary)
 
 
-def test_model_has_only_selected_functions(omp_fit):
+def test_model_has_only_selected_functions(omp_fit, cu_data):
     model = omp_fit.model
     assert model.n_functions == omp_fit.metrics["n_selected"]
     prov = model.provenance
-    assert len(prov.selected_support) == model.n_functions
+    support = np.asarray(prov.selected_support)
+    assert len(support) == model.n_functions == len(np.unique(support))
     assert prov.solver == "omp" and len(prov.training_data_sha256) == 64
-    assert prov.n_train + prov.n_validation == 0 or prov.n_validation > 0
+    # every configuration is in the training or the validation part, both non-empty
+    assert prov.n_train + prov.n_validation == len(cu_data[0])
+    assert prov.n_train > 0 and prov.n_validation > 0
+    assert prov.training_data_sha256 != hash_configs(cu_data[0])  # the training part only
 
 
 def test_fitted_calculator_forces_stress_fd(omp_fit, cu_data):
