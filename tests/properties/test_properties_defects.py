@@ -127,6 +127,18 @@ def test_si_sw_interstitial_sites_keep_their_symmetry(sw, silicon):
     assert tet.structure.positions[-1] == pytest.approx([a / 2] * 3, abs=1e-3)
     assert hexa.structure.positions[-1] == pytest.approx([5 * a / 8] * 3, abs=1e-3)
     assert tet.formation_energy < tet.unrelaxed_formation_energy
+    # unrelaxed formation energies by hand: E(N + 1 atoms) - (N + 1) E_bulk / N, whose
+    # chemical potential (≈ -4.34 eV/atom for SW) tests the reference term as well
+    perfect = bulk("Si", "diamond", a=a, cubic=True) * (2, 2, 2)
+    perfect.calc = sw
+    mu = perfect.get_potential_energy() / len(perfect)
+    for result, site in ((tet, [0.5] * 3), (hexa, [0.625] * 3)):
+        defect = perfect.copy()
+        defect.append("Si")
+        defect.positions[-1] = np.array(site) * a
+        defect.calc = sw
+        hand = defect.get_potential_energy() - len(defect) * mu
+        assert result.unrelaxed_formation_energy == pytest.approx(hand, abs=1e-6)
 
 
 def test_vacancy_without_cell_relaxation_needs_no_stress(no_stress_calc):
