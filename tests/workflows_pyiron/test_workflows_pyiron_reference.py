@@ -3,6 +3,7 @@ executors, and input errors."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -69,6 +70,27 @@ def test_failing_structure_is_reported_and_status_is_warning(project):
         np.testing.assert_array_equal(b.forces, a.forces)
         np.testing.assert_array_equal(b.stress, a.stress)
     assert reloaded.failures == job.failures
+
+
+def test_run_of_a_job_with_status_warning_loads_it_and_says_how_to_rerun(project, caplog):
+    """pyiron did nothing for run() of a 'warning' job: no run, no message, and the edited
+    input stayed in memory beside the output of the old one."""
+    job = project.create.job.MLIPReferenceData("warning_run_again")
+    job.structures = _structures()
+    job.reference = FAILING
+    job.run()
+    job = project.load("warning_run_again")
+    job.reference = "ase.calculators.emt.EMT"  # edited, then run() without repair
+    with caplog.at_level(logging.WARNING, logger="mlip_plugin.workflows.pyiron"):
+        job.run()
+    assert "'warning_run_again' has status 'warning'" in caplog.text
+    assert "job.run(repair=True)" in caplog.text
+    assert job.status.string == "warning"
+    assert job.input.reference == FAILING  # the input its output was made with
+    assert len(job.configurations) == 2
+    job.reference = "ase.calculators.emt.EMT"
+    job.run(repair=True)
+    assert project.load("warning_run_again").status.string == "finished"
 
 
 def test_no_labelled_structure_aborts_with_the_reason(project):
