@@ -48,7 +48,9 @@ def _map_source_tree() -> None:
     roots = {name: here.parent / name for name in ("calculators", "workflows")
              if not (here / name).is_dir() and (here.parent / name / "__init__.py").is_file()}
     if roots and not any(isinstance(f, _SourceTreeFinder) for f in sys.meta_path):
-        sys.meta_path.append(_SourceTreeFinder(roots))
+        # first, ahead of the finder of an editable install (of this or another checkout),
+        # which would map the two subpackages to the folders of the installed checkout
+        sys.meta_path.insert(0, _SourceTreeFinder(roots))
 
 
 _map_source_tree()

@@ -90,6 +90,38 @@ def test_source_tree_maps_calculators_and_workflows():
     assert Path(proc.stdout.strip()) == ROOT / "workflows" / "__init__.py"
 
 
+def test_source_tree_wins_over_an_editable_install_of_another_copy(tmp_path):
+    """An editable install of another checkout puts its own finder on ``sys.meta_path``
+    (mapping mlip_plugin.workflows to that checkout); importing from this project root must
+    still give this tree's calculators/ and workflows/, not the other copy's."""
+    decoy = tmp_path / "other_checkout"
+    for name in ("workflows", "calculators"):
+        (decoy / name).mkdir(parents=True)
+        (decoy / name / "__init__.py").write_text("")
+    code = (
+        "import sys, importlib.util\n"
+        f"decoy = {str(decoy)!r}\n"
+        "class EditableFinder:\n"
+        "    @classmethod\n"
+        "    def find_spec(cls, fullname, path=None, target=None):\n"
+        "        name = fullname.rpartition('.')[2]\n"
+        "        if fullname in ('mlip_plugin.workflows', 'mlip_plugin.calculators'):\n"
+        "            return importlib.util.spec_from_file_location(fullname,\n"
+        "                f'{decoy}/{name}/__init__.py',\n"
+        "                submodule_search_locations=[f'{decoy}/{name}'])\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, EditableFinder)\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "import mlip_plugin\n"
+        "for name in ('workflows', 'calculators'):\n"
+        "    print(importlib.util.find_spec(f'mlip_plugin.{name}').origin)\n")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert [Path(line) for line in proc.stdout.split()] == [
+        ROOT / "workflows" / "__init__.py", ROOT / "calculators" / "__init__.py"]
+
+
 def test_data_without_action_prints_its_help_and_exits_2(capsys):
     assert main(["data"]) == 2
     err = capsys.readouterr().err

@@ -82,6 +82,10 @@ def test_too_many_failures_and_all_failed_exit_codes(tiny_structures, tiny_atoms
     _, node = run_get_node(ReferenceWorkChain, structures=vacancy, calculator=orm.Dict(FAILING))
     assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_ALL_REFERENCE_FAILED.status
     assert "training_set" not in node.outputs
+    # the message names the failure and what to do, not only where to look
+    assert "structure 'vacancy-0': RuntimeError: simulated SCF failure for 31 atoms" in (
+        node.exit_message)
+    assert "Check the reference calculator" in node.exit_message
 
 
 def test_reference_workflow_path_matches_ase_path(few_atoms, mock_workflow):

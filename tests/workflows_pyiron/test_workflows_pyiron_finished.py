@@ -4,6 +4,8 @@ validation whose reference calculator fails says which calculator failed on what
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from ase.build import bulk
 
@@ -99,3 +101,31 @@ def test_a_failing_reference_calculator_is_named_in_the_validation_error(project
     assert reloaded.output.error["type"] == "ReferenceCalculationError"
     assert "SelectivelyFailingEMT failed on the property group 'eos'" in (
         reloaded.status_message)
+
+
+def test_a_repaired_validation_does_not_recompute_the_reference_properties_it_had(
+        project, finished, monkeypatch):
+    """The reference failed on the vacancy after the EOS was computed: the EOS is kept in
+    the job's working directory, the error says so, and the repaired job reuses it."""
+    from pyiron_test_calculators import TransientEMT
+
+    monkeypatch.setattr(TransientEMT, "failing", True)
+    monkeypatch.setattr(TransientEMT, "calls", {})
+    val = project.create.job.MLIPValidation("transient_reference")
+    val.fit_job = "finished_fit"
+    val.reference = {"calculator": "pyiron_test_calculators.TransientEMT", "parameters": {}}
+    val.settings = {"suite": "fcc", "preset": "fast", "properties": ["eos", "vacancy"]}
+    with pytest.raises(ReferenceCalculationError, match="property group 'vacancy'.*are kept in"):
+        val.run()
+    first = dict(TransientEMT.calls)  # the EOS and the vacancy's bulk cell: 4 atoms
+    kept = Path(val.working_directory) / "reference_properties"
+    assert len(list(kept.glob("*.json"))) == 1  # the EOS
+    TransientEMT.failing = False
+    TransientEMT.calls = {}
+    val = project.load("transient_reference")
+    val.run(repair=True)
+    assert val.status.string == "finished", val.status_message
+    # only the vacancy group's 4-atom bulk cell again, not the EOS
+    assert 0 < TransientEMT.calls[4] < first[4], (first, TransientEMT.calls)
+    assert len(list(kept.glob("*.json"))) == 2
+    assert any(row["name"].startswith("vacancy") for row in val.properties)

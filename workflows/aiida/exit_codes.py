@@ -16,7 +16,9 @@ EXIT_CODES: dict[str, tuple[int, str]] = {
     "ERROR_STRUCTURE_GENERATION_FAILED": (
         301, "Generating the training structures failed: {message}"),
     "ERROR_ALL_REFERENCE_FAILED": (
-        310, "All {n} reference calculations failed; see the output `failed_structures`."),
+        310, "All {n} reference calculations failed (e.g. {example}); see the output "
+             "`failed_structures`. Check the reference calculator or workflow and its "
+             "inputs; with caching enabled a rerun tries every structure again."),
     "ERROR_TOO_MANY_REFERENCE_FAILED": (
         311, "{n_failed} of {n} reference calculations failed, more than the allowed "
              "fraction {max_failed_fraction}; see the output `failed_structures`."),

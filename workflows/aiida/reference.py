@@ -301,7 +301,10 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
             self.report(f"reference structure {record['index']} ({record['structure_id']}) "
                         f"failed: {record['error_type']}: {record['message']}")
         if "training_set" not in self.ctx.result:
-            return self.exit_codes.ERROR_ALL_REFERENCE_FAILED.format(n=n)
+            first = failed.get_list()[0] if n_failed else {}
+            example = (f"structure {first.get('structure_id')!r}: {first.get('error_type')}: "
+                       f"{first.get('message')}")
+            return self.exit_codes.ERROR_ALL_REFERENCE_FAILED.format(n=n, example=example)
         self.out("training_set", self.ctx.result["training_set"])
         limit = self.inputs.max_failed_fraction.value
         if n_failed > limit * n:

@@ -7,7 +7,8 @@ Status of a job after ``run()``:
 * ``finished``: the step ran and every item succeeded;
 * ``warning``: the step ran, but some items failed (e.g. reference structures whose
   calculation raised); ``output/failures`` lists them and ``output/status_message`` says
-  how many;
+  how many.  ``run()`` of such a job loads it with a warning (as pyiron does for a
+  finished job); ``run(repair=True)`` runs it again;
 * ``aborted``: the step failed; ``output/error`` holds the error type and message and
   ``run()`` re-raises the error.
 """
@@ -76,6 +77,31 @@ class MLIPJob(PythonTemplateJob):
             raise
         self._finish(status, message)
         log.info("%s %r %s: %s", type(self).__name__, self.job_name, status, message)
+
+    def run(self, delete_existing_job: bool = False, repair: bool = False, debug: bool = False,
+            run_mode: str | None = None, run_again: bool = False):
+        """Run the job (pyiron's ``run``), except that a job whose last run ended with
+        status ``warning`` (some items failed) is loaded instead of silently left as it is.
+
+        pyiron loads a ``finished`` job instead of running it, with a warning, but does
+        nothing at all for a ``warning`` job: edits of its input stayed in memory, unrun and
+        unsaved, beside the output of the older input.  Here such a job is read back from
+        its HDF5 file (its input is the one its output was made with) and a warning says
+        how to run it again: ``job.run(repair=True)`` (finished items are taken from the
+        job's cache) or ``job.run(delete_existing_job=True)`` (from scratch).
+        """
+        if (self.status.string == "warning" and self.job_id is not None
+                and not (delete_existing_job or run_again or repair)):
+            log.warning(
+                "%s %r has status 'warning' (%s); it is loaded, not run again, and edits of "
+                "its input are discarded. To run it again, e.g. after fixing its input, call "
+                "job.run(repair=True) (finished items are not recomputed) or "
+                "job.run(delete_existing_job=True) (from scratch)",
+                type(self).__name__, self.job_name, self.status_message)
+            self.from_hdf()
+            return None
+        return super().run(delete_existing_job=delete_existing_job, repair=repair, debug=debug,
+                           run_mode=run_mode, run_again=run_again)
 
     def save(self):
         """Save the job (HDF5 file and job table entry) with the ``parent_id`` of its input's

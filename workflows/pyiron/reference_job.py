@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mlip_plugin.data import Configuration
-from mlip_plugin.errors import InputError, MLIPError
+from mlip_plugin.errors import InputError, ReferenceCalculationError
 from mlip_plugin.pipeline.reference import (
     DEFAULT_REFERENCE,
     CalculatorSpec,
@@ -69,7 +69,8 @@ class MLIPReferenceData(MLIPJob):
         Counts of structures, labelled, failed, cached, and failures by error type.
 
     The status is ``finished`` when every structure was labelled, ``warning`` when some
-    failed, ``aborted`` (and ``run()`` raises) when none could be labelled.
+    failed, ``aborted`` when none could be labelled (``run()`` raises
+    :class:`~mlip_plugin.errors.ReferenceCalculationError`, naming the calculator).
     """
 
     def __init__(self, project, job_name):
@@ -164,9 +165,14 @@ class MLIPReferenceData(MLIPJob):
         self.output.summary = summary
         n, n_ok = summary["n_structures"], summary["n_labelled"]
         if n_ok == 0:
-            raise MLIPError(
+            first = result.failures[0] if result.failures else None
+            example = ("" if first is None else f", e.g. structure {first['structure_id']!r}: "
+                       f"{first['error_type']}: {first['message']}")
+            raise ReferenceCalculationError(
                 f"none of the {n} structures could be labelled with {reference.calculator} "
-                f"(failures by type: {summary['failure_reasons']}); see output/failures")
+                f"(failures by type: {summary['failure_reasons']}{example}); see "
+                "output/failures. Check the calculator and its parameters (job.reference), "
+                "then job.run(repair=True) tries them again")
         message = f"{n_ok} of {n} structures labelled"
         if result.failures:
             first = result.failures[0]

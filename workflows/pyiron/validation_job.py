@@ -6,6 +6,8 @@ A thin wrapper of :func:`mlip_plugin.pipeline.validate`.  The model comes from a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mlip_plugin.errors import InputError
 from mlip_plugin.models import Model
 from mlip_plugin.pipeline.config import ValidateSettings
@@ -22,6 +24,10 @@ from .fit_job import MLIPFit
 from .reference_job import MLIPReferenceData
 
 __all__ = ["MLIPValidation", "check_settings"]
+
+#: Folder in the working directory with the reference calculator's properties, one file per
+#: property group: kept when a later group fails, so a repaired job does not recompute them.
+CACHE_FOLDER = "reference_properties"
 
 
 def check_settings(settings: ValidateSettings) -> None:
@@ -63,6 +69,10 @@ class MLIPValidation(MLIPJob):
     reference : dict or None
         The reference calculator spec the properties are compared with.  None (default):
         the reference calculator of the job that produced the fit's training data.
+
+    The reference calculator's properties are kept in the working directory
+    (``reference_properties/``, one file per property group), so a job repaired after the
+    reference failed on one group (``job.run(repair=True)``) does not recompute the others.
 
     Output (``job.output``)
     -----------------------
@@ -127,7 +137,8 @@ class MLIPValidation(MLIPJob):
         model, reference = self._resolve(settings)
         from mlip_plugin.pipeline.validate import validate  # imported late
 
-        result = validate(model, settings, reference=reference)
+        cache = Path(self.working_directory) / CACHE_FOLDER
+        result = validate(model, settings, reference=reference, cache_dir=cache)
         self.output.reference = (reference.to_dict() if reference is not None
                                  else {"table": str(settings.reference)})
         self.output.properties = [dict(row) for row in result.rows]
