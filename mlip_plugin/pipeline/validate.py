@@ -252,8 +252,11 @@ class ReferenceSuites:
             raise ReferenceCalculationError(
                 f"the reference calculator {spec.calculator} failed on the property "
                 f"{_unit_label(unit)} of suite {suite!r}: {type(err).__name__}: {err}{kept}. "
-                "Check the calculator and its parameters, or compare with a table of "
-                "reference values (validate.reference = <a JSON table>)") from err
+                "Check the calculator and its parameters, or compare with a JSON table of "
+                "reference values instead (mlip: validate.reference or --reference; AiiDA: "
+                "'reference' in the settings of mlip.validate, validate.settings in "
+                "mlip.pipeline; pyiron: job.input.validate['reference'])"
+            ) from err
 
     def _calculator(self, spec: CalculatorSpec):
         """One calculator per spec, built when a unit first needs it."""
