@@ -92,6 +92,12 @@ class CalculatorSpec:
                 f"calculator {self.calculator!r} rejected its parameters "
                 f"{dict(self.parameters)}: {err}"
             ) from err
+        except OSError as err:  # a file it reads on construction (a potential file)
+            raise InputError(
+                f"calculator {self.calculator!r} with parameters {dict(self.parameters)} "
+                f"could not be built: {type(err).__name__}: {err}; check the files and "
+                "programs its parameters name"
+            ) from err
 
     def load_class(self):
         """Import the calculator class (without building it): a named error if it cannot

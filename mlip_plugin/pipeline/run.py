@@ -297,7 +297,8 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
     The output folder is locked for the run (a second run into it is an InputError).  A
     file system error while the run reads or writes its folder (a full disk, a file where
     a folder should be) is an InputError that names the file; the work finished before
-    it is kept for a rerun."""
+    it is kept for a rerun.  An error that names a file outside the folder (a calculator's
+    own file) is raised as it is."""
     config.check_inputs()  # missing files fail now, not after the data and the fit
     out = check_output(output or config.output)
     if config.structures is not None:  # a data run's suite comes with its data (read_data)
@@ -316,7 +317,19 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
                 data = prepare_data(config, out, progress)
             return _run(config, out, data, time.perf_counter() - t0)
     except OSError as err:  # the reference calculators' own errors are handled inside
+        if not _in_folder(err, out):  # not the folder's: a calculator's file, say
+            raise
         raise InputError(_file_error(err, out)) from err
+
+
+def _in_folder(err: OSError, out: Path) -> bool:
+    """Whether ``err`` may be the run's own file system error in ``out``: it names no file
+    (a full disk on write) or a file inside ``out``; an error naming a file elsewhere (a
+    calculator's missing potential file) is not reported as one of the output folder."""
+    names = [f for f in (err.filename, err.filename2) if isinstance(f, (str, bytes, os.PathLike))]
+    root = Path(os.path.realpath(out))
+    return not names or any(Path(os.path.realpath(os.fsdecode(f))).is_relative_to(root)
+                            for f in names)
 
 
 def _file_error(err: OSError, out: Path) -> str:

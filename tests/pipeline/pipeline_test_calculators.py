@@ -67,3 +67,12 @@ class AlwaysFailEMT(EMT):
 
     def calculate(self, *args, **kwargs):
         raise RuntimeError("simulated SCF failure")
+
+
+class PotentialFileEMT(EMT):
+    """EMT that reads a potential file on construction (as ASE's EAM does)."""
+
+    def __init__(self, potential: str = ""):
+        with open(potential) as fh:
+            fh.read()
+        super().__init__()

@@ -559,3 +559,31 @@ def test_a_reference_that_fails_on_every_structure_is_named(tmp_path, capsys):
     assert "reference_failures.json" in err and "Traceback" not in err
     failures = json.loads((tmp_path / "out" / "reference_failures.json").read_text())
     assert failures
+
+
+def test_a_calculator_file_error_is_not_called_an_output_folder_error(tmp_path, capsys,
+                                                                     monkeypatch):
+    """A calculator's missing potential file (an OSError naming a file outside the output
+    folder) is named as the calculator's error, not as a failed write in the output folder
+    with advice to free disk space."""
+    from mlip_plugin.pipeline import run as run_module
+    from mlip_plugin.pipeline.config import load_config
+
+    reference = {"calculator": "pipeline_test_calculators.PotentialFileEMT",
+                 "parameters": {"potential": str(tmp_path / "Cu.eam.alloy")}}
+    cfg = _config(tmp_path, reference=reference, md_snapshots=0)
+    assert main(["-q", "fit", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "PotentialFileEMT" in err and "Cu.eam.alloy" in err and "could not be built" in err
+    assert "output folder" not in err and "Traceback" not in err
+    # any file system error naming a file elsewhere keeps its own type and message
+    elsewhere = FileNotFoundError(2, "No such file or directory", str(tmp_path / "lib.so"))
+
+    def fit(*args, **kwargs):
+        raise elsewhere
+
+    monkeypatch.setattr(run_module, "fit", fit)
+    (tmp_path / "Cu.eam.alloy").write_text("")
+    with pytest.raises(FileNotFoundError) as info:
+        run_module.run_pipeline(load_config(cfg))
+    assert info.value is elsewhere
