@@ -45,7 +45,12 @@ from ..errors import InputError, ReferenceCalculationError
 from .config import RunConfig
 from .fit import FitResult, fit
 from .metrics import predict_configs
-from .reference import collect_reference_data, read_json_cache, write_json_atomic
+from .reference import (
+    collect_reference_data,
+    read_json_cache,
+    structure_key,
+    write_json_atomic,
+)
 from .report import (
     plot_learning_curve,
     plot_parity,
@@ -231,6 +236,60 @@ def _check_unlocked(out: Path) -> None:
         fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def reuse_plan(config: RunConfig, out: Path) -> list[str]:
+    """What a run of ``config`` into ``out`` would reuse and move aside, one line each (what
+    ``--dry-run`` prints); reads the folder and writes nothing."""
+    if not out.is_dir():
+        return [f"{out} does not exist yet: everything is computed"]
+    lines = []
+    data_sha256 = None
+    if config.data is not None:
+        train, test = read_data(config)
+        data_sha256 = hash_configs([*train, *test])
+    moved, why = _results_to_move(out, config, data_sha256)
+    if moved:
+        lines.append(f"the results in {out} ({why}) would move to {_next_previous(out)}")
+    elif (out / "config.yaml").is_file():
+        lines.append(f"{out} holds the results of this configuration: they are replaced")
+    if config.structures is not None:
+        doc = read_json_cache(out / "structures.json")
+        if doc is None or doc.get("spec_sha256") != _spec_hash(config):
+            lines.append("structures: generated (none reusable in structures.json)")
+        else:
+            structures = [_atoms_from_doc(d) for d in doc["structures"]]
+            cache = out / "reference_cache"
+            n_cached = sum((cache / f"{structure_key(a, config.reference)}.json").is_file()
+                           for a in structures)
+            lines.append(f"structures: {len(structures)} reused from structures.json; "
+                         f"reference labels: {n_cached} of {len(structures)} cached, "
+                         f"{len(structures) - n_cached} to compute")
+    return lines
+
+
+def _results_to_move(out: Path, config: RunConfig,
+                     data_sha256: str | None) -> tuple[list[Path], str]:
+    """The result files ``_start_output`` moves to ``previous/N`` (config.yaml last) and
+    why; none when the folder holds the results of this configuration on these data."""
+    old_path = out / "config.yaml"
+    why = "another configuration"
+    if old_path.is_file() and _same_configuration(old_path, config):
+        if not _data_changed(out / "metrics.json", data_sha256):
+            return [], ""
+        why = "the same configuration on data files that changed since"
+    elif not old_path.exists():
+        why = "an unknown configuration (no config.yaml)"
+    old = [out / name for name in RESULT_FILES if name != old_path.name and (out / name).exists()]
+    if not (old or old_path.exists()):
+        return [], ""
+    return old + sorted(out.glob("*.png")) + [old_path] * old_path.exists(), why
+
+
+def _next_previous(out: Path) -> Path:
+    n = 1 + max((int(p.name) for p in (out / "previous").glob("*") if p.name.isdigit()),
+                default=0)
+    return out / "previous" / str(n)
+
+
 def _start_output(out: Path, config: RunConfig, data_sha256: str | None = None) -> None:
     """Write the resolved ``config.yaml``.  When the folder holds the results of another
     configuration, of the same one with other data (``data_sha256``, the content hash of
@@ -241,24 +300,18 @@ def _start_output(out: Path, config: RunConfig, data_sha256: str | None = None) 
     the file being run)."""
     text = yaml.safe_dump(config.to_dict(), sort_keys=False)
     old_path = out / "config.yaml"
-    if old_path.is_file() and _same_configuration(old_path, config):
-        if not _data_changed(out / "metrics.json", data_sha256):
-            return
-        log.warning("the data files of %s changed since its results were written", out)
+    if old_path.is_file() and _same_configuration(old_path, config) \
+            and not _data_changed(out / "metrics.json", data_sha256):
+        return
     # config.yaml moves last: a run killed while moving leaves it with the results not
     # moved yet, and the next run moves those too
-    old = [out / name for name in RESULT_FILES if name != old_path.name and (out / name).exists()]
-    if old or old_path.exists():
-        old += sorted(out.glob("*.png")) + [old_path] * old_path.exists()
-        n = 1 + max((int(p.name) for p in (out / "previous").glob("*") if p.name.isdigit()),
-                    default=0)
-        keep = out / "previous" / str(n)
+    old, why = _results_to_move(out, config, data_sha256)
+    if old:
+        keep = _next_previous(out)
         keep.mkdir(parents=True)
         for path in old:
             os.replace(path, keep / path.name)
-        log.warning("%s held the results of %s; moved them to %s", out,
-                    "another configuration" if old_path in old else
-                    "an unknown configuration (no config.yaml)", keep)
+        log.warning("%s held the results of %s; moved them to %s", out, why, keep)
     write_text_atomic(old_path, text)
 
 

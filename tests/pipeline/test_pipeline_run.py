@@ -587,3 +587,29 @@ def test_a_calculator_file_error_is_not_called_an_output_folder_error(tmp_path, 
     with pytest.raises(FileNotFoundError) as info:
         run_module.run_pipeline(load_config(cfg))
     assert info.value is elsewhere
+
+
+def test_dry_run_says_what_a_rerun_reuses_and_moves_aside(tmp_path, capsys):
+    cfg = _config(tmp_path, md_snapshots=0)
+    assert main(["fit", str(cfg), "--dry-run"]) == 0
+    assert "does not exist yet: everything is computed" in capsys.readouterr().out
+    assert main(["fit", str(cfg)]) == 0
+    out = tmp_path / "out"
+    n = len(json.loads((out / "structures.json").read_text())["structures"])
+    capsys.readouterr()
+    assert main(["fit", str(cfg), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert f"structures: {n} reused from structures.json" in text
+    assert f"reference labels: {n} of {n} cached, 0 to compute" in text
+    assert "holds the results of this configuration" in text
+    # two labels lost, and another fit: labels to compute, results moved aside
+    for path in sorted((out / "reference_cache").glob("*.json"))[:2]:
+        path.unlink()
+    doc = yaml.safe_load(cfg.read_text())
+    doc["fit"]["max_active"] = 30
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["fit", str(cfg), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert f"reference labels: {n - 2} of {n} cached, 2 to compute" in text
+    assert f"(another configuration) would move to {out / 'previous' / '1'}" in text
+    assert not (out / "previous").exists()  # a dry run moves nothing
