@@ -99,7 +99,11 @@ class Configuration:
 
     def __post_init__(self):
         if self.energy is not None:
-            self.energy = float(self.energy)
+            try:
+                self.energy = float(np.asarray(self.energy, dtype=float).item())
+            except (TypeError, ValueError) as err:
+                raise InputError(f"energy={self.energy!r} must be one number (the total "
+                                 "energy in eV)") from err
         if self.forces is not None:
             self.forces = np.array(self.forces, dtype=float)
         if self.stress is not None:

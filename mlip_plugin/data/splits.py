@@ -49,8 +49,9 @@ def random_split(
     configurations while leaving at least one of every type in training.
     """
     for name, frac in (("validation", validation), ("test", test)):
-        if not 0.0 <= frac < 1.0:
-            raise InputError(f"{name}={frac!r} must be a fraction in [0, 1)")
+        if isinstance(frac, bool) or not isinstance(frac, (int, float, np.number)) \
+                or not 0.0 <= frac < 1.0:
+            raise InputError(f"{name}={frac!r} must be a fraction in [0, 1), a number")
     if validation + test >= 1.0:
         raise InputError(
             f"validation + test = {validation + test} leaves no training data; keep it below 1"
@@ -81,8 +82,8 @@ def repeated_splits(
     seed: int = 0, stratify: bool = True,
 ) -> list[DataSplit]:
     """``k`` independent random splits (seeds ``seed, seed+1, ...``)."""
-    if k < 1:
-        raise InputError(f"k={k!r} must be a positive number of splits")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k={k!r} must be a positive whole number of splits")
     return [random_split(configs, validation, test, seed + r, stratify) for r in range(k)]
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from .configuration import Configuration
 
 __all__ = ["summarize", "format_summary"]
@@ -17,6 +18,9 @@ UNITS = {"energy": "eV", "forces": "eV/Å", "stress": "eV/Å³ (Voigt, ASE sign)
 
 def summarize(configs: Sequence[Configuration]) -> dict:
     """Counts, species, labels present and units, as a JSON-serialisable dict."""
+    if len(configs) == 0:
+        raise InputError("no configurations to summarise; check the data file and its "
+                         "index/format settings")
     n_atoms = np.array([c.n_atoms for c in configs])
     species = Counter(s for c in configs for s in c.symbols)
     labels = {

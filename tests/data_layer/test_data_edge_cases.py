@@ -106,3 +106,18 @@ def test_auto_e0_ignores_a_configuration_without_atoms():
     cu = Configuration(Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.3]]), energy=-1.0)
     empty = Configuration(Atoms(), energy=0.0)
     assert resolve_e0([cu, empty], "auto") == {"Cu": 0.0}  # was ZeroDivisionError
+
+
+def test_bad_split_summary_and_energy_arguments_are_named():
+    from mlip_plugin.data import random_split, repeated_splits, summarize
+
+    cu = Configuration(Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.3]]), energy=-1.0)
+    with pytest.raises(InputError, match="no configurations to summarise"):
+        summarize([])
+    with pytest.raises(InputError, match="validation='0.1' must be a fraction"):
+        random_split([cu] * 5, validation="0.1")
+    with pytest.raises(InputError, match="k=2.5 must be a positive whole number"):
+        repeated_splits([cu] * 5, k=2.5)
+    with pytest.raises(InputError, match="must be one number"):
+        Configuration(cu.atoms, energy=[1.0, 2.0])
+    assert Configuration(cu.atoms, energy=np.float32(-1.5)).energy == -1.5
