@@ -152,12 +152,12 @@ def _cmd_run(args) -> int:
     if args.dry_run:
         import yaml
 
-        from .pipeline.run import check_run, reuse_plan
+        from .pipeline.run import check_run
 
-        out = check_run(config, args.output)
+        out, plan = check_run(config, args.output)
         print(yaml.safe_dump(config.to_dict(), sort_keys=False))
         print(f"configuration OK; would write to {out}")
-        for line in reuse_plan(config, out):
+        for line in plan:
             print(f"  {line}")
         return 0
     result = run_pipeline(config, args.output, progress=not args.quiet)

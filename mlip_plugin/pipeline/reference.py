@@ -144,6 +144,13 @@ class CollectionResult:
                 "failure_reasons": dict(reasons)}
 
 
+def describe_failure(failure: Mapping) -> str:
+    """One failed structure of :func:`collect_reference_data` (or of a workflow's record of
+    the same keys), as messages quote it: ``structure 'ID': ErrorType: message``."""
+    return (f"structure {failure.get('structure_id')!r}: {failure.get('error_type')}: "
+            f"{failure.get('message')}")
+
+
 def _label(atoms: Atoms, calc) -> dict:
     atoms = atoms.copy()
     atoms.calc = calc

@@ -124,15 +124,19 @@ def read_data(config: RunConfig) -> tuple[list, list]:
     return train, test
 
 
-def check_run(config: RunConfig, output: str | os.PathLike | None = None) -> Path:
+def check_run(config: RunConfig,
+              output: str | os.PathLike | None = None) -> tuple[Path, list[str]]:
     """Everything a run checks before its work (``--dry-run``): the settings' files and
     calculator classes, the output folder (and that no run holds its lock), and the data
-    files, read with the reader and settings of the run.  Returns the output folder."""
+    files, read with the reader and settings of the run.  Returns the output folder and
+    what the run would reuse and move aside there (:func:`reuse_plan`)."""
     config.check_inputs()
     out = check_output(output or config.output)
     _check_unlocked(out)
+    data_sha256 = None
     if config.data is not None:
-        train, _ = read_data(config)
+        train, test = read_data(config)
+        data_sha256 = hash_configs([*train, *test])
         if config.fit.model == "kernel":  # what the kernel fit refuses, before it trains
             from .fit import split_for_fit
             from .fit_kernel import check_kernel_fit
@@ -140,7 +144,7 @@ def check_run(config: RunConfig, output: str | os.PathLike | None = None) -> Pat
             check_kernel_fit(*split_for_fit(train, None, config.fit), config.fit)
     elif config.structures is not None:
         config.resolve_validation([config.structures.element])
-    return out
+    return out, reuse_plan(config, out, data_sha256)
 
 
 def prepare_data(config: RunConfig, out: Path, progress: bool = False):
@@ -236,20 +240,17 @@ def _check_unlocked(out: Path) -> None:
         fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def reuse_plan(config: RunConfig, out: Path) -> list[str]:
+def reuse_plan(config: RunConfig, out: Path, data_sha256: str | None = None) -> list[str]:
     """What a run of ``config`` into ``out`` would reuse and move aside, one line each (what
-    ``--dry-run`` prints); reads the folder and writes nothing."""
+    ``--dry-run`` prints; ``data_sha256`` as :func:`_start_output` takes it); reads the
+    folder and writes nothing."""
     if not out.is_dir():
         return [f"{out} does not exist yet: everything is computed"]
     lines = []
-    data_sha256 = None
-    if config.data is not None:
-        train, test = read_data(config)
-        data_sha256 = hash_configs([*train, *test])
     moved, why = _results_to_move(out, config, data_sha256)
     if moved:
         lines.append(f"the results in {out} ({why}) would move to {_next_previous(out)}")
-    elif (out / "config.yaml").is_file():
+    elif why is None:
         lines.append(f"{out} holds the results of this configuration: they are replaced")
     if config.structures is not None:
         doc = read_json_cache(out / "structures.json")
@@ -267,14 +268,15 @@ def reuse_plan(config: RunConfig, out: Path) -> list[str]:
 
 
 def _results_to_move(out: Path, config: RunConfig,
-                     data_sha256: str | None) -> tuple[list[Path], str]:
+                     data_sha256: str | None) -> tuple[list[Path], str | None]:
     """The result files ``_start_output`` moves to ``previous/N`` (config.yaml last) and
-    why; none when the folder holds the results of this configuration on these data."""
+    why; none, and why None, when the folder holds the results of this configuration on
+    these data (they stay)."""
     old_path = out / "config.yaml"
     why = "another configuration"
     if old_path.is_file() and _same_configuration(old_path, config):
         if not _data_changed(out / "metrics.json", data_sha256):
-            return [], ""
+            return [], None
         why = "the same configuration on data files that changed since"
     elif not old_path.exists():
         why = "an unknown configuration (no config.yaml)"
@@ -298,21 +300,18 @@ def _start_output(out: Path, config: RunConfig, data_sha256: str | None = None) 
     ``OUT/previous/N/`` first (never mixed with, nor overwritten by, the new ones); the
     same configuration leaves ``config.yaml`` as it is (with the user's comments, if it is
     the file being run)."""
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    old_path = out / "config.yaml"
-    if old_path.is_file() and _same_configuration(old_path, config) \
-            and not _data_changed(out / "metrics.json", data_sha256):
+    old, why = _results_to_move(out, config, data_sha256)
+    if why is None:  # this configuration's results: config.yaml stays as it is
         return
     # config.yaml moves last: a run killed while moving leaves it with the results not
     # moved yet, and the next run moves those too
-    old, why = _results_to_move(out, config, data_sha256)
     if old:
         keep = _next_previous(out)
         keep.mkdir(parents=True)
         for path in old:
             os.replace(path, keep / path.name)
         log.warning("%s held the results of %s; moved them to %s", out, why, keep)
-    write_text_atomic(old_path, text)
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def _data_changed(metrics_path: Path, data_sha256: str | None) -> bool:

@@ -18,6 +18,7 @@ from ase.build import bulk
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
+from matscipy.neighbours import neighbour_list
 
 from mlip_plugin.errors import ConvergenceWarning, InputError
 
@@ -203,6 +204,14 @@ def relaxed_bulk(calculator, structure: Atoms, *, relax: bool, fmax: float,
     if relax:
         relax_cell(atoms, fmax=fmax, steps=steps, label="the bulk crystal")
     return atoms
+
+
+def nearest_neighbour_distance(atoms: Atoms) -> float:
+    """Shortest interatomic distance (Å) of a periodic crystal, periodic images included
+    (a one-atom cell's is its shortest lattice vector).  The search radius, twice the
+    length per atom, holds a neighbour at any packing fraction."""
+    cutoff = 2.0 * (atoms.get_volume() / len(atoms)) ** (1 / 3)
+    return float(neighbour_list("d", atoms, cutoff).min())
 
 
 def freeze(atoms: Atoms) -> Atoms:

@@ -44,6 +44,7 @@ from ._common import (
     check_structure,
     freeze,
     identify_lattice,
+    nearest_neighbour_distance,
     relax_positions,
     relaxed_bulk,
     require_lattice,
@@ -223,7 +224,7 @@ def point_defect(calculator, structure: Atoms,
         defect.set_constraint(FixSymmetry(defect, symprec=SYMPREC))
     elif settings.displacement > 0:
         _rattle_around(defect, _defect_centre(perfect, defect, settings.defect),
-                       _nearest_neighbour_distance(perfect),
+                       nearest_neighbour_distance(perfect),
                        settings.displacement, settings.seed)
     converged = relax_positions(defect, fmax=settings.fmax, steps=settings.steps,
                                 label=f"the {settings.defect} supercell")
@@ -265,7 +266,7 @@ def _make_defect(perfect: Atoms, lattice, defect: str) -> Atoms:
         atoms.append(atoms[0])
         atoms.positions[-1] = site * lattice.a
         return atoms
-    nn = _nearest_neighbour_distance(perfect)
+    nn = nearest_neighbour_distance(perfect)
     shift = HALF_SPLIT * nn * site / np.linalg.norm(site)
     origin = atoms.positions[0].copy()
     atoms.append(atoms[0])
@@ -295,6 +296,3 @@ def _rattle_around(atoms: Atoms, centre: np.ndarray, nn: float, amplitude: float
     atoms.positions[near] += rng.normal(0.0, amplitude, (int(near.sum()), 3))
 
 
-def _nearest_neighbour_distance(atoms: Atoms) -> float:
-    distances = atoms.get_distances(0, range(1, len(atoms)), mic=True)
-    return float(distances.min())

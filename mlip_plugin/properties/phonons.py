@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 from ase.geometry import minkowski_reduce
-from matscipy.neighbours import neighbour_list
 from phonopy import Phonopy
 from phonopy.structure.atoms import PhonopyAtoms
 from phonopy.structure.cells import guess_primitive_matrix
@@ -27,6 +26,7 @@ from ._common import (
     check_relaxation,
     check_structure,
     freeze,
+    nearest_neighbour_distance,
     relaxed_bulk,
 )
 
@@ -185,8 +185,7 @@ def phonons(calculator, structure: Atoms, settings: PhononSettings | None = None
 def _check_supercell(atoms: Atoms, supercell: tuple) -> None:
     """`InputError` unless every atom's periodic images in the supercell lie farther away
     than the nearest-neighbour distance of the crystal."""
-    cutoff = 2.0 * (atoms.get_volume() / len(atoms)) ** (1 / 3)
-    nn = float(neighbour_list("d", atoms, cutoff).min())
+    nn = nearest_neighbour_distance(atoms)
     unit_image = float(np.linalg.norm(minkowski_reduce(np.asarray(atoms.cell))[0],
                                       axis=1).min())
     image = float(np.linalg.norm(minkowski_reduce(np.diag(supercell) @ np.asarray(atoms.cell))[0],

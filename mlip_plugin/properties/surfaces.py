@@ -30,6 +30,7 @@ from ._common import (
     check_relaxation,
     check_structure,
     freeze,
+    nearest_neighbour_distance,
     relax_positions,
     relaxed_bulk,
     require_lattice,
@@ -203,7 +204,7 @@ def build_slab(bulk_cell: Atoms, miller, thickness: float, vacuum: float) -> tup
                          f"{n_planes} atomic planes; at least {MIN_PLANES} are needed for a "
                          "bulk-like interior. Increase thickness.")
     best, best_broken = None, None
-    nn = _nearest_neighbour(bulk_cell)
+    nn = nearest_neighbour_distance(bulk_cell)
     normal = np.asarray(miller, dtype=float) @ bulk_cell.cell.reciprocal()
     normal /= np.linalg.norm(normal)
     for h in planes:
@@ -250,11 +251,6 @@ def _thickness(slab: Atoms) -> float:
 
 def _area(slab: Atoms) -> float:
     return float(np.linalg.norm(np.cross(slab.cell[0], slab.cell[1])))
-
-
-def _nearest_neighbour(bulk_cell: Atoms) -> float:
-    d = neighbour_list("d", bulk_cell, 0.75 * bulk_cell.cell.lengths().min() + 1.0)
-    return float(d.min())
 
 
 def _broken_bonds(slab: Atoms, bulk_cell: Atoms, nn: float) -> float:

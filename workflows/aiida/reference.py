@@ -25,7 +25,7 @@ from aiida.engine import WorkChain, append_, if_, is_process_function
 from aiida.plugins import WorkflowFactory
 from plumpy.ports import UNSPECIFIED
 
-from mlip_plugin.pipeline.reference import DEFAULT_REFERENCE
+from mlip_plugin.pipeline.reference import DEFAULT_REFERENCE, describe_failure
 
 from .calculations import (
     check_reference_output,
@@ -301,9 +301,7 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
             self.report(f"reference structure {record['index']} ({record['structure_id']}) "
                         f"failed: {record['error_type']}: {record['message']}")
         if "training_set" not in self.ctx.result:
-            first = failed.get_list()[0] if n_failed else {}
-            example = (f"structure {first.get('structure_id')!r}: {first.get('error_type')}: "
-                       f"{first.get('message')}")
+            example = describe_failure(failed.get_list()[0] if n_failed else {})
             return self.exit_codes.ERROR_ALL_REFERENCE_FAILED.format(n=n, example=example)
         self.out("training_set", self.ctx.result["training_set"])
         limit = self.inputs.max_failed_fraction.value

@@ -17,6 +17,7 @@ from mlip_plugin.pipeline.reference import (
     DEFAULT_REFERENCE,
     CalculatorSpec,
     collect_reference_data,
+    describe_failure,
 )
 from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
 
@@ -165,9 +166,8 @@ class MLIPReferenceData(MLIPJob):
         self.output.summary = summary
         n, n_ok = summary["n_structures"], summary["n_labelled"]
         if n_ok == 0:
-            first = result.failures[0] if result.failures else None
-            example = ("" if first is None else f", e.g. structure {first['structure_id']!r}: "
-                       f"{first['error_type']}: {first['message']}")
+            example = (f", e.g. {describe_failure(result.failures[0])}" if result.failures
+                       else "")
             raise ReferenceCalculationError(
                 f"none of the {n} structures could be labelled with {reference.calculator} "
                 f"(failures by type: {summary['failure_reasons']}{example}); see "
@@ -175,10 +175,8 @@ class MLIPReferenceData(MLIPJob):
                 "then job.run(repair=True) tries them again")
         message = f"{n_ok} of {n} structures labelled"
         if result.failures:
-            first = result.failures[0]
-            return "warning", (f"{message}; {len(result.failures)} failed, e.g. structure "
-                               f"{first['structure_id']!r}: {first['error_type']}: "
-                               f"{first['message']} (see output/failures)")
+            return "warning", (f"{message}; {len(result.failures)} failed, e.g. "
+                               f"{describe_failure(result.failures[0])} (see output/failures)")
         return "finished", message
 
 
