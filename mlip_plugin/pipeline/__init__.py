@@ -1,4 +1,5 @@
-"""The engine-free steps: generate structures, collect reference data, fit, validate, report.
+"""The engine-free steps: generate (or read) structures, collect reference data, fit,
+validate, report.
 
 Each step is a plain function with a settings object; ``run_pipeline`` chains them, and the
 AiiDA and pyiron adapters wrap them one by one::
@@ -14,11 +15,13 @@ from .fit import FitResult
 from .fit import fit as fit
 from .reference import CalculatorSpec, CollectionResult, collect_reference_data
 from .run import RunResult, run_pipeline
+from .structure_file import StructureFile, read_structure_file
 from .structures import PRESETS, StructureSpec, generate_structures
 from .validate import ValidationResult
 from .validate import validate as validate
 
-__all__ = ["StructureSpec", "PRESETS", "generate_structures", "CalculatorSpec",
+__all__ = ["StructureSpec", "PRESETS", "generate_structures", "StructureFile",
+           "read_structure_file", "CalculatorSpec",
            "CollectionResult", "collect_reference_data", "FitSettings", "FitResult", "fit",
            "ValidateSettings", "ValidationResult", "validate", "DataSettings", "RunConfig",
            "load_config", "RunResult", "run_pipeline"]
