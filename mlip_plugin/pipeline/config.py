@@ -5,8 +5,9 @@ section, the key and the closest allowed key.  Every value is checked and conver
 type when the settings are built (a string that holds a number counts as the number, since
 YAML 1.1 reads ``1e3`` as a string); anything else is an :class:`InputError` naming
 ``section.key``, the value and what is allowed, before any work starts.  Relative paths
-(data files, a ``validate.reference`` table) are taken relative to the configuration file;
-:meth:`RunConfig.check_inputs` (``--dry-run``, and the start of a run) checks they exist.
+(data files, a structures file, a ``validate.reference`` table) are taken relative to the
+configuration file; :meth:`RunConfig.check_inputs` (``--dry-run``, and the start of a run)
+checks they exist.
 An example (``mlip demo`` runs a larger one, ``mlip_plugin.cli.DEMO_CONFIG``)::
 
     output: results
@@ -19,16 +20,21 @@ An example (``mlip demo`` runs a larger one, ``mlip_plugin.cli.DEMO_CONFIG``)::
     validate: {suite: fcc, preset: fast}
 
 Give either ``structures`` (+ ``reference``) to generate and label data, or ``data`` to
-read existing files.
+read existing files.  ``structures: {file: my_structures.extxyz}`` (optional ``index``,
+ASE's index of the frames, default ``":"``, all; ``format``, an ASE format name, default
+from the file) labels your own structures with the ``reference`` calculator instead of
+generating them (:mod:`~mlip_plugin.pipeline.structure_file`); it takes none of the
+generation settings (``preset``, ``element``, ...), and labels in the file are not used.
 
 The property validation (section ``validate``; ``validate: null``, or ``mlip fit``, skips
-it) chooses its suite from the training species when ``validate.suite`` is not given: one
-element whose lattice (``structures.lattice``, else ASE's reference state) is fcc or bcc
-gives that suite, Si in diamond gives ``silicon``; anything else is an InputError before
-any work.  It compares with the run's reference calculator (``validate.reference:
-calculator``) by default when the configuration has one (``structures`` runs, or a
-``reference`` section); a ``data`` run without a ``reference`` section reports the model's
-values only (``validate.reference: none``, logged).
+it) chooses its suite from the training species when ``validate.suite`` is not given (for
+a structures file, the species in it): one element whose lattice (``structures.lattice``,
+else ASE's reference state) is fcc or bcc gives that suite, Si in diamond gives
+``silicon``; anything else (an alloy, say) is an InputError before any work.  It compares
+with the run's reference calculator (``validate.reference: calculator``) by default when
+the configuration has one (``structures`` runs, or a ``reference`` section); a ``data`` run
+without a ``reference`` section reports the model's values only (``validate.reference:
+none``, logged).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -51,6 +57,7 @@ from ..data.units import conversion_factor
 from ..errors import InputError
 from ..properties.suites import GROUPS, SUITES, suite_for, tabulated_lattice_constant
 from .reference import DEFAULT_REFERENCE, CalculatorSpec
+from .structure_file import StructureFile
 from .structures import StructureSpec
 
 __all__ = ["DataSettings", "FitSettings", "ValidateSettings", "RunConfig", "load_config",
@@ -576,18 +583,39 @@ def _structure_spec(doc) -> StructureSpec:
     return StructureSpec.from_preset(as_str("structures.preset", preset), **s)
 
 
+def _structures(doc, base: Path) -> StructureSpec | StructureFile:
+    """Section ``structures``: a protocol to generate (:class:`StructureSpec`), or, with
+    ``file``, structures to read (:class:`StructureFile`, its path taken from ``base``)."""
+    if not (isinstance(doc, Mapping) and "file" in doc):
+        return _structure_spec(doc)
+    own = [f.name for f in fields(StructureFile)]
+    generation = ["preset", *(f.name for f in fields(StructureSpec) if f.name != "preset")]
+    check_keys("structures", doc, [*own, *generation])
+    given = [k for k in doc if k not in own]
+    if given:
+        raise InputError(
+            f"section 'structures' has both 'file' (read the structures from a file) and "
+            f"the generation settings {given}: give one or the other, not both (remove "
+            f"{given} to label the file's structures, or remove 'file' to generate them)")
+    settings = StructureFile(**doc)
+    return replace(settings, file=str((base / settings.file).resolve()))
+
+
 @dataclass
 class RunConfig:
-    """A whole run: data (generated or read), fit, validation, output folder.
+    """A whole run: data (generated, read from a structures file and labelled, or read
+    with their labels), fit, validation, output folder.
 
-    ``reference`` is the reference calculator: it labels the generated ``structures`` and is
-    what ``validate.reference: calculator`` compares with; None for a ``data`` run whose
-    configuration names none (:meth:`from_dict`).  ``validate.suite`` may be None until
-    :meth:`resolve_validation` chooses it from the training species.
+    ``structures`` is a protocol to generate (:class:`StructureSpec`) or a file of
+    structures to label (:class:`StructureFile`).  ``reference`` is the reference
+    calculator: it labels the ``structures`` and is what ``validate.reference: calculator``
+    compares with; None for a ``data`` run whose configuration names none
+    (:meth:`from_dict`).  ``validate.suite`` may be None until :meth:`resolve_validation`
+    chooses it from the training species.
     """
 
     output: str = "results"
-    structures: StructureSpec | None = None
+    structures: StructureSpec | StructureFile | None = None
     reference: CalculatorSpec | None = field(default_factory=lambda: CalculatorSpec.coerce(
         DEFAULT_REFERENCE))
     data: DataSettings | None = None
@@ -597,15 +625,15 @@ class RunConfig:
     @classmethod
     def from_dict(cls, doc: Mapping, base_dir: str | os.PathLike = ".", *,
                   fit_only: bool = False) -> RunConfig:
-        """Every section checked and converted; relative paths (data files, a reference
-        table) are taken relative to ``base_dir``.  A ``structures`` run gets its
-        ``validate.suite`` here (:meth:`resolve_validation`); a ``data`` run when its
-        training data are read."""
+        """Every section checked and converted; relative paths (data files, a structures
+        file, a reference table) are taken relative to ``base_dir``.  A run that generates
+        its structures gets its ``validate.suite`` here (:meth:`resolve_validation`); a
+        ``data`` run or one of a structures file when its file is read."""
         if not isinstance(doc, Mapping):
             raise InputError("the configuration must be a YAML mapping of sections")
         check_keys("top level", doc, [f.name for f in fields(cls)])
         base = Path(base_dir)
-        structures = (_structure_spec(doc["structures"])
+        structures = (_structures(doc["structures"], base)
                       if doc.get("structures") is not None else None)
         data = coerce_settings(DataSettings, "data", doc["data"]) if doc.get("data") else None
         if data is not None:
@@ -640,7 +668,7 @@ class RunConfig:
                          "output", output, "the path of the output folder"),
                      structures=structures, reference=reference, data=data, fit=fit,
                      validate=validate)
-        if structures is not None:
+        if isinstance(structures, StructureSpec):
             config.resolve_validation([structures.element])
         return config
 
@@ -660,7 +688,8 @@ class RunConfig:
         if v is None:
             return
         species = sorted(set(species))
-        lattice = self.structures.lattice if self.structures is not None else None
+        lattice = (self.structures.lattice if isinstance(self.structures, StructureSpec)
+                   else None)
         if v.suite is None:
             v.suite = suite_for([v.symbol] if v.symbol else species, lattice)
             if v.suite is None:
@@ -692,9 +721,9 @@ class RunConfig:
                 f"the suite of its ground state with validate.suite, {SKIP_VALIDATION}")
 
     def check_inputs(self) -> None:
-        """The files the run reads exist (data files; a reference table, readable JSON) and
-        the calculator classes it uses import: what ``--dry-run`` checks beyond the
-        settings themselves (it also reads the data files,
+        """The files the run reads exist (data files, a structures file; a reference table,
+        readable JSON) and the calculator classes it uses import: what ``--dry-run`` checks
+        beyond the settings themselves (it also reads the data or structures files,
         :func:`mlip_plugin.pipeline.run.check_run`)."""
         ref = self.validate.reference if self.validate is not None else "none"
         if self.reference is not None and (self.structures is not None
@@ -704,12 +733,9 @@ class RunConfig:
             CalculatorSpec.coerce(ref).load_class()
         if self.data is not None:
             for name in ("train", "test"):
-                path = getattr(self.data, name)
-                if path and not Path(path).is_file():
-                    why = "it is a folder; give a data file" if Path(path).is_dir() else (
-                        "no such file; check the path")
-                    raise InputError(f"data.{name}: cannot read {path!r}: {why} (relative "
-                                     "paths are taken from the configuration file's folder)")
+                _check_readable(f"data.{name}", getattr(self.data, name), "a data file")
+        if isinstance(self.structures, StructureFile):
+            _check_readable("structures.file", self.structures.file, "a structure file")
         if _is_table(ref):
             read_reference_table(ref)
 
@@ -717,6 +743,22 @@ class RunConfig:
         out = asdict(self)
         out["reference"] = None if self.reference is None else self.reference.to_dict()
         return out
+
+
+def _check_readable(name: str, path: str, what: str) -> None:
+    """InputError unless ``path`` (setting ``name``; empty: not given) is a readable file."""
+    if not path:
+        return
+    if Path(path).is_dir():
+        why = f"it is a folder; give {what}"
+    elif not Path(path).is_file():
+        why = "no such file; check the path"
+    elif not os.access(path, os.R_OK):
+        why = "no permission to read it; fix its permissions"
+    else:
+        return
+    raise InputError(f"{name}: cannot read {path!r}: {why} (relative paths are taken from "
+                     "the configuration file's folder)")
 
 
 def _default_reference(validate: ValidateSettings, given, reference) -> None:
