@@ -72,15 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="YAML configuration (see mlip_plugin.pipeline.config)")
     run.add_argument("--output", "-o", help="output folder (default: the config's 'output')")
     run.add_argument("--dry-run", action="store_true",
-                     help="check the configuration, read the data files, and print what "
-                          "would run")
+                     help="check the configuration, read the data or structures files, and "
+                          "print what would run and reuse")
     run.set_defaults(func=_cmd_run, stages="all")
 
     fit = sub.add_parser("fit", help="data and fit only (no property validation)")
     fit.add_argument("config", help="YAML configuration")
     fit.add_argument("--output", "-o", help="output folder (default: the config's 'output')")
     fit.add_argument("--dry-run", action="store_true",
-                     help="check the configuration and read the data files only")
+                     help="check the configuration and read the data or structures files "
+                          "only")
     fit.set_defaults(func=_cmd_run, stages="fit")
 
     val = sub.add_parser(

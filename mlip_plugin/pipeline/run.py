@@ -3,7 +3,8 @@
 Output folder layout::
 
     OUT/config.yaml            the resolved configuration
-    OUT/structures.json        generated structures (reused on a rerun with the same spec)
+    OUT/structures.json        generated structures (reused on a rerun with the same spec),
+                               or those read from a structures file
     OUT/structure_stages/      finished stages of the structure protocol that ran the
                                reference calculator (lattice constant, NVT runs)
     OUT/reference_cache/       one JSON file per finished reference calculation
@@ -20,9 +21,12 @@ failing reference calculation, loses no finished work.  A cache file that cannot
 (empty, truncated) is ignored with a warning and recomputed.  ``metrics.json`` is written
 right after the fit and again after the validation.  The folder is locked while a run
 writes into it (a second run into it is refused); when it holds the results of another
-configuration (or of the same one on edited data files, or results without a
-``config.yaml``), those move to ``OUT/previous/N/`` before the new run starts, so results
-of two configurations are never mixed.
+configuration (or of the same one on edited data or structures files, or results without
+a ``config.yaml``), those move to ``OUT/previous/N/`` before the new run starts, so results
+of two configurations are never mixed.  A structures file is identified by the sha256 of
+its bytes (``data.sha256`` in ``metrics.json``, and the key of ``structures.json``): an
+edited file is read again, and the structures it shares with the old one keep their cached
+labels (the cache is keyed by structure and calculator).
 """
 
 from __future__ import annotations
@@ -58,10 +62,11 @@ from .report import (
     write_metrics,
     write_report,
 )
-from .structures import PROTOCOL_VERSION, generate_structures
+from .structure_file import FileStructures, StructureFile, read_structure_file
+from .structures import PROTOCOL_VERSION, StructureSpec, generate_structures
 
-__all__ = ["RunResult", "run_pipeline", "prepare_data", "read_data", "check_run",
-           "check_output"]
+__all__ = ["RunResult", "run_pipeline", "prepare_data", "read_data", "read_structures",
+           "check_run", "check_output"]
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +81,16 @@ class RunResult:
     validation: object | None = None
 
 
-def _spec_hash(config: RunConfig) -> str:
-    doc = {"structures": config.structures.to_dict(), "reference": config.reference.to_dict(),
-           "protocol_version": PROTOCOL_VERSION}
+def _spec_hash(config: RunConfig, source: FileStructures | None = None) -> str:
+    """What identifies the structures of a run: the protocol, its version and the reference
+    (which runs the NVT snapshots); for a structures file, the content of the file
+    (``source``) and the frames taken from it."""
+    if source is not None:
+        doc = {"file_sha256": source.sha256, "index": config.structures.index,
+               "format": config.structures.format}
+    else:
+        doc = {"structures": config.structures.to_dict(),
+               "reference": config.reference.to_dict(), "protocol_version": PROTOCOL_VERSION}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -95,19 +107,35 @@ def _atoms_from_doc(doc: dict) -> Atoms:
     return atoms
 
 
-def _structures(config: RunConfig, out: Path, calc) -> list[Atoms]:
-    """Generate the structures once; a rerun with the same spec reads them back exactly
-    (JSON keeps every bit of the positions, so the reference cache keys match).  An
-    unreadable ``structures.json`` is regenerated, from the finished stages kept in
-    ``structure_stages/``."""
+def _stored_structures(config: RunConfig, out: Path,
+                       source: FileStructures | None = None) -> list[Atoms] | None:
+    """The structures in ``OUT/structures.json`` when they are those of this run (its
+    protocol, or the content of its structures file ``source``), else None."""
+    doc = read_json_cache(out / "structures.json",
+                          lambda d: [_atoms_from_doc(a) for a in d["structures"]])
+    if doc is None or doc.get("spec_sha256") != _spec_hash(config, source):
+        return None
+    return [_atoms_from_doc(d) for d in doc["structures"]]
+
+
+def _structures(config: RunConfig, out: Path, calc,
+                source: FileStructures | None = None) -> list[Atoms]:
+    """Generate the structures once (or take those read from a structures file,
+    ``source``) and store them in ``structures.json``; a rerun with the same spec (the
+    same file content) reads them back exactly (JSON keeps every bit of the positions, so
+    the reference cache keys match).  An unreadable ``structures.json`` is made again,
+    from the finished stages of the protocol kept in ``structure_stages/``."""
     path = out / "structures.json"
-    key = _spec_hash(config)
-    doc = read_json_cache(path, lambda d: [_atoms_from_doc(a) for a in d["structures"]])
-    if doc is not None and doc.get("spec_sha256") == key:
+    key = _spec_hash(config, source)
+    stored = _stored_structures(config, out, source)
+    if stored is not None:
         log.info("reusing the structures in %s", path)
-        return [_atoms_from_doc(d) for d in doc["structures"]]
-    structures = generate_structures(config.structures, calc,
-                                     cache_dir=out / "structure_stages" / key[:16])
+        return stored
+    if source is not None:
+        structures = source.structures
+    else:
+        structures = generate_structures(config.structures, calc,
+                                         cache_dir=out / "structure_stages" / key[:16])
     write_json_atomic(path, {"spec_sha256": key,
                              "structures": [_atoms_to_doc(a) for a in structures]})
     return structures
@@ -122,6 +150,26 @@ def read_data(config: RunConfig) -> tuple[list, list]:
     test = read_configs(config.data.test, **kwargs) if config.data.test else []
     config.resolve_validation({x for c in train for x in c.symbols})
     return train, test
+
+
+def read_structures(config: RunConfig) -> FileStructures:
+    """The structures of ``config.structures`` (a :class:`StructureFile`), read and checked
+    as a run reads them (:func:`~mlip_plugin.pipeline.structure_file.read_structure_file`),
+    and ``validate.suite`` chosen (or checked) from their species: every error a run meets
+    before its reference calculator starts."""
+    source = read_structure_file(config.structures)
+    config.resolve_validation(source.species)
+    return source
+
+
+def _read_inputs(config: RunConfig) -> FileStructures | None:
+    """What a run reads and checks before anything in its folder changes: the structures
+    of a structures file (returned), or the element of a protocol (None)."""
+    if isinstance(config.structures, StructureFile):
+        return read_structures(config)
+    if isinstance(config.structures, StructureSpec):
+        config.resolve_validation([config.structures.element])
+    return None
 
 
 def check_run(config: RunConfig,
@@ -142,23 +190,32 @@ def check_run(config: RunConfig,
             from .fit_kernel import check_kernel_fit
 
             check_kernel_fit(*split_for_fit(train, None, config.fit), config.fit)
-    elif config.structures is not None:
-        config.resolve_validation([config.structures.element])
-    return out, reuse_plan(config, out, data_sha256)
+    source = _read_inputs(config)
+    return out, reuse_plan(config, out, data_sha256, source)
 
 
-def prepare_data(config: RunConfig, out: Path, progress: bool = False):
-    """Training configurations, test configurations and the data summary of a run."""
+def prepare_data(config: RunConfig, out: Path, progress: bool = False,
+                 source: FileStructures | None = None):
+    """Training configurations, test configurations and the data summary of a run.
+
+    ``source``: the structures of a structures file as :func:`read_structures` read them
+    (read here when not given).  Its summary records the file and the sha256 of its bytes
+    (``sha256``, as a data run records that of its configurations)."""
     if config.data is not None:
         train, test = read_data(config)
         return train, test, {"source": "files", "n_train": len(train), "n_test": len(test),
                              "sha256": hash_configs([*train, *test])}
+    if isinstance(config.structures, StructureFile) and source is None:
+        source = read_structures(config)
     calc = config.reference.build()
-    structures = _structures(config, out, calc)
+    structures = _structures(config, out, calc, source)
     result = collect_reference_data(structures, config.reference,
                                     cache_dir=out / "reference_cache", progress=progress)
     write_json_atomic(out / "reference_failures.json", result.failures, indent=1)
-    summary = {"source": "generated", **result.summary()}
+    summary = ({"source": "generated"} if source is None else
+               {"source": "structures file", "structures_file": source.file,
+                "sha256": source.sha256})
+    summary.update(result.summary())
     if not result.configs:
         reasons = "; ".join(list(dict.fromkeys(
             f"{f['error_type']}: {f['message']}" for f in result.failures))[:3])
@@ -240,31 +297,37 @@ def _check_unlocked(out: Path) -> None:
         fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def reuse_plan(config: RunConfig, out: Path, data_sha256: str | None = None) -> list[str]:
+def reuse_plan(config: RunConfig, out: Path, data_sha256: str | None = None,
+               source: FileStructures | None = None) -> list[str]:
     """What a run of ``config`` into ``out`` would reuse and move aside, one line each (what
-    ``--dry-run`` prints; ``data_sha256`` as :func:`_start_output` takes it); reads the
+    ``--dry-run`` prints; ``data_sha256`` as :func:`_start_output` takes it, ``source`` the
+    structures of a structures file as :func:`read_structures` read them); reads the
     folder and writes nothing."""
     if not out.is_dir():
         return [f"{out} does not exist yet: everything is computed"]
     lines = []
+    if source is not None:
+        data_sha256 = source.sha256
     moved, why = _results_to_move(out, config, data_sha256)
     if moved:
         lines.append(f"the results in {out} ({why}) would move to {_next_previous(out)}")
     elif why is None:
         lines.append(f"{out} holds the results of this configuration: they are replaced")
-    if config.structures is not None:
-        doc = read_json_cache(out / "structures.json")
-        if doc is None or doc.get("spec_sha256") != _spec_hash(config):
-            lines.append("structures: generated (none reusable in structures.json)")
-        else:
-            structures = [_atoms_from_doc(d) for d in doc["structures"]]
-            cache = out / "reference_cache"
-            n_cached = sum((cache / f"{structure_key(a, config.reference)}.json").is_file()
-                           for a in structures)
-            lines.append(f"structures: {len(structures)} reused from structures.json; "
-                         f"reference labels: {n_cached} of {len(structures)} cached, "
-                         f"{len(structures) - n_cached} to compute")
-    return lines
+    if config.structures is None:
+        return lines
+    if source is not None:
+        structures = source.structures
+        what = f"structures read from {source.file}: {len(structures)}"
+    else:
+        structures = _stored_structures(config, out)
+        if structures is None:
+            return [*lines, "structures: generated (none reusable in structures.json)"]
+        what = f"structures: {len(structures)} reused from structures.json"
+    cache = out / "reference_cache"
+    n_cached = sum((cache / f"{structure_key(a, config.reference)}.json").is_file()
+                   for a in structures)
+    return [*lines, f"{what}; reference labels: {n_cached} of {len(structures)} cached, "
+                    f"{len(structures) - n_cached} to compute"]
 
 
 def _results_to_move(out: Path, config: RunConfig,
@@ -295,11 +358,11 @@ def _next_previous(out: Path) -> Path:
 def _start_output(out: Path, config: RunConfig, data_sha256: str | None = None) -> None:
     """Write the resolved ``config.yaml``.  When the folder holds the results of another
     configuration, of the same one with other data (``data_sha256``, the content hash of
-    a data run's configurations, differs from the one in ``metrics.json``), or results
-    without a ``config.yaml`` (of an unknown configuration), they are moved to
-    ``OUT/previous/N/`` first (never mixed with, nor overwritten by, the new ones); the
-    same configuration leaves ``config.yaml`` as it is (with the user's comments, if it is
-    the file being run)."""
+    a data run's configurations or of a structures file, differs from the one in
+    ``metrics.json``), or results without a ``config.yaml`` (of an unknown configuration),
+    they are moved to ``OUT/previous/N/`` first (never mixed with, nor overwritten by, the
+    new ones); the same configuration leaves ``config.yaml`` as it is (with the user's
+    comments, if it is the file being run)."""
     old, why = _results_to_move(out, config, data_sha256)
     if why is None:  # this configuration's results: config.yaml stays as it is
         return
@@ -353,8 +416,7 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
     own file) is raised as it is."""
     config.check_inputs()  # missing files fail now, not after the data and the fit
     out = check_output(output or config.output)
-    if config.structures is not None:  # a data run's suite comes with its data (read_data)
-        config.resolve_validation([config.structures.element])
+    source = _read_inputs(config)  # a data run's suite comes with its data (read_data)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -364,9 +426,10 @@ def run_pipeline(config: RunConfig, output: str | os.PathLike | None = None, *,
             t0 = time.perf_counter()
             # data files are read (and checked) before anything in the folder changes
             data = prepare_data(config, out, progress) if config.data is not None else None
-            _start_output(out, config, None if data is None else data[2]["sha256"])
+            _start_output(out, config, data[2]["sha256"] if data is not None
+                          else getattr(source, "sha256", None))
             if data is None:
-                data = prepare_data(config, out, progress)
+                data = prepare_data(config, out, progress, source)
             return _run(config, out, data, time.perf_counter() - t0)
     except OSError as err:  # the reference calculators' own errors are handled inside
         if not _in_folder(err, out):  # not the folder's: a calculator's file, say
