@@ -82,3 +82,31 @@ def write_ti_data():
         return path
 
     return write
+
+
+@pytest.fixture
+def write_cuau_structures():
+    """Factory: write ``n`` rattled fcc Cu–Au cells (4 atoms, 1–3 Au) to an extxyz path and
+    return it.  Each frame carries deliberately wrong labels (energy 123 eV, zero forces),
+    as a file of structures labelled by something else would."""
+    def write(path: Path, n: int = 8) -> Path:
+        import ase.io
+        from ase.build import bulk
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        rng = np.random.default_rng(7)
+        images = []
+        for i in range(n):
+            atoms = bulk("Cu", "fcc", a=3.8, cubic=True)
+            symbols = atoms.get_chemical_symbols()
+            for j in rng.choice(len(atoms), size=1 + i % 3, replace=False):
+                symbols[j] = "Au"
+            atoms.set_chemical_symbols(symbols)
+            atoms.rattle(0.05, seed=i)
+            atoms.calc = SinglePointCalculator(atoms, energy=123.0,
+                                               forces=np.zeros((len(atoms), 3)))
+            images.append(atoms)
+        ase.io.write(path, images, format="extxyz")
+        return path
+
+    return write
