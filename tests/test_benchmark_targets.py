@@ -87,7 +87,7 @@ def test_time_target_compares_the_same_kernel(bench):
 
 
 def test_unmeasured_kernel_targets_are_listed_as_missed(bench):
-    """Without our analytic solve (uracil at the default --max-analytic-gb) or sgdml
+    """Without our analytic solve (uracil above --max-analytic-gb) or sgdml
     (``--no-sgdml``) the targets used to vanish from the table."""
     kernel = bench("kernel")
     res = kernel.Result("kernel")
