@@ -20,6 +20,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
 from matscipy.neighbours import neighbour_list
 
+from mlip_plugin.data.configuration import MIN_DISTANCE, min_distance
 from mlip_plugin.errors import ConvergenceWarning, InputError
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,53 @@ def check_structure(structure, *, name: str = "structure") -> Atoms:
     atoms.calc = None
     atoms.constraints = []
     return atoms
+
+
+def check_crystal(structure, *, name: str = "structure") -> Atoms:
+    """`check_structure`, and no two atoms closer than ``MIN_DISTANCE`` (0.1 Å), periodic
+    images included (the check of ``Configuration.validate``)."""
+    atoms = check_structure(structure, name=name)
+    dmin = min_distance(atoms, MIN_DISTANCE)
+    if dmin < MIN_DISTANCE:
+        raise InputError(f"{name} ({atoms.get_chemical_formula()}) has atoms {dmin:.3g} Å "
+                         f"apart, closer than {MIN_DISTANCE} Å (overlapping atoms); fix the "
+                         "positions or the cell.")
+    return atoms
+
+
+def structure_to_dict(atoms: Atoms) -> dict:
+    """JSON-ready inline form of a crystal: ``{"symbols": [str] (n,), "positions":
+    [[float]] (n, 3) Å, "cell": [[float]] (3, 3) Å, "pbc": [bool] (3,)}``, exact on a
+    round trip through :func:`structure_from_dict` (float64 values as Python floats)."""
+    return {"symbols": atoms.get_chemical_symbols(),
+            "positions": np.asarray(atoms.positions, dtype=float).tolist(),
+            "cell": np.asarray(atoms.cell, dtype=float).tolist(),
+            "pbc": [bool(p) for p in atoms.pbc]}
+
+
+def structure_from_dict(doc, *, name: str = "structure") -> Atoms:
+    """The ``Atoms`` of an inline form (:func:`structure_to_dict`; ``numbers`` may stand
+    for ``symbols``, ``pbc`` defaults to True); `InputError` naming ``name`` and what is
+    wrong."""
+    wanted = ("a mapping with 'symbols' (or 'numbers'), 'positions' (Å, n×3), 'cell' "
+              "(Å, 3×3) and optionally 'pbc'")
+    if not hasattr(doc, "keys"):
+        raise InputError(f"{name} of type {type(doc).__name__} is not a structure: give "
+                         f"{wanted}.")
+    unknown = sorted(set(doc) - {"symbols", "numbers", "positions", "cell", "pbc"})
+    missing = [k for k in ("positions", "cell") if k not in doc]
+    if unknown or missing or ("symbols" in doc) == ("numbers" in doc):
+        raise InputError(f"{name} has keys {sorted(doc)}; give {wanted} (unknown: {unknown}, "
+                         f"missing: {missing}).")
+    try:
+        species = ({"symbols": list(doc["symbols"])} if "symbols" in doc
+                   else {"numbers": [int(z) for z in doc["numbers"]]})
+        return Atoms(**species, positions=np.asarray(doc["positions"], dtype=float),
+                     cell=np.asarray(doc["cell"], dtype=float),
+                     pbc=doc.get("pbc", True))
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{name} is not a valid structure ({type(err).__name__}: {err}); "
+                         f"give {wanted}.") from err
 
 
 def check_calculator(calculator, *, need_stress: bool = False, what: str = "this property",

@@ -1,11 +1,25 @@
-"""Property suites (silicon, fcc, bcc), single properties by name, and comparison tables.
+"""Property suites (silicon, fcc, bcc, bulk), single properties by name, and comparison
+tables.
 
 ``run_suite(calculator, "silicon")`` computes every property of Table 5 of the sparse-ACE
 paper (a0, B, C11/C12/C44, vacancy, tetrahedral/hexagonal/dumbbell interstitials,
 (111)/(110)/(100) surfaces), plus clamped-ion constants and phonons, and returns one
 table whose row names are those of ``si_gap18_reference/properties.json``, so that
 ``compare(table, json.load(f))`` works on that file directly.  Rows are JSON-ready dicts
-``{"name", "unit", "value", "uncertainty"}``.
+``{"name", "unit", "value", "uncertainty"}``.  The ``fcc`` and ``bcc`` suites do the same
+for one element in those lattices (plus NVT MD).
+
+``run_suite(calculator, "bulk", SuiteSettings(structure=atoms))`` runs on any crystal the
+user gives (a compound, an ordered alloy, any cell, periodic in 3 directions).  The
+structure's cell and positions are first relaxed with the calculator (so every calculator
+starts from the same given structure and computes its own equilibrium), then the groups
+``eos`` (rows ``volume_per_atom`` Å^3/atom, ``bulk_modulus`` GPa, ``energy_per_atom``
+eV/atom at the minimum), ``elastic`` (relaxed-ion ``c11 c22 c33 c12 c13 c23 c44 c55 c66``
+GPa in the crystal's own Cartesian frame, ``bulk_modulus_voigt``, ``shear_modulus_voigt``
+GPa), ``phonons`` and ``md`` (the rows of the cubic suites).  It has no vacancy,
+interstitial or surface groups: defect and surface energies of a compound need chemical
+potentials of its elements, and surfaces a choice of termination, which a bare structure
+does not give.
 """
 
 from __future__ import annotations
@@ -16,11 +30,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from ase import Atoms
 from ase.build import bulk
 from ase.data import atomic_numbers, reference_states
 
 from mlip_plugin.errors import InputError
 
+from ._common import check_crystal, relaxed_bulk, structure_from_dict, structure_to_dict
 from .defects import DefectSettings, point_defect
 from .elastic import ElasticSettings, elastic_constants
 from .eos import EOSSettings, equation_of_state
@@ -29,7 +45,9 @@ from .phonons import PhononSettings, phonons
 from .surfaces import SurfaceSettings, surface_energy
 
 __all__ = ["SuiteSettings", "SuiteResult", "run_suite", "run_property", "compare",
-           "format_table", "suite_for", "tabulated_lattice_constant", "SUITES", "PROPERTIES"]
+           "format_table", "suite_for", "tabulated_lattice_constant", "SUITES", "PROPERTIES",
+           "BULK", "BULK_EXCLUDED", "check_crystal", "structure_to_dict", "structure_from_dict",
+           "voigt_moduli"]
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +72,20 @@ SUITES = {
     "bcc": ("bcc", None, ("eos", "elastic", "vacancy", "interstitials", "surfaces",
                           "phonons", "md"),
             ("octahedral", "tetrahedral", "dumbbell"), ((1, 1, 0), (1, 0, 0), (1, 1, 1))),
+    "bulk": (None, None, ("eos", "elastic", "phonons", "md"), (), ()),
 }
 GROUPS = ("eos", "elastic", "vacancy", "interstitials", "surfaces", "phonons", "md")
+#: The suite of a user's crystal (``SuiteSettings.structure``)
+BULK = "bulk"
+#: Groups the bulk suite refuses, and why
+BULK_EXCLUDED = {
+    "vacancy": "a vacancy formation energy of a compound needs the chemical potential of "
+               "the removed species",
+    "interstitials": "an interstitial formation energy of a compound needs the chemical "
+                     "potential of the added species, and sites the structure does not name",
+    "surfaces": "a surface energy of a compound needs a termination (and, off "
+                "stoichiometry, chemical potentials)",
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +106,11 @@ class SuiteSettings:
     interstitial_sites, miller_indices : tuple or None
         Override the suite's interstitial sites (e.g. ``("dumbbell",)``) and surfaces
         (e.g. ``((1, 1, 1),)``); None: the suite's list.
+    structure : ase.Atoms or None
+        The crystal of the ``bulk`` suite (required there, refused by the others): any
+        species and cell, periodic in 3 directions, no overlapping atoms.  Its cell and
+        positions are relaxed with each calculator (``elastic.fmax``, ``elastic.steps``)
+        before the groups run.
     eos, elastic, defects, surfaces, phonons, md
         Settings of each property (the defect site and Miller index are set per row).
     """
@@ -86,6 +121,7 @@ class SuiteSettings:
     clamped_ion: bool = True
     interstitial_sites: tuple | None = None
     miller_indices: tuple | None = None
+    structure: Atoms | None = None
     eos: EOSSettings = field(default_factory=EOSSettings)
     elastic: ElasticSettings = field(default_factory=ElasticSettings)
     defects: DefectSettings = field(default_factory=DefectSettings)
@@ -108,6 +144,8 @@ class SuiteSettings:
         if self.symbol is not None and self.symbol not in atomic_numbers:
             raise InputError(f"setting symbol={self.symbol!r} is not a chemical element; "
                              "give a symbol such as 'Cu'.")
+        if self.structure is not None:
+            object.__setattr__(self, "structure", check_crystal(self.structure))
 
     @classmethod
     def fast(cls, symbol: str | None = None, groups: tuple | None = None,
@@ -166,27 +204,32 @@ def run_property(name: str, calculator, structure, settings=None):
 
 
 def run_suite(calculator, suite: str, settings: SuiteSettings | None = None) -> SuiteResult:
-    """Run a property suite ("silicon", "fcc" or "bcc") with ``calculator``.
+    """Run a property suite ("silicon", "fcc", "bcc" or "bulk") with ``calculator``.
 
     Returns
     -------
     SuiteResult
         ``.rows`` is the table; ``.to_dict()`` is JSON-serialisable.
+
+    Raises
+    ------
+    InputError
+        An unknown suite; ``bulk`` without ``settings.structure`` or with a group it
+        cannot compute (:data:`BULK_EXCLUDED`); another suite given a structure.
     """
     if suite not in SUITES:
         raise InputError(f"suite {suite!r} is not known; allowed: {', '.join(SUITES)}.")
     settings = settings or SuiteSettings()
     lattice, default_symbol, default_groups, sites, millers = SUITES[suite]
+    groups = settings.groups or default_groups
+    if suite == BULK:
+        structure = _bulk_start(calculator, settings, groups)
+    else:
+        structure = _cubic_start(suite, settings)
     sites = settings.interstitial_sites or sites
     millers = settings.miller_indices or millers
-    symbol = settings.symbol or default_symbol
-    if symbol is None:
-        raise InputError(f"suite {suite!r} needs an element: pass "
-                         f"SuiteSettings(symbol='Cu') (or another {lattice} element).")
-    structure = bulk(symbol, lattice, a=_lattice_constant(symbol, lattice, settings),
-                     cubic=True)
     rows, results, timings = [], {}, {}
-    for group in settings.groups or default_groups:
+    for group in groups:
         for key, run, to_rows in _tasks(group, lattice, sites, millers, settings):
             start = time.perf_counter()
             result = run(calculator, structure)
@@ -195,6 +238,40 @@ def run_suite(calculator, suite: str, settings: SuiteSettings | None = None) -> 
             rows.extend(to_rows(result))
             log.info("suite %s: %s done in %.1f s", suite, key, timings[key])
     return SuiteResult(suite=suite, rows=rows, results=results, timings=timings)
+
+
+def _cubic_start(suite: str, settings: SuiteSettings) -> Atoms:
+    """The conventional cell of a cubic suite's element at its starting lattice constant."""
+    lattice, default_symbol = SUITES[suite][:2]
+    if settings.structure is not None:
+        raise InputError(f"suite {suite!r} builds its own {lattice} crystal and takes no "
+                         "structure; run suite 'bulk' on a structure you give "
+                         "(SuiteSettings(structure=atoms)).")
+    symbol = settings.symbol or default_symbol
+    if symbol is None:
+        raise InputError(f"suite {suite!r} needs an element: pass "
+                         f"SuiteSettings(symbol='Cu') (or another {lattice} element).")
+    return bulk(symbol, lattice, a=_lattice_constant(symbol, lattice, settings), cubic=True)
+
+
+def _bulk_start(calculator, settings: SuiteSettings, groups) -> Atoms:
+    """``settings.structure`` with cell and positions relaxed by ``calculator`` (no
+    calculator attached), after the bulk suite's checks."""
+    if settings.structure is None:
+        raise InputError("suite 'bulk' needs the crystal to compute: pass "
+                         "SuiteSettings(structure=atoms) (an ase.Atoms periodic in 3 "
+                         "directions).")
+    excluded = [g for g in groups if g in BULK_EXCLUDED]
+    if excluded:
+        why = "; ".join(f"{g}: {BULK_EXCLUDED[g]}" for g in excluded)
+        raise InputError(f"suite 'bulk' has no group {excluded} ({why}); choose groups among "
+                         f"{SUITES[BULK][2]}.")
+    s = settings.elastic
+    atoms = relaxed_bulk(calculator, settings.structure, relax=True, fmax=s.fmax,
+                         steps=s.steps)
+    out = atoms.copy()
+    out.calc = None
+    return out
 
 
 def suite_for(species: Sequence[str], lattice: str | None = None) -> str | None:
@@ -245,16 +322,15 @@ def _row(name: str, unit: str, value, uncertainty=None) -> dict:
 def _tasks(group: str, lattice: str, sites, millers, s: SuiteSettings):
     """(key, run(calc, structure), to_rows(result)) for each computation of a group."""
     if group == "eos":
-        yield ("eos", lambda c, x: equation_of_state(c, x, s.eos), lambda r: [
-            _row(f"a0_{lattice}", "Å", r.a0, r.errors["a0"]),
-            _row("bulk_modulus", "GPa", r.bulk_modulus, r.errors["bulk_modulus"])])
+        yield ("eos", lambda c, x: equation_of_state(c, x, s.eos),
+               lambda r: _eos_rows(r, lattice))
     elif group == "elastic":
         yield ("elastic", lambda c, x: elastic_constants(c, x, s.elastic),
-               lambda r: _elastic_rows(r, ""))
+               lambda r: _elastic_rows(r, "", lattice))
         if s.clamped_ion:
             clamped = replace(s.elastic, relaxed_ion=False)
             yield ("elastic_clamped_ion", lambda c, x: elastic_constants(c, x, clamped),
-                   lambda r: _elastic_rows(r, "_clamped_ion"))
+                   lambda r: _elastic_rows(r, "_clamped_ion", lattice))
     elif group in ("vacancy", "interstitials"):
         for site in ("vacancy",) if group == "vacancy" else sites:
             name = "vacancy_formation" if site == "vacancy" else f"interstitial_{site}"
@@ -280,9 +356,53 @@ def _tasks(group: str, lattice: str, sites, millers, s: SuiteSettings):
             _row("md_diffusivity", "Å^2/ps", r.diffusivity, r.diffusivity_error)])
 
 
-def _elastic_rows(result, suffix: str) -> list:
-    return [_row(f"{name}{suffix}", "GPa", getattr(result, name), result.errors[name])
-            for name in ("c11", "c12", "c44")]
+def _eos_rows(result, lattice: str | None) -> list:
+    """a0 of a cubic suite, or V0 and E0 per atom of the bulk suite (``lattice`` None),
+    and B."""
+    b = _row("bulk_modulus", "GPa", result.bulk_modulus, result.errors["bulk_modulus"])
+    if lattice is not None:
+        return [_row(f"a0_{lattice}", "Å", result.a0, result.errors["a0"]), b]
+    return [_row("volume_per_atom", "Å^3/atom", result.v0, result.errors["v0"]), b,
+            _row("energy_per_atom", "eV/atom", result.e0, result.errors["e0"])]
+
+
+#: The Voigt entries (row, column) the bulk suite reports
+VOIGT_ENTRIES = {"c11": (0, 0), "c22": (1, 1), "c33": (2, 2), "c12": (0, 1), "c13": (0, 2),
+                 "c23": (1, 2), "c44": (3, 3), "c55": (4, 4), "c66": (5, 5)}
+
+
+def _elastic_rows(result, suffix: str, lattice: str | None = "cubic") -> list:
+    """c11, c12, c44 (cubic averages) of a cubic suite; the nine entries of
+    :data:`VOIGT_ENTRIES` and the Voigt bulk and shear moduli for the bulk suite."""
+    if lattice is not None:
+        return [_row(f"{name}{suffix}", "GPa", getattr(result, name), result.errors[name])
+                for name in ("c11", "c12", "c44")]
+    C, E = result.C, result.C_err
+    rows = [_row(f"{name}{suffix}", "GPa", C[ij], E[ij]) for name, ij in VOIGT_ENTRIES.items()]
+    (b, b_err), (g, g_err) = voigt_moduli(C, E)
+    return rows + [_row(f"bulk_modulus_voigt{suffix}", "GPa", b, b_err),
+                   _row(f"shear_modulus_voigt{suffix}", "GPa", g, g_err)]
+
+
+def voigt_moduli(C, C_err) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Voigt bulk and shear moduli (GPa) of a 6×6 stiffness matrix ``C`` (GPa), with
+    errors from ``C_err`` (shape (6, 6), independent entries):
+
+    B_V = [(C11 + C22 + C33) + 2 (C12 + C13 + C23)] / 9,
+    G_V = [(C11 + C22 + C33) − (C12 + C13 + C23) + 3 (C44 + C55 + C66)] / 15.
+    """
+    diag = [(i, i) for i in range(3)]
+    off = [(0, 1), (0, 2), (1, 2)]
+    shear = [(i, i) for i in range(3, 6)]
+
+    def combine(terms):
+        value = sum(w * sum(C[ij] for ij in idx) for w, idx in terms)
+        err = math.sqrt(sum((w * C_err[ij]) ** 2 for w, idx in terms for ij in idx))
+        return float(value), float(err)
+
+    b, b_err = combine([(1 / 9, diag), (2 / 9, off)])
+    g, g_err = combine([(1 / 15, diag), (-1 / 15, off), (3 / 15, shear)])
+    return (b, b_err), (g, g_err)
 
 
 def compare(model, reference, *, column: str = "dft") -> list:
@@ -302,11 +422,14 @@ def compare(model, reference, *, column: str = "dft") -> list:
     list of dict
         ``{"name", "unit", "model", "reference", "abs_error", "error_percent"}`` for every
         name present in both with finite values; abs_error = |model − reference|,
-        error_percent = 100 (model − reference) / |reference| (signed; None if the
-        reference is 0).
+        error_percent = 100 (model − reference) / |reference| (signed), or None when the
+        reference is zero within its own uncertainty (a reference row's ``uncertainty``;
+        |reference| ≤ :data:`ZERO_REFERENCE` for values without one, e.g. a c12 ≈ 0 or
+        an exact 0): a percentage of a value indistinguishable from 0 says nothing, and
+        the absolute error stays.
     """
-    model_values, units = _as_values(model, "model")
-    ref_values, ref_units = _as_values(reference, "reference", column)
+    model_values, units, _ = _as_values(model, "model")
+    ref_values, ref_units, ref_unc = _as_values(reference, "reference", column)
     out = []
     for name, value in model_values.items():
         ref = ref_values.get(name)
@@ -314,14 +437,19 @@ def compare(model, reference, *, column: str = "dft") -> list:
             log.info("compare: no finite reference for %s; skipped", name)
             continue
         diff = value - ref
+        zero = abs(ref) <= max(ZERO_REFERENCE, ref_unc.get(name) or 0.0)
         out.append({"name": name, "unit": units.get(name) or ref_units.get(name),
                     "model": value, "reference": ref, "abs_error": abs(diff),
-                    "error_percent": 100.0 * diff / abs(ref) if ref != 0 else None})
+                    "error_percent": None if zero else 100.0 * diff / abs(ref)})
     return out
 
 
-def _as_values(table, what: str, column: str | None = None) -> tuple[dict, dict]:
-    """(name -> value, name -> unit) from any accepted table form."""
+#: |reference| at or below this counts as zero in `compare` (no percentage)
+ZERO_REFERENCE = 1e-8
+
+
+def _as_values(table, what: str, column: str | None = None) -> tuple[dict, dict, dict]:
+    """(name -> value, name -> unit, name -> uncertainty or None) from any accepted form."""
     if isinstance(table, SuiteResult):
         table = table.rows
     if isinstance(table, Mapping):
@@ -329,11 +457,12 @@ def _as_values(table, what: str, column: str | None = None) -> tuple[dict, dict]
             table = table[column]
         values = {k: float(v) for k, v in table.items()
                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        return values, {}
+        return values, {}, {}
     if isinstance(table, Sequence) and all(isinstance(r, Mapping) and "name" in r
                                            and "value" in r for r in table):
         return ({r["name"]: float(r["value"]) for r in table},
-                {r["name"]: r.get("unit") for r in table})
+                {r["name"]: r.get("unit") for r in table},
+                {r["name"]: r.get("uncertainty") for r in table})
     raise InputError(f"{what} table of type {type(table).__name__} is not understood: pass a "
                      "SuiteResult, a list of {'name', 'value', ...} rows, or a mapping "
                      "name -> value.")
