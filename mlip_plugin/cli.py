@@ -29,7 +29,7 @@ log = logging.getLogger("mlip_plugin")
 EXAMPLE_DATA = "Cu_EMT_example.extxyz"
 #: ``--suite`` choices (the keys of mlip_plugin.properties.suites.SUITES, which imports ASE
 #: and more: kept here so that ``mlip --help`` stays fast; a test checks they agree)
-SUITE_NAMES = ("silicon", "fcc", "bcc")
+SUITE_NAMES = ("silicon", "fcc", "bcc", "bulk")
 #: How read_configs' errors name its parameters in ``mlip data info``
 DATA_INFO_OPTIONS = {"format": "--format", "energy_key": "--energy-key",
                      "forces_key": "--forces-key", "stress_key": "--stress-key",
@@ -92,8 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "another --output.")
     val.add_argument("model", help="model file (model.json)")
     val.add_argument("--suite", default=None, choices=SUITE_NAMES,
-                     help="property suite (default: from the model's species: fcc or bcc "
-                          "for an element whose ground state is fcc or bcc, silicon for Si)")
+                     help="property suite (default: bulk with --structure, else from the "
+                          "model's species: fcc or bcc for an element whose ground state "
+                          "is fcc or bcc, silicon for Si); bulk computes eos, elastic, "
+                          "phonons and md of the crystal in --structure (a compound or "
+                          "alloy)")
     val.add_argument("--preset", default="fast", choices=("fast", "default"),
                      help="settings preset of the suite (default: fast)")
     val.add_argument("--reference", default=None,
@@ -106,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--lattice-constant", type=float, default=None, metavar="A",
                      help="cubic lattice constant (Å) the suite starts from (default: ASE's "
                           "value, which exists only for the element's ground-state lattice)")
+    val.add_argument("--structure", default=None, metavar="FILE",
+                     help="crystal of the bulk suite: a structure file ase.io.read reads "
+                          "(its first frame), periodic in 3 directions, of the model's "
+                          "species; relaxed with the model (and with the reference) first")
     val.add_argument("--output", "-o", default=".",
                      help="folder for metrics.json (default: '.', the current folder)")
     val.set_defaults(func=_cmd_validate)
@@ -199,7 +206,8 @@ def _cmd_validate(args) -> int:
     model = load_model(args.model)
     result = validate(model, {"suite": args.suite, "preset": args.preset,
                               "reference": args.reference or "none",
-                              "lattice_constant": args.lattice_constant}, symbol=args.symbol)
+                              "lattice_constant": args.lattice_constant,
+                              "structure": args.structure}, symbol=args.symbol)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:

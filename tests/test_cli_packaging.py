@@ -146,7 +146,9 @@ def test_validate_symbol_option(tiny_models, tmp_path, capsys):
     """A two-species model needs --symbol for the fcc suite, and the message says so."""
     out = str(tmp_path / "v")
     assert main(["validate", str(tiny_models["tial"]), "-o", out]) == 2
-    assert "--symbol" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--symbol" in err and "compound or alloy, suite 'bulk'" in err
+    assert "--suite bulk --structure FILE" in err
     assert main(["validate", str(tiny_models["tial"]), "--symbol", "Cu", "-o", out]) == 2
     assert "computes Cu, which is not a species of the model" in capsys.readouterr().err
     args = build_parser().parse_args(["validate", "m.json", "--symbol", "Al"])

@@ -79,7 +79,7 @@ def test_validate_help_shows_the_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "default: none, the model's values only" in text
     assert "default: '.', the current folder" in text
-    assert "--lattice-constant" in text and "default: from the model's species" in text
+    assert "--lattice-constant" in text and "else from the model's species" in text
 
 
 def test_validate_lattice_constant_option(cu_model, tmp_path, capsys, fake_validate):
@@ -196,3 +196,44 @@ def test_fit_protocol_descriptions_state_their_settings():
     assert f"total degree {settings['basis']['total_degree']}" in text
     assert f"{settings['max_active']} functions" in text
     assert f"p = {settings['prior']['p']:g}" in text
+
+
+def _write_cu3au(path: Path) -> Path:
+    import ase.io
+    from ase import Atoms
+
+    ase.io.write(path, Atoms("AuCu3", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0],
+                                                        [0.5, 0, 0.5], [0, 0.5, 0.5]],
+                             cell=[3.75] * 3, pbc=True))
+    return path
+
+
+def test_validate_bulk_structure_option(cu_model, tmp_path, capsys, fake_validate):
+    structure = _write_cu3au(tmp_path / "cu3au.extxyz")
+    assert main(["validate", str(cu_model), "--suite", "bulk", "--structure", str(structure),
+                 "-o", str(tmp_path / "v")]) == 0
+    assert fake_validate[0]["suite"] == "bulk"
+    assert fake_validate[0]["structure"] == str(structure)
+    with pytest.raises(SystemExit):
+        main(["validate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--structure FILE" in text and "(its first frame)" in text
+    assert "default: bulk with --structure" in text
+
+
+def test_validate_bulk_refusals_name_the_problem(cu_model, tmp_path, capsys):
+    """A structure of species the model lacks, a missing file, a bulk suite without a
+    structure: exit 2 with the reason, before any work."""
+    structure = _write_cu3au(tmp_path / "cu3au.extxyz")
+    out = str(tmp_path / "v")
+    cases = [(["--structure", str(structure)], "its species ['Au'] are not species of the "
+                                               "model (['Cu'])"),
+             (["--structure", str(tmp_path / "none.cif")], "cannot read"),
+             (["--suite", "bulk"], "validate.suite='bulk' computes a crystal you give"),
+             (["--suite", "fcc", "--structure", str(structure)],
+              "validate.suite='fcc' builds its own crystal")]
+    for options, message in cases:
+        assert main(["validate", str(cu_model), *options, "-o", out]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "v").exists()

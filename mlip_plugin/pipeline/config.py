@@ -55,7 +55,17 @@ from ..ace.prior import PRIORS
 from ..data.io import FORMATS
 from ..data.units import conversion_factor
 from ..errors import InputError
-from ..properties.suites import GROUPS, SUITES, suite_for, tabulated_lattice_constant
+from ..properties.suites import (
+    BULK,
+    BULK_EXCLUDED,
+    GROUPS,
+    SUITES,
+    check_crystal,
+    structure_from_dict,
+    structure_to_dict,
+    suite_for,
+    tabulated_lattice_constant,
+)
 from .reference import DEFAULT_REFERENCE, CalculatorSpec
 from .structure_file import StructureFile
 from .structures import StructureSpec
@@ -438,6 +448,12 @@ class ValidateSettings:
     ``along_path_properties`` are also evaluated (property error vs number of basis
     functions).
     ``tolerance_percent``: for selecting the smallest model within this much of the best.
+    ``structure``: the crystal of suite ``bulk`` (a compound or alloy, any cell, periodic
+    in 3 directions): the path of a structure file (the first frame that ``ase.io.read``
+    reads; in a configuration, relative to that file), an inline mapping
+    ``{symbols, positions (Å), cell (Å), pbc}`` or an ``ase.Atoms``; stored in the inline
+    form (JSON-ready, what AiiDA and pyiron record).  Given without ``suite``, the suite
+    is ``bulk``; ``bulk`` needs it, the other suites refuse it.
     """
 
     suite: str | None = None
@@ -450,10 +466,12 @@ class ValidateSettings:
     tolerance_percent: float = 5.0
     symbol: str | None = None
     lattice_constant: float | None = None
+    structure: dict | None = None
 
     def __post_init__(self):
         if self.suite is not None:
             self.suite = as_choice("validate.suite", self.suite, tuple(SUITES))
+        self._check_structure()
         if self.symbol is not None and as_str("validate.symbol", self.symbol,
                                               "a chemical symbol such as 'Cu'"
                                               ) not in atomic_numbers:
@@ -478,13 +496,78 @@ class ValidateSettings:
         self.tolerance_percent = as_float("validate.tolerance_percent",
                                           self.tolerance_percent, 0.0)
 
+    def _check_structure(self) -> None:
+        """``structure`` read and converted to its inline form; the suite ``bulk`` when
+        none is named; InputError for a structure with another suite or ``bulk`` without
+        one."""
+        if self.structure is None:
+            if self.suite == BULK:
+                raise InputError(
+                    "validate.suite='bulk' computes a crystal you give, and "
+                    "validate.structure is not given: set it to a structure file (mlip "
+                    "validate --structure FILE), an inline mapping {symbols, positions, "
+                    "cell, pbc} or an ase.Atoms")
+            return
+        if self.suite not in (None, BULK):
+            raise InputError(
+                f"validate.structure is given, and validate.suite={self.suite!r} builds its "
+                "own crystal of one element: use validate.suite='bulk' (or leave the suite "
+                "out) to validate on the structure, or remove validate.structure")
+        for name in ("symbol", "lattice_constant"):
+            if getattr(self, name) is not None:
+                raise InputError(f"validate.{name}={getattr(self, name)!r} is for the cubic "
+                                 "suites; suite 'bulk' computes validate.structure as it is: "
+                                 f"remove validate.{name}")
+        self.suite = BULK
+        self.structure = structure_to_dict(bulk_structure(self.structure))
+
     def check_groups(self) -> None:
-        """The property groups named are groups of the suites (:data:`GROUPS`)."""
+        """The property groups named are groups of the suites (:data:`GROUPS`), and of
+        suite ``bulk`` when it is chosen (no defects or surfaces there)."""
         for name in ("properties", "along_path_properties"):
             unknown = [g for g in getattr(self, name) or [] if g not in GROUPS]
             if unknown:
                 raise InputError(f"validate.{name}={getattr(self, name)!r} has unknown "
                                  f"groups {unknown}; allowed: {list(GROUPS)}")
+        if self.suite != BULK:
+            return
+        for name in ("properties", "along_path_properties")[:2 if self.along_path else 1]:
+            excluded = [g for g in getattr(self, name) or [] if g in BULK_EXCLUDED]
+            if excluded:
+                why = "; ".join(f"{g}: {BULK_EXCLUDED[g]}" for g in excluded)
+                raise InputError(f"validate.{name}={getattr(self, name)!r}: suite 'bulk' has "
+                                 f"no group {excluded} ({why}); choose among "
+                                 f"{list(SUITES[BULK][2])}")
+
+
+def bulk_structure(value, name: str = "validate.structure"):
+    """The ``ase.Atoms`` of a ``validate.structure`` value (a file path, an inline mapping
+    or an ``Atoms``), checked: periodic in 3 directions, no overlapping atoms.
+
+    A file is read with ``ase.io.read(path, index=0)``: its first frame."""
+    from ase import Atoms
+
+    if isinstance(value, (str, os.PathLike)):
+        value = _read_structure(Path(value), name)
+    elif isinstance(value, Mapping):
+        value = structure_from_dict(value, name=name)
+    elif not isinstance(value, Atoms):
+        raise _bad(name, value, "a structure file, an inline mapping {symbols, positions, "
+                                "cell, pbc} or an ase.Atoms")
+    return check_crystal(value, name=name)
+
+
+def _read_structure(path: Path, name: str):
+    """The first frame of the structure file ``path``."""
+    import ase.io
+
+    _check_readable(name, str(path), "a structure file")
+    try:
+        return ase.io.read(path, index=0)
+    except Exception as err:  # ASE raises many kinds on a file it cannot parse
+        raise InputError(f"{name}: cannot read a structure from {str(path)!r} "
+                         f"({type(err).__name__}: {err}); give a file ase.io.read reads "
+                         "(extxyz, cif, POSCAR, ...)") from err
 
 
 def _is_table(reference) -> bool:
@@ -646,7 +729,8 @@ class RunConfig:
             raise InputError("give either 'structures' or 'data', not both")
         fit = coerce_settings(FitSettings, "fit", doc.get("fit"))
         validate = (None if fit_only or ("validate" in doc and doc["validate"] is None)
-                    else coerce_settings(ValidateSettings, "validate", doc.get("validate")))
+                    else coerce_settings(ValidateSettings, "validate",
+                                         _structure_path(doc.get("validate"), base)))
         if fit.model == "kernel" and validate is not None:
             # the property suites are crystals; a kernel model describes one molecule
             if doc.get("validate") is not None:
@@ -699,9 +783,19 @@ class RunConfig:
                     "(one element whose lattice is fcc or bcc, or Si in diamond): set "
                     f"validate.suite to one of {tuple(SUITES)} (with validate.symbol for "
                     "data of several elements, validate.lattice_constant in Å for a "
-                    f"lattice that is not the element's ground state), {SKIP_VALIDATION}")
+                    "lattice that is not the element's ground state; to validate a "
+                    "compound or alloy, 'suite: bulk' with 'structure:' a file of its "
+                    f"crystal), {SKIP_VALIDATION}")
             log.info("validate.suite: %s (chosen from the training species %s; set "
                      "validate.suite to choose another)", v.suite, ", ".join(species))
+        if v.suite == BULK:
+            missing = sorted(set(v.structure["symbols"]) - set(species))
+            if missing:
+                raise InputError(
+                    f"validate.structure has species {missing} that are not among the "
+                    f"training species {species}: the model cannot compute it; give a "
+                    f"structure of the training species, {SKIP_VALIDATION}")
+            return
         suite_lattice, symbol = SUITES[v.suite][0], v.symbol or SUITES[v.suite][1]
         if symbol is None and len(species) == 1:
             symbol = species[0]
@@ -743,6 +837,13 @@ class RunConfig:
         out = asdict(self)
         out["reference"] = None if self.reference is None else self.reference.to_dict()
         return out
+
+
+def _structure_path(validate, base: Path):
+    """Section ``validate`` with a ``structure`` file path taken relative to ``base``."""
+    if isinstance(validate, Mapping) and isinstance(validate.get("structure"), str):
+        return {**validate, "structure": str((base / validate["structure"]).resolve())}
+    return validate
 
 
 def _check_readable(name: str, path: str, what: str) -> None:

@@ -97,9 +97,9 @@ class ValidationResult:
         return made
 
 
-def suite_settings(settings: ValidateSettings, symbol: str) -> suites.SuiteSettings:
+def suite_settings(settings: ValidateSettings, symbol: str | None) -> suites.SuiteSettings:
     """SuiteSettings for ``settings.preset`` (``fast`` or ``default``), groups and lattice
-    constant.
+    constant (for suite ``bulk``: groups and ``settings.structure``; ``symbol`` is None).
 
     Raises
     ------
@@ -108,6 +108,9 @@ def suite_settings(settings: ValidateSettings, symbol: str) -> suites.SuiteSetti
         suite's lattice (checked before any reference work).
     """
     groups = tuple(settings.properties) if settings.properties else None
+    if settings.suite == suites.BULK:
+        return _preset(settings.preset)(
+            groups=groups, structure=suites.structure_from_dict(settings.structure))
     lattice = suites.SUITES[settings.suite][0]
     a = settings.lattice_constant
     if a is None and suites.tabulated_lattice_constant(symbol, lattice) is None:
@@ -117,11 +120,16 @@ def suite_settings(settings: ValidateSettings, symbol: str) -> suites.SuiteSetti
             "with --lattice-constant (mlip validate), validate.lattice_constant (in a "
             "configuration) or lattice_constant= (ValidateSettings in Python), or choose "
             "the suite of its ground state")
-    if settings.preset == "fast":
-        return suites.SuiteSettings.fast(symbol=symbol, groups=groups, lattice_constant=a)
-    if settings.preset == "default":
-        return suites.SuiteSettings(symbol=symbol, groups=groups, lattice_constant=a)
-    raise InputError(f"validate.preset={settings.preset!r} is not one of ('fast', 'default')")
+    return _preset(settings.preset)(symbol=symbol, groups=groups, lattice_constant=a)
+
+
+def _preset(preset: str):
+    """The SuiteSettings factory of ``validate.preset``."""
+    if preset == "fast":
+        return suites.SuiteSettings.fast
+    if preset == "default":
+        return suites.SuiteSettings
+    raise InputError(f"validate.preset={preset!r} is not one of ('fast', 'default')")
 
 
 @dataclass
@@ -178,10 +186,11 @@ class ReferenceSuites:
     site, or one surface.  A finished unit is kept in memory (so the groups along the path
     reuse those of the full suite) and, given ``cache_dir``, in ``cache_dir/<key>.json``,
     key = hash of the calculator spec, the suite and the unit's settings (element, lattice
-    constant, the preset's property settings).  A rerun, or one after a kill in the middle
-    of the suite, computes only the units not on disk; an unusable file is recomputed with
-    a warning.  A cached unit holds its rows, timings and phonon bands
-    (:class:`PhononBands`); other full results (MD trajectories, ...) are not kept.
+    constant, the preset's property settings; for suite ``bulk``, the structure's inline
+    form, so a different structure is never served from the cache).  A rerun, or one
+    after a kill in the middle of the suite, computes only the units not on disk; an
+    unusable file is recomputed with a warning.  A cached unit holds its rows, timings and
+    phonon bands (:class:`PhononBands`); other full results (MD trajectories, ...) are not kept.
 
     Parameters
     ----------
@@ -294,14 +303,22 @@ def _unit_label(unit: suites.SuiteSettings) -> str:
 def _unit_key(spec: CalculatorSpec, suite: str, unit: suites.SuiteSettings) -> str:
     """Cache key of a unit: sha256 (32 hex digits) of the calculator spec, the suite and
     the unit's settings."""
-    doc = {"calculator": spec.to_dict(), "suite": suite, "settings": asdict(unit)}
+    doc = {"calculator": spec.to_dict(), "suite": suite, "settings": _settings_doc(unit)}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _settings_doc(unit: suites.SuiteSettings) -> dict:
+    """The unit's settings, JSON-ready, its structure (if any) in the inline form."""
+    doc = asdict(replace(unit, structure=None))
+    doc["structure"] = (None if unit.structure is None
+                        else suites.structure_to_dict(unit.structure))
+    return doc
 
 
 def _unit_to_dict(part: suites.SuiteResult, key: str, spec: CalculatorSpec,
                   unit: suites.SuiteSettings) -> dict:
     doc = {"key": key, "calculator": spec.to_dict(), "suite": part.suite,
-           "settings": asdict(unit), "rows": part.rows, "timings_s": part.timings}
+           "settings": _settings_doc(unit), "rows": part.rows, "timings_s": part.timings}
     phonons = part.results.get("phonons")
     if phonons is not None:
         doc["phonon_bands"] = PhononBands.from_result(phonons).to_dict()
@@ -381,7 +398,7 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
     s.check_groups()  # names validate.properties, before any reference work
     if reference is None and s.reference != "calculator":
         reference = s.reference
-    sset = suite_settings(s, suite_symbol(model, s.suite, symbol or s.symbol))
+    sset = suite_settings(s, suite_symbol(model, s.suite, symbol or s.symbol, s.structure))
     log.debug("suite %s of %s: %s", s.suite, sset.symbol, sset)
     kind, ref_result, ref_table = (_reference_cache if _reference_cache is not None
                                    else _reference_table(reference, s.suite, sset,
@@ -412,7 +429,9 @@ def with_suite(settings: ValidateSettings, model: Model,
             f"no property suite is given, and {species} have no obvious one (one element "
             "whose ground state is fcc or bcc, or Si): name one of "
             f"{tuple(suites.SUITES)} with --suite (mlip validate), validate.suite (in a "
-            f"configuration) or suite= (ValidateSettings in Python){several}")
+            f"configuration) or suite= (ValidateSettings in Python){several}; to validate a "
+            "compound or alloy, suite 'bulk' with its crystal (--suite bulk --structure "
+            "FILE, validate: {suite: bulk, structure: FILE}, or structure= in Python)")
     log.info("property suite %s, chosen from %s", suite, ", ".join(species))
     return replace(settings, suite=suite)
 
@@ -426,17 +445,28 @@ def _check_crystal_model(model: Model) -> None:
             "errors")
 
 
-def suite_symbol(model: Model, suite: str, symbol: str | None = None) -> str:
-    """The element ``suite`` computes for ``model`` (checked before any reference work).
+def suite_symbol(model: Model, suite: str, symbol: str | None = None,
+                 structure: Mapping | None = None) -> str | None:
+    """The element ``suite`` computes for ``model`` (checked before any reference work);
+    None for suite ``bulk``, whose ``structure`` (inline form) is checked instead.
 
     Raises
     ------
     InputError
         A molecular model (no cutoff: the suites compute crystals), a silicon suite for a
         model without Si, an fcc/bcc suite for a model of several species without
-        ``symbol``, or a ``symbol`` the model does not have.
+        ``symbol``, a ``symbol`` the model does not have, or a bulk structure with
+        species the model does not have.
     """
     _check_crystal_model(model)
+    if suite == suites.BULK:
+        missing = sorted(set(structure["symbols"]) - set(model.species))
+        if missing:
+            raise InputError(f"suite 'bulk' computes the structure given "
+                             f"({_formula(structure)}), and its species {missing} are not "
+                             f"species of the model ({list(model.species)}); give a "
+                             "structure of the model's species")
+        return None
     if symbol is None and suite == "silicon":
         symbol = "Si"
     if symbol is None:
@@ -452,6 +482,10 @@ def suite_symbol(model: Model, suite: str, symbol: str | None = None) -> str:
     return symbol
 
 
+def _formula(structure: Mapping) -> str:
+    return suites.structure_from_dict(structure).get_chemical_formula()
+
+
 def validate_run(fit_result, config, cache_dir: str | os.PathLike | None = None
                  ) -> ValidationResult:
     """Validation of a pipeline run: the final model, then each size in ``along_path``.
@@ -462,7 +496,7 @@ def validate_run(fit_result, config, cache_dir: str | os.PathLike | None = None
     """
     model = fit_result.model
     s = with_suite(config.validate, model)
-    sset = suite_settings(s, suite_symbol(model, s.suite, s.symbol))
+    sset = suite_settings(s, suite_symbol(model, s.suite, s.symbol, s.structure))
     reference = config.reference if s.reference == "calculator" else s.reference
     runs = ReferenceSuites(cache_dir)
     cache = _reference_table(reference, s.suite, sset, runs)

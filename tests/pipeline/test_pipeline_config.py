@@ -105,7 +105,7 @@ FIT = "structures: {element: Cu}\nfit: "
     ("data: {train: x.xyz, units: {enrgy: eV}}\n", r"unknown key 'enrgy' in section "
                                                   r"'data.units'"),
     ("structures: {element: Cu}\nvalidate: {suite: fccc}\n",
-     r"validate.suite='fccc' is not one of \('silicon', 'fcc', 'bcc'\)"),
+     r"validate.suite='fccc' is not one of \('silicon', 'fcc', 'bcc', 'bulk'\)"),
     ("structures: {element: Cu}\nvalidate: {preset: slow}\n",
      r"validate.preset='slow' is not one of \('fast', 'default'\)"),
     ("structures: {element: Cu}\nvalidate: {reference: EMT}\n",

@@ -254,3 +254,67 @@ def test_unknown_property_groups_name_the_setting(counted_run):
     _, run = counted_run
     with pytest.raises(InputError, match=r"validate.properties=\['eso'\] has unknown groups"):
         validate(run.fit.model, {"suite": "fcc", "properties": ["eso"]}, reference=SPEC)
+
+
+# --- suite 'bulk': the structure is part of the reference cache key ---
+
+def _hcp_cu(a: float = 2.55) -> dict:
+    from ase.build import bulk
+
+    return suites.structure_to_dict(bulk("Cu", "hcp", a=a))
+
+
+def test_bulk_unit_key_changes_with_the_structure():
+    from mlip_plugin.pipeline.reference import CalculatorSpec
+    from mlip_plugin.pipeline.validate import _unit_key
+
+    spec = CalculatorSpec.coerce(SPEC)
+
+    def key(structure):
+        unit = suites.SuiteSettings.fast(groups=("eos",),
+                                         structure=suites.structure_from_dict(structure))
+        return _unit_key(spec, "bulk", unit)
+
+    moved = _hcp_cu()
+    moved["positions"][1][2] += 1e-6
+    assert key(_hcp_cu()) == key(_hcp_cu())
+    assert len({key(_hcp_cu()), key(_hcp_cu(2.6)), key(moved)}) == 3
+
+
+def test_bulk_validation_against_the_reference_and_its_cache(counted_run, tmp_path):
+    """A Cu model on hcp Cu against EMT: the bulk rows, compared; a rerun computes nothing
+    for the reference; another structure (even one relaxing to the same crystal) is
+    computed anew, never served from the cache."""
+    from mlip_plugin.pipeline.validate import validate
+
+    _, run = counted_run
+    settings = {"structure": _hcp_cu(), "properties": ["eos", "elastic"]}
+    n_first, first = _calls_of(lambda: validate(run.fit.model, settings, reference=SPEC,
+                                                cache_dir=tmp_path))
+    names = [r["name"] for r in first.rows]
+    assert first.suite == "bulk" and names[:3] == ["volume_per_atom", "bulk_modulus",
+                                                   "energy_per_atom"]
+    assert {"c33", "c13", "c66", "shear_modulus_voigt"} <= set(names)
+    assert all(r["reference"] is not None for r in first.rows)
+    assert len(list(tmp_path.glob("*.json"))) == 2
+    n_again, again = _calls_of(lambda: validate(run.fit.model, settings, reference=SPEC,
+                                                cache_dir=tmp_path))
+    assert n_first > 0 and n_again == 0 and again.rows == first.rows
+    other = {**settings, "structure": _hcp_cu(2.6)}
+    n_other, _ = _calls_of(lambda: validate(run.fit.model, other, reference=SPEC,
+                                            cache_dir=tmp_path))
+    assert n_other > 0 and len(list(tmp_path.glob("*.json"))) == 4
+
+
+def test_bulk_structure_of_species_the_model_lacks_is_refused(counted_run):
+    from ase import Atoms
+
+    from mlip_plugin.pipeline.validate import validate
+
+    _, run = counted_run
+    cu3au = Atoms("AuCu3", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5],
+                                             [0, 0.5, 0.5]], cell=[3.75] * 3, pbc=True)
+    with pytest.raises(InputError, match=r"suite 'bulk' computes the structure given "
+                                         r"\(AuCu3\), and its species \['Au'\] are not "
+                                         r"species of the model \(\['Cu'\]\)"):
+        validate(run.fit.model, {"structure": cu3au}, reference=SPEC)
