@@ -427,3 +427,28 @@ def test_no_warning_with_an_ase_reference_calculator(first_run):
     _, node = first_run
     assert not [log for log in orm.Log.collection.get_logs_for(node)
                 if log.levelname == "WARNING"]
+
+
+def test_validate_workchain_runs_the_bulk_suite_on_an_inline_structure(first_run):
+    """Suite 'bulk' on a structure given inline in the settings (hcp Cu, EMT reference):
+    the structure is recorded in the settings node, the rows are the bulk suite's."""
+    from mlip_plugin.properties.suites import structure_to_dict
+
+    results, _ = first_run
+    structure = structure_to_dict(bulk("Cu", "hcp", a=2.55))
+    outputs, node = run_get_node(ValidateWorkChain, model=results["model"],
+                                 calculator=EMT_SPEC,
+                                 settings=orm.Dict({"structure": structure,
+                                                    "properties": ["eos", "elastic"]}))
+    assert node.is_finished_ok, node.exit_message
+    table = outputs["properties"].get_dict()
+    assert table["suite"] == "bulk"
+    rows = {r["name"]: r for r in table["properties"]}
+    assert {"volume_per_atom", "c33", "c13", "shear_modulus_voigt"} <= set(rows)
+    assert all(r["reference"] is not None for r in rows.values())
+    assert abs(rows["volume_per_atom"]["error_percent"]) < 5  # a Cu model near EMT's Cu
+    recorded = node.inputs.settings["structure"]  # provenance of the crystal
+    assert recorded["symbols"] == ["Cu", "Cu"] and recorded["pbc"] == [True] * 3
+    # the database keeps 14 significant digits of a float
+    np.testing.assert_allclose(recorded["positions"], structure["positions"], atol=1e-12)
+    np.testing.assert_allclose(recorded["cell"], structure["cell"], atol=1e-12)

@@ -129,3 +129,24 @@ def test_a_repaired_validation_does_not_recompute_the_reference_properties_it_ha
     assert 0 < TransientEMT.calls[4] < first[4], (first, TransientEMT.calls)
     assert len(list(kept.glob("*.json"))) == 2
     assert any(row["name"].startswith("vacancy") for row in val.properties)
+
+
+def test_a_validation_job_runs_the_bulk_suite_on_a_structure_it_records(project, finished):
+    """Suite 'bulk' on an ase.Atoms given in the settings: the job's input holds the
+    structure's inline form (stored and reloaded with the job), the rows are the suite's."""
+    from mlip_plugin.properties.suites import structure_to_dict
+
+    crystal = bulk("Cu", "fcc", a=3.6)  # the one-atom primitive cell, not a cubic suite's
+    val = project.create.job.MLIPValidation("bulk_validation")
+    val.fit_job = "finished_fit"
+    val.reference = {"calculator": "ase.calculators.emt.EMT", "parameters": {}}
+    val.settings = {"structure": crystal, "properties": ["eos"]}
+    assert val.input.validate["suite"] == "bulk"
+    val.run()
+    assert val.status.string == "finished", val.status_message
+    assert [r["name"] for r in val.properties] == ["volume_per_atom", "bulk_modulus",
+                                                   "energy_per_atom"]
+    assert all(r["reference"] is not None for r in val.properties)
+    reloaded = project.load("bulk_validation")
+    assert reloaded.settings.structure == structure_to_dict(crystal)
+    assert reloaded.settings.suite == "bulk"

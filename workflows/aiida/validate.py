@@ -54,8 +54,10 @@ class ValidateWorkChain(ProtocolMixin, WorkChain):
                    help="ValidateSettings fields: suite (default: from the model's "
                         "species), preset, reference ('calculator' or a JSON table of "
                         "values), properties, tolerance_percent (%), symbol, "
-                        "lattice_constant (Angstrom); along_path must stay empty (the "
-                        "property curve along the fit's path is made by `mlip run`).")
+                        "lattice_constant (Angstrom), structure (suite 'bulk': the crystal "
+                        "inline, {symbols, positions (Angstrom), cell (Angstrom), pbc}); "
+                        "along_path must stay empty (the property curve along the fit's "
+                        "path is made by `mlip run`).")
         spec.input("calculator", valid_type=orm.Dict, serializer=orm.to_aiida_type,
                    required=False,
                    help="Reference ASE calculator spec {'calculator', 'parameters'} whose "
