@@ -452,3 +452,7 @@ def test_validate_workchain_runs_the_bulk_suite_on_an_inline_structure(first_run
     # the database keeps 14 significant digits of a float
     np.testing.assert_allclose(recorded["positions"], structure["positions"], atol=1e-12)
     np.testing.assert_allclose(recorded["cell"], structure["cell"], atol=1e-12)
+    # the pipeline's protocol does not add its lattice's suite beside a structure
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        "Cu", "fcc", "fast", overrides={"validate": {"settings": {"structure": structure}}})
+    assert "suite" not in builder.validate.settings.get_dict()

@@ -92,7 +92,8 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
         Unless ``validate.settings.suite`` is given, the property suite is the one of
         ``element`` in ``lattice`` (:func:`~mlip_plugin.properties.suites.suite_for`:
         ``fcc``, ``bcc`` or ``silicon`` for diamond Si); for other lattices it is left to
-        the validation, which chooses it from the model's species.
+        the validation, which chooses it from the model's species.  With
+        ``validate.settings.structure`` (a crystal inline) the suite is ``bulk``.
         """
         from mlip_plugin.properties.suites import suite_for
 
@@ -112,9 +113,10 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
             builder.reference.reference_inputs = reference_inputs or {}
         builder.fit.settings = FitWorkChain.get_protocol_inputs(protocol, subs["fit"])["settings"]
         settings = ValidateWorkChain.get_protocol_inputs(protocol, subs["validate"])["settings"]
-        if settings.get("suite") is None:
+        if settings.get("suite") is None and settings.get("structure") is None:
             # the suite of the structures' lattice (bcc Mo, diamond Si, ...); None (hcp, ...)
-            # leaves the choice to validate(), which takes it from the model's species
+            # leaves the choice to validate(), which takes it from the model's species; a
+            # structure means suite 'bulk' (ValidateSettings)
             suite = suite_for([element], lattice)
             settings = {**settings, "suite": suite} if suite is not None else settings
         builder.validate.settings = settings

@@ -56,11 +56,13 @@ class MLIPValidation(MLIPJob):
     ---------------------
     validate : dict
         The fields of :class:`~mlip_plugin.pipeline.config.ValidateSettings` (suite,
-        preset, reference, properties, ...); set with ``job.settings = ...``, which checks
-        the property groups at once.  ``along_path`` must stay empty: the property error
-        along the solution path needs the fit's path (its Gram matrices and solution
-        path), which an :class:`MLIPFit` job does not store; the ``mlip run`` pipeline
-        (``validate.along_path`` in its configuration) computes that curve.
+        preset, reference, properties, ...; ``structure``, the crystal of suite ``bulk``,
+        given as an ``ase.Atoms``, an inline mapping or a file path and stored inline);
+        set with ``job.settings = ...``, which checks the property groups at once.
+        ``along_path`` must stay empty: the property error along the solution path needs
+        the fit's path (its Gram matrices and solution path), which an :class:`MLIPFit`
+        job does not store; the ``mlip run`` pipeline (``validate.along_path`` in its
+        configuration) computes that curve.
     fit_job : dict
         ``job_id``, ``job_name``, ``project``, ``job_type`` of the :class:`MLIPFit` job whose
         model is validated; set with ``job.fit_job = fit`` (the job, its id or name, or
