@@ -112,7 +112,7 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
             builder.reference.reference_workflow = reference_workflow
             builder.reference.reference_inputs = reference_inputs or {}
         builder.fit.settings = FitWorkChain.get_protocol_inputs(protocol, subs["fit"])["settings"]
-        settings = ValidateWorkChain.get_protocol_inputs(protocol, subs["validate"])["settings"]
+        settings = ValidateWorkChain.get_protocol_settings(protocol, subs["validate"])
         if settings.get("suite") is None and settings.get("structure") is None:
             # the suite of the structures' lattice (bcc Mo, diamond Si, ...); None (hcp, ...)
             # leaves the choice to validate(), which takes it from the model's species; a

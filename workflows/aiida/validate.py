@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiida import orm
 from aiida.engine import WorkChain
+
+from mlip_plugin.errors import InputError
 
 from .calculations import run_calculation, validate_model
 from .data import ModelData
@@ -11,17 +15,46 @@ from .exit_codes import declare, reason
 from .fit import check_settings
 from .protocols import ProtocolMixin
 
-__all__ = ["ValidateWorkChain", "validate_settings"]
+__all__ = ["ValidateWorkChain", "validate_settings", "settings_node"]
+
+
+def settings_node(value) -> orm.Dict:
+    """The ``settings`` Dict of a mapping of ValidateSettings fields (the port's serializer):
+    ``structure`` (an ``ase.Atoms``, a structure file or an inline mapping) is stored in its
+    inline form, so the node records the crystal itself, as MLIPValidation does.
+
+    Raises
+    ------
+    InputError
+        If ``structure`` is not a readable, periodic crystal (naming the problem).
+    """
+    if isinstance(value, Mapping) and value.get("structure") is not None:
+        from mlip_plugin.pipeline.config import bulk_structure
+        from mlip_plugin.properties.suites import structure_to_dict
+
+        value = {**value, "structure": structure_to_dict(bulk_structure(value["structure"]))}
+    return orm.to_aiida_type(value)
 
 
 def validate_settings(inputs, _ctx=None):
-    """The settings must make a :class:`ValidateSettings` with an empty ``along_path`` (also
-    the validator of :class:`PipelineWorkChain`'s ``validate`` namespace)."""
+    """The settings must make a :class:`ValidateSettings` with an empty ``along_path`` and
+    property groups of its suite, and hold a ``structure`` inline (also the validator of
+    :class:`PipelineWorkChain`'s ``validate`` namespace)."""
     from mlip_plugin.pipeline.config import ValidateSettings
 
     if "settings" not in inputs:
         return None
+    structure = inputs["settings"].get("structure")
+    if structure is not None and not isinstance(structure, Mapping):
+        return (f"settings.structure is a {type(structure).__name__}: an orm.Dict must hold "
+                "the crystal inline {symbols, positions, cell, pbc}; give the settings as a "
+                "plain dict, which converts an ase.Atoms or a structure file to that form")
     message = check_settings(ValidateSettings, inputs["settings"], "settings")
+    if message is None:
+        try:  # defects and surfaces in suite bulk, unknown groups: refused as MLIPValidation does
+            ValidateSettings(**inputs["settings"].get_dict()).check_groups()
+        except InputError as err:
+            message = f"settings: {err}"
     if message is None and inputs["settings"].get("along_path"):
         message = (f"settings.along_path={inputs['settings'].get('along_path')!r}: "
                    "mlip.validate validates one model; the property error along the fit's "
@@ -49,13 +82,14 @@ class ValidateWorkChain(ProtocolMixin, WorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.input("model", valid_type=ModelData, help="The model to validate.")
-        spec.input("settings", valid_type=orm.Dict, serializer=orm.to_aiida_type,
+        spec.input("settings", valid_type=orm.Dict, serializer=settings_node,
                    default=lambda: orm.Dict({}),
                    help="ValidateSettings fields: suite (default: from the model's "
                         "species), preset, reference ('calculator' or a JSON table of "
                         "values), properties, tolerance_percent (%), symbol, "
                         "lattice_constant (Angstrom), structure (suite 'bulk': the crystal "
-                        "inline, {symbols, positions (Angstrom), cell (Angstrom), pbc}); "
+                        "inline, {symbols, positions (Angstrom), cell (Angstrom), pbc}; in "
+                        "a plain dict also an ase.Atoms or a structure file, stored inline); "
                         "along_path must stay empty (the property curve along the fit's "
                         "path is made by `mlip run`).")
         spec.input("calculator", valid_type=orm.Dict, serializer=orm.to_aiida_type,
@@ -75,14 +109,32 @@ class ValidateWorkChain(ProtocolMixin, WorkChain):
     def get_builder_from_protocol(cls, model: ModelData, protocol: str | None = None,
                                   overrides: dict | None = None, *,
                                   calculator: dict | None = None):
-        """A builder with the property suite of ``protocol``; ``calculator`` is the reference."""
-        inputs = cls.get_protocol_inputs(protocol, overrides)
+        """A builder with the property suite of ``protocol``; ``calculator`` is the reference.
+
+        With ``settings.structure`` (suite ``bulk``) the protocol's property groups that
+        suite has not (``vacancy``, ...) are left out, unless ``overrides`` name them.
+        """
         builder = cls.get_builder()
         builder.model = model
-        builder.settings = inputs["settings"]
+        builder.settings = cls.get_protocol_settings(protocol, overrides)
         if calculator is not None:
             builder.calculator = calculator
         return builder
+
+    @classmethod
+    def get_protocol_settings(cls, protocol: str | None = None,
+                              overrides: dict | None = None) -> dict:
+        """The ``settings`` of ``protocol`` with ``overrides``; beside a ``structure``, only
+        the protocol's groups that suite ``bulk`` has (the fast protocol's vacancy goes)."""
+        from mlip_plugin.properties.suites import BULK, SUITES
+
+        settings = cls.get_protocol_inputs(protocol, overrides)["settings"]
+        given = ((overrides or {}).get("settings") or {})
+        if ((settings.get("structure") is not None or settings.get("suite") == BULK)
+                and settings.get("properties") is not None and "properties" not in given):
+            settings["properties"] = [g for g in settings["properties"]
+                                      if g in SUITES[BULK][2]]
+        return settings
 
     def validate(self):
         """Run the property suite."""
