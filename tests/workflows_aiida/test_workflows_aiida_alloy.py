@@ -10,6 +10,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 from ase.build import bulk
 
+from mlip_plugin.errors import InputError
 from mlip_plugin.properties.suites import structure_to_dict
 from mlip_plugin.workflows.aiida.data import TrainingSetData
 from mlip_plugin.workflows.aiida.fit import FitWorkChain
@@ -114,3 +115,15 @@ def test_fast_protocol_with_a_structure_runs_the_groups_suite_bulk_has(alloy_mod
     assert explicit.settings["properties"] == ["eos"]
     _, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
+
+
+@pytest.mark.parametrize(("builder", "overrides", "match"), [
+    (FitWorkChain, {"max_active": 5}, "\\['max_active'\\].*allowed: \\['settings'\\]"),
+    (PipelineWorkChain, {"structures": "x"}, "\\['structures'\\].*structure_settings"),
+    (ReferenceWorkChain, {"chunk_size": 2}, "\\['chunk_size'\\].*max_failed_fraction"),
+])
+def test_protocol_overrides_that_the_builder_would_ignore_are_refused(builder, overrides,
+                                                                     match):
+    """overrides={'max_active': 5} (not under 'settings') was silently ignored."""
+    with pytest.raises(InputError, match=match):
+        builder.get_protocol_inputs("fast", overrides)

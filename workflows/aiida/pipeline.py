@@ -43,6 +43,7 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
     """The whole chain: ``mlip.reference``, ``mlip.fit`` and ``mlip.validate``."""
 
     _protocol_file = "pipeline.yaml"
+    _override_namespaces = ("reference", "fit", "validate")
 
     @classmethod
     def define(cls, spec):

@@ -35,6 +35,8 @@ class ProtocolMixin:
     """Adds protocol look-up to a work chain whose protocol file is ``_protocol_file``."""
 
     _protocol_file: ClassVar[str] = ""
+    #: Override keys a builder takes besides the protocol file's inputs (its sub-namespaces)
+    _override_namespaces: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def _load_protocol_file(cls) -> dict:
@@ -59,13 +61,22 @@ class ProtocolMixin:
         Raises
         ------
         InputError
-            If ``protocol`` is not one of :meth:`get_available_protocols`.
+            If ``protocol`` is not one of :meth:`get_available_protocols`, or ``overrides``
+            has a key that is not an input of the protocols (it would be ignored).
         """
         doc = cls._load_protocol_file()
         protocol = protocol or doc["default_protocol"]
         if protocol not in doc["protocols"]:
             raise InputError(f"protocol={protocol!r} is not known to {cls.__name__}; "
                              f"choose one of {sorted(doc['protocols'])}")
+        allowed = set(doc.get("default_inputs") or {}).union(
+            *(set(p) - {"description"} for p in doc["protocols"].values()))
+        unknown = sorted(set(overrides or {}) - allowed)
+        if unknown:
+            raise InputError(
+                f"overrides {unknown} are not protocol inputs of {cls.__name__} and would be "
+                f"ignored; allowed: {sorted(allowed | set(cls._override_namespaces))} (set "
+                "other inputs on the builder, or pass them as the builder method's keywords)")
         chosen = {k: v for k, v in doc["protocols"][protocol].items() if k != "description"}
         inputs = recursive_merge(doc.get("default_inputs") or {}, chosen)
         return recursive_merge(inputs, overrides or {})
