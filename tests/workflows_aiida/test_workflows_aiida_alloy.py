@@ -1,6 +1,6 @@
 """A Cu-Au alloy from structures of one's own, through the AiiDA work chains: the user's way
-in (ase.Atoms and files as the bulk crystal, protocol builders) gives a message at launch,
-not a traceback or a failure after the fit."""
+in (ase.Atoms and files as the bulk crystal, protocol builders, mlip.pipeline on given
+structures) gives a message at launch, not a traceback or a failure after the fit."""
 
 from __future__ import annotations
 
@@ -127,3 +127,35 @@ def test_protocol_overrides_that_the_builder_would_ignore_are_refused(builder, o
     """overrides={'max_active': 5} (not under 'settings') was silently ignored."""
     with pytest.raises(InputError, match=match):
         builder.get_protocol_inputs("fast", overrides)
+
+
+def test_pipeline_on_structures_of_ones_own_validated_on_their_crystal(aiida_profile):
+    """get_builder_from_protocol always set structure_settings, so given structures were
+    refused ('exactly one of'), and structures= in overrides was silently ignored: the run
+    fitted generated Cu structures instead."""
+    structures = alloy_structures(6)
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        protocol="fast", structures=structures,
+        overrides={"fit": SMALL_FIT, "validate": {"settings": {"structure": cu3au()}}})
+    assert "structure_settings" not in builder
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert results["structures"].numsteps == len(structures)
+    assert results["structures"].species == ["Au", "Cu"]
+    assert results["properties"]["suite"] == "bulk"
+    assert node.inputs.validate.settings["structure"] == structure_to_dict(cu3au())
+
+
+def test_pipeline_refuses_an_alloy_without_a_suite_at_launch(aiida_profile):
+    """No suite fits Cu-Au: the validation failed after the reference data and the fit."""
+    structures = TrainingSetData.from_atoms(alloy_structures(2))
+    builder = PipelineWorkChain.get_builder_from_protocol(protocol="fast",
+                                                          structures=structures)
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(ValueError, match="no obvious.*validate.settings.structure"):
+        run_get_node(builder)
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
+    with pytest.raises(InputError, match="structure_settings.*or `structures`"):
+        PipelineWorkChain.get_builder_from_protocol(
+            protocol="fast", structures=structures,
+            overrides={"structure_settings": {"preset": "tiny"}})

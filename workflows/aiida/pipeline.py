@@ -21,8 +21,11 @@ __all__ = ["PipelineWorkChain"]
 
 
 def _validate_inputs(inputs, _ctx=None):
+    from mlip_plugin.properties.suites import suite_for
+
     if ("structures" in inputs) == ("structure_settings" in inputs):
-        return "give exactly one of `structures` and `structure_settings`"
+        return ("give exactly one of `structures` and `structure_settings` (with "
+                "get_builder_from_protocol: its keyword `structures=`, or none)")
     if "structure_settings" in inputs:
         try:
             structure_spec(inputs["structure_settings"].get_dict())
@@ -30,6 +33,14 @@ def _validate_inputs(inputs, _ctx=None):
             return str(err)
     validate = inputs.get("validate", {})
     run_validation = inputs.get("run_validation")
+    settings = validate.get("settings", orm.Dict())
+    if (run_validation is None or run_validation.value) and "structures" in inputs \
+            and settings.get("suite") is None and settings.get("structure") is None \
+            and suite_for(inputs["structures"].species) is None:
+        return (f"the structures' species {inputs['structures'].species} have no obvious "
+                "property suite (one fcc or bcc element, or Si): give the crystal to "
+                "validate on as validate.settings.structure (suite 'bulk'; a compound or "
+                "alloy), name validate.settings.suite, or set run_validation=False")
     if (run_validation is None or run_validation.value) and "calculator" not in validate \
             and "calculator" not in inputs.get("reference", {}) \
             and validate.get("settings", orm.Dict()).get("reference", "calculator") == "calculator":
@@ -54,7 +65,8 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
                         "StructureSpec fields (element, lattice, a in Angstrom, strains as "
                         "fractions, md_temperatures in K, md_timestep_fs in fs, ...).")
         spec.input("structures", valid_type=TrainingSetData, required=False,
-                   help="Ready-made structures (Angstrom) instead of `structure_settings`.")
+                   help="Your own structures (Angstrom), labelled by the reference, instead "
+                        "of `structure_settings` (get_builder_from_protocol(structures=...)).")
         spec.input("run_validation", valid_type=orm.Bool, serializer=orm.to_aiida_type,
                    default=lambda: orm.Bool(True),
                    help="Run the property validation after the fit (true/false).")
@@ -84,7 +96,7 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
     @classmethod
     def get_builder_from_protocol(cls, element: str = "Cu", lattice: str = "fcc",
                                   protocol: str | None = None, overrides: dict | None = None,
-                                  *, reference_workflow: str | None = None,
+                                  *, structures=None, reference_workflow: str | None = None,
                                   reference_inputs: dict | None = None):
         """A builder for ``element``/``lattice`` with the settings of ``protocol``.
 
@@ -94,16 +106,35 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
         ``element`` in ``lattice`` (:func:`~mlip_plugin.properties.suites.suite_for`:
         ``fcc``, ``bcc`` or ``silicon`` for diamond Si); for other lattices it is left to
         the validation, which chooses it from the model's species.  With
-        ``validate.settings.structure`` (a crystal inline) the suite is ``bulk``.
+        ``validate.settings.structure`` (a crystal: inline, an ``ase.Atoms`` or a file) the
+        suite is ``bulk``.
+
+        ``structures`` (a :class:`~.data.TrainingSetData` or a list of ``ase.Atoms``): your
+        own structures, labelled by the reference instead of generated ones; ``element``,
+        ``lattice`` and ``structure_settings`` are then not used, and the suite is the one
+        of the structures' species, or ``bulk`` with ``validate.settings.structure`` (what a
+        compound or alloy needs)::
+
+            builder = PipelineWorkChain.get_builder_from_protocol(
+                protocol="fast", structures=[atoms, ...],
+                overrides={"validate": {"settings": {"structure": cu3au_atoms}}})
         """
         from mlip_plugin.properties.suites import suite_for
 
         overrides = dict(overrides or {})
         subs = {name: overrides.pop(name, None) for name in ("reference", "fit", "validate")}
+        if structures is not None and "structure_settings" in overrides:
+            raise InputError("overrides hold `structure_settings` (how to generate structures) "
+                             "or `structures` is given (your own): give one of them")
         inputs = cls.get_protocol_inputs(protocol, overrides)
         builder = cls.get_builder()
-        builder.structure_settings = {**inputs["structure_settings"], "element": element,
-                                      "lattice": lattice}
+        if structures is None:
+            builder.structure_settings = {**inputs["structure_settings"], "element": element,
+                                          "lattice": lattice}
+        else:
+            if not isinstance(structures, TrainingSetData):
+                structures = TrainingSetData.from_atoms(list(structures))
+            builder.structures = structures
         builder.run_validation = inputs.get("run_validation", True)
         ref = ReferenceWorkChain.get_protocol_inputs(protocol, subs["reference"])
         builder.reference.max_failed_fraction = ref["max_failed_fraction"]
@@ -114,7 +145,8 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
             builder.reference.reference_inputs = reference_inputs or {}
         builder.fit.settings = FitWorkChain.get_protocol_inputs(protocol, subs["fit"])["settings"]
         settings = ValidateWorkChain.get_protocol_settings(protocol, subs["validate"])
-        if settings.get("suite") is None and settings.get("structure") is None:
+        if structures is None and settings.get("suite") is None \
+                and settings.get("structure") is None:
             # the suite of the structures' lattice (bcc Mo, diamond Si, ...); None (hcp, ...)
             # leaves the choice to validate(), which takes it from the model's species; a
             # structure means suite 'bulk' (ValidateSettings)
