@@ -15,6 +15,7 @@ from mlip_plugin.properties.suites import structure_to_dict
 from mlip_plugin.workflows.aiida.data import TrainingSetData
 from mlip_plugin.workflows.aiida.fit import FitWorkChain
 from mlip_plugin.workflows.aiida.pipeline import PipelineWorkChain
+from mlip_plugin.workflows.aiida.provenance import format_trace, trace_model
 from mlip_plugin.workflows.aiida.reference import ReferenceWorkChain
 from mlip_plugin.workflows.aiida.validate import ValidateWorkChain
 
@@ -159,3 +160,24 @@ def test_pipeline_refuses_an_alloy_without_a_suite_at_launch(aiida_profile):
         PipelineWorkChain.get_builder_from_protocol(
             protocol="fast", structures=structures,
             overrides={"structure_settings": {"preset": "tiny"}})
+
+
+def test_trace_of_a_model_names_its_fit_settings_and_its_validations(aiida_profile):
+    """trace_model went upstream only: the fit settings and the validation crystal needed
+    link queries of one's own."""
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        protocol="fast", structures=alloy_structures(4),
+        overrides={"fit": SMALL_FIT, "validate": {"settings": {"structure": cu3au(),
+                                                               "properties": ["eos"]}}})
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    trace = trace_model(results["model"])
+    assert trace.fit_settings == node.inputs.fit.settings.get_dict()
+    assert trace.reference_parameters == [EMT_SPEC]
+    assert len(trace.structures) == builder.structures.numsteps
+    (validation,) = trace.validations
+    assert validation.inputs.settings["structure"] == structure_to_dict(cu3au())
+    assert validation.outputs.result["properties"] == results["properties"]["properties"]
+    text = format_trace(results["model"])
+    assert "fit settings: {'basis': {'correlation_order': 2" in text
+    assert "-> validate_model" in text and "suite bulk on AuCu3, properties ['eos']" in text

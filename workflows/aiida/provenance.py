@@ -1,7 +1,8 @@
 """Walk back from a model node to everything it was made from, with QueryBuilder queries.
 
-:func:`trace_model` answers "which structures, with which reference method and parameters,
-produced this model?"; :func:`format_trace` prints the answer as a short chain.
+:func:`trace_model` answers "which structures, with which reference method and parameters
+and fit settings, produced this model, and on which settings (a bulk crystal, say) was it
+validated?"; :func:`format_trace` prints the answer as a short chain.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from aiida import orm
 from aiida.common.exceptions import NotExistent
 from aiida.common.links import LinkType
+from ase.symbols import Symbols
 
 from .data import ModelData, TrainingSetData
 
@@ -55,6 +57,12 @@ class ModelTrace:
         Every structure that was sent to the reference method (failed ones included).
     reference_parameters : list of dict
         The ASE calculator specs, or the pass-through inputs of the reference workflows.
+    fit_settings : dict
+        The FitSettings the fit calcfunction was given (its ``settings`` input).
+    validations : list of orm.CalcFunctionNode
+        The ``validate_model`` calcfunctions run on the model (downstream of it): each
+        one's ``inputs.settings`` (suite, properties, the ``structure`` of suite bulk) and
+        ``outputs.result`` (the property table).
     """
 
     model: ModelData
@@ -64,6 +72,8 @@ class ModelTrace:
     structures: list = field(default_factory=list)
     reference_parameters: list = field(default_factory=list)
     failed_reference_calculations: list = field(default_factory=list)
+    fit_settings: dict = field(default_factory=dict)
+    validations: list = field(default_factory=list)
 
 
 def _reference_workflows(gathers: list) -> tuple[list, list]:
@@ -118,6 +128,12 @@ def trace_model(model: ModelData) -> ModelTrace:
     ``structure`` input of each reference workflow).
     """
     trace = ModelTrace(model=model, fit_calculation=model.creator)
+    if "settings" in model.creator.inputs:
+        trace.fit_settings = model.creator.inputs.settings.get_dict()
+    trace.validations = sorted(
+        (link.node for link in model.base.links.get_outgoing(
+            node_class=orm.CalcFunctionNode, link_type=LinkType.INPUT_CALC).all()
+         if link.node.process_label == "validate_model"), key=lambda n: n.pk)
     trace.training_sets = [n for n in _inputs_of([model.creator], "training_set",
                                                  TrainingSetData)]
     trace.training_sets += _inputs_of([model.creator], "validation", TrainingSetData)
@@ -163,4 +179,14 @@ def format_trace(model: ModelData) -> str:
         lines.append(f"     reference parameters: {params}")
     types = sorted({a.info.get("config_type", "?") for a in t.structures})
     lines.append(f"  <- {len(t.structures)} reference structures ({', '.join(types)})")
+    if t.fit_settings:
+        lines.insert(2, f"     fit settings: {t.fit_settings}")
+    for node in t.validations:
+        settings = node.inputs.settings.get_dict()
+        crystal = settings.get("structure")
+        suite = node.outputs.result.get("suite") if "result" in node.outputs else None
+        on = f" on {Symbols.fromsymbols(crystal['symbols'])}" if crystal else ""
+        lines.append(f"  -> {node.process_label} <{node.pk}> ({node.process_state.value}): "
+                     f"suite {suite or settings.get('suite') or '?'}{on}, properties "
+                     f"{settings.get('properties') or 'all'}")
     return "\n".join(lines)
