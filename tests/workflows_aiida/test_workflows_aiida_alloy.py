@@ -181,3 +181,16 @@ def test_trace_of_a_model_names_its_fit_settings_and_its_validations(aiida_profi
     text = format_trace(results["model"])
     assert "fit settings: {'basis': {'correlation_order': 2" in text
     assert "-> validate_model" in text and "suite bulk on AuCu3, properties ['eos']" in text
+
+
+def test_reference_takes_a_list_of_atoms_as_mlip_reference_data_does(aiida_profile):
+    """`job.structures = [atoms, ...]` works in pyiron; in AiiDA the same list gave
+    "Got <class 'aiida.orm.nodes.data.list.List'>, expected TrainingSetData"."""
+    structures = alloy_structures(2)
+    builder = ReferenceWorkChain.get_builder_from_protocol(structures, "fast")
+    assert isinstance(builder.structures, TrainingSetData)
+    results, node = run_get_node(ReferenceWorkChain, structures=structures)
+    assert node.is_finished_ok, node.exit_message
+    assert results["training_set"].numsteps == len(structures)
+    with pytest.raises(InputError, match="structures\\[1\\] is a str, not an ase.Atoms"):
+        ReferenceWorkChain.get_builder_from_protocol([structures[0], "POSCAR"], "fast")

@@ -19,7 +19,7 @@ from ase import Atoms
 from mlip_plugin.data import Configuration, Weights
 from mlip_plugin.errors import InputError
 
-__all__ = ["ModelData", "TrainingSetData", "UNITS", "json_safe"]
+__all__ = ["ModelData", "TrainingSetData", "UNITS", "json_safe", "to_training_set"]
 
 #: Units of the arrays of a :class:`TrainingSetData`.
 UNITS = {
@@ -239,6 +239,26 @@ class TrainingSetData(TrajectoryData):
 
 #: Attributes of a :class:`ModelData` read from its file.
 _MODEL_ATTRIBUTES = ("family", "format_version", "species", "cutoff", "provenance")
+
+
+def to_training_set(value):
+    """The serializer of the work chains' ``structures`` inputs: a sequence of ``ase.Atoms``
+    becomes an (unstored) :class:`TrainingSetData`, as ``job.structures = [...]`` does in
+    pyiron; anything else is returned for the port's type check.
+
+    Raises
+    ------
+    InputError
+        If an item of a sequence of structures is not an ``ase.Atoms``.
+    """
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and value \
+            and any(isinstance(item, Atoms) for item in value):
+        for i, item in enumerate(value):
+            if not isinstance(item, Atoms):
+                raise InputError(f"structures[{i}] is a {type(item).__name__}, not an "
+                                 "ase.Atoms; give a list of ase.Atoms or a TrainingSetData")
+        return TrainingSetData.from_atoms(list(value))
+    return value
 
 
 class ModelData(SinglefileData):

@@ -10,7 +10,7 @@ from aiida.engine import ToContext, WorkChain, if_
 from mlip_plugin.errors import InputError
 
 from .calculations import generate_structures, run_calculation, structure_spec
-from .data import TrainingSetData
+from .data import TrainingSetData, to_training_set
 from .exit_codes import declare, reason
 from .fit import FitWorkChain
 from .protocols import ProtocolMixin
@@ -65,7 +65,9 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
                         "StructureSpec fields (element, lattice, a in Angstrom, strains as "
                         "fractions, md_temperatures in K, md_timestep_fs in fs, ...).")
         spec.input("structures", valid_type=TrainingSetData, required=False,
-                   help="Your own structures (Angstrom), labelled by the reference, instead "
+                   serializer=to_training_set,
+                   help="Your own structures (Angstrom; a TrainingSetData or a list of "
+                        "ase.Atoms), labelled by the reference, instead "
                         "of `structure_settings` (get_builder_from_protocol(structures=...)).")
         spec.input("run_validation", valid_type=orm.Bool, serializer=orm.to_aiida_type,
                    default=lambda: orm.Bool(True),
@@ -132,8 +134,6 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
             builder.structure_settings = {**inputs["structure_settings"], "element": element,
                                           "lattice": lattice}
         else:
-            if not isinstance(structures, TrainingSetData):
-                structures = TrainingSetData.from_atoms(list(structures))
             builder.structures = structures
         builder.run_validation = inputs.get("run_validation", True)
         ref = ReferenceWorkChain.get_protocol_inputs(protocol, subs["reference"])

@@ -36,7 +36,7 @@ from .calculations import (
     split_chunks,
     split_structures,
 )
-from .data import TrainingSetData
+from .data import TrainingSetData, to_training_set
 from .exit_codes import declare, reason
 from .protocols import ProtocolMixin
 
@@ -151,9 +151,10 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input("structures", valid_type=TrainingSetData,
-                   help="Structures to label, one TrainingSetData (positions and cells in "
-                        "Angstrom); labels it may already carry are ignored.")
+        spec.input("structures", valid_type=TrainingSetData, serializer=to_training_set,
+                   help="Structures to label, one TrainingSetData or a list of ase.Atoms "
+                        "(positions and cells in Angstrom); labels they may already carry "
+                        "are ignored.")
         spec.input("calculator", valid_type=orm.Dict, required=False,
                    serializer=orm.to_aiida_type,
                    help="In-process ASE calculator: {'calculator': class path, 'parameters': "
@@ -196,11 +197,12 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
                 "ERROR_REFERENCE_CALCULATION_FAILED")
 
     @classmethod
-    def get_builder_from_protocol(cls, structures: TrainingSetData, protocol: str | None = None,
+    def get_builder_from_protocol(cls, structures, protocol: str | None = None,
                                   overrides: dict | None = None, *,
                                   reference_workflow: str | None = None,
                                   reference_inputs: dict | None = None):
-        """A builder filled from ``protocol`` (``fast``, ``balanced``, ``stringent``).
+        """A builder filled from ``protocol`` (``fast``, ``balanced``, ``stringent``) for
+        ``structures`` (a :class:`TrainingSetData` or a list of ``ase.Atoms``).
 
         With ``reference_workflow`` the protocol's ASE calculator is dropped and
         ``reference_inputs`` are passed through.
