@@ -31,7 +31,13 @@ A DFT code plugs in through ``reference.reference_workflow`` (any workflow retur
 (``verdi config set caching.default_enabled True`` or
 ``aiida.manage.caching.enable_caching()``), an identical rerun reuses every finished
 calculation, the fit included.  :func:`~.provenance.trace_model` walks back from a model to
-its reference structures and reference parameters.
+its reference structures, reference parameters and fit settings, and lists the validations
+run on it (their settings: suite, properties, the crystal of suite ``bulk``).
+
+Your own structures (a compound or alloy, say): ``mlip.reference`` and ``mlip.pipeline``
+take them as a list of ``ase.Atoms`` (``PipelineWorkChain.get_builder_from_protocol(
+protocol="fast", structures=[...], overrides={"validate": {"settings": {"structure":
+crystal}}})``); see the README's section on a compound or alloy.
 
 The modules import AiiDA; nothing else in mlip-plugin does.
 """
