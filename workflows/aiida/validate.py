@@ -15,12 +15,20 @@ __all__ = ["ValidateWorkChain", "validate_settings"]
 
 
 def validate_settings(inputs, _ctx=None):
-    """The settings must make a :class:`ValidateSettings` with an empty ``along_path`` (also
-    the validator of :class:`PipelineWorkChain`'s ``validate`` namespace)."""
+    """The settings must make a :class:`ValidateSettings` with an empty ``along_path`` and
+    a ``structure`` (if any) given inline, not as a file path (also the validator of
+    :class:`PipelineWorkChain`'s ``validate`` namespace)."""
     from mlip_plugin.pipeline.config import ValidateSettings
 
     if "settings" not in inputs:
         return None
+    structure = inputs["settings"].get("structure")
+    if isinstance(structure, str):
+        return (f"settings.structure={structure!r} is a file path: the graph would record "
+                "the path, not the crystal (the file may change, and a daemon worker may "
+                "not see it); give the crystal inline, {symbols, positions (Angstrom), cell "
+                "(Angstrom), pbc}, e.g. mlip_plugin.properties.suites.structure_to_dict("
+                "ase.io.read(path))")
     message = check_settings(ValidateSettings, inputs["settings"], "settings")
     if message is None and inputs["settings"].get("along_path"):
         message = (f"settings.along_path={inputs['settings'].get('along_path')!r}: "
