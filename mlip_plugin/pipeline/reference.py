@@ -227,7 +227,8 @@ def collect_reference_data(
         The reference calculator (see :class:`CalculatorSpec`).
     cache_dir : path-like, optional
         Folder of per-structure results; finished structures found there are not
-        recomputed.  Failures are not cached, so a rerun tries them again.
+        recomputed.  Failures are not cached, so a rerun tries them again; the structure
+        after a failure gets a new calculator (the failed one may be left half set up).
     progress : bool
         Show a progress bar (tqdm).
 
@@ -265,6 +266,9 @@ def collect_reference_data(
                     "error_type": type(err).__name__, "message": str(err)})
                 log.warning("reference calculation %d (%s) failed: %s: %s", i,
                             atoms.info.get("structure_id", i), type(err).__name__, err)
+                # a calculator that raised may be left half set up (EMT without its
+                # neighbour list answers the next structure with an AttributeError)
+                calc = spec.build()
                 continue
             result.n_computed += 1
             if path is not None:

@@ -40,11 +40,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 from ase import Atoms
 
 from .._files import write_text_atomic
-from ..data import hash_configs, read_configs
+from ..data import Configuration, hash_configs, read_configs
 from ..errors import InputError, ReferenceCalculationError
 from .config import RunConfig
 from .fit import FitResult, fit
@@ -156,10 +157,23 @@ def read_structures(config: RunConfig) -> FileStructures:
     """The structures of ``config.structures`` (a :class:`StructureFile`), read and checked
     as a run reads them (:func:`~mlip_plugin.pipeline.structure_file.read_structure_file`),
     and ``validate.suite`` chosen (or checked) from their species: every error a run meets
-    before its reference calculator starts."""
+    before its reference calculator starts (for a kernel fit, also what the fit refuses
+    of the frames themselves: several molecules, atoms in another order)."""
     source = read_structure_file(config.structures)
     config.resolve_validation(source.species)
+    if config.fit.model == "kernel":  # the labels are not known yet: zeros stand for them
+        _check_kernel_fit(config, [Configuration(atoms=a, energy=0.0,
+                                                 forces=np.zeros((len(a), 3)))
+                                   for a in source.structures])
     return source
+
+
+def _check_kernel_fit(config: RunConfig, configs) -> None:
+    """What the kernel fit of ``configs`` would refuse, before it trains."""
+    from .fit import split_for_fit
+    from .fit_kernel import check_kernel_fit
+
+    check_kernel_fit(*split_for_fit(configs, None, config.fit), config.fit)
 
 
 def _read_inputs(config: RunConfig) -> FileStructures | None:
@@ -185,11 +199,8 @@ def check_run(config: RunConfig,
     if config.data is not None:
         train, test = read_data(config)
         data_sha256 = hash_configs([*train, *test])
-        if config.fit.model == "kernel":  # what the kernel fit refuses, before it trains
-            from .fit import split_for_fit
-            from .fit_kernel import check_kernel_fit
-
-            check_kernel_fit(*split_for_fit(train, None, config.fit), config.fit)
+        if config.fit.model == "kernel":
+            _check_kernel_fit(config, train)
     source = _read_inputs(config)
     return out, reuse_plan(config, out, data_sha256, source)
 

@@ -163,6 +163,20 @@ def test_failures_are_recorded_and_the_run_goes_on(tiny_structures, tmp_path):
     assert len(list(tmp_path.glob("*.json"))) == len(result.configs)  # failures not cached
 
 
+def test_each_failure_gets_its_own_reason():
+    """Two Si structures for EMT: both fail with EMT's own message.  The calculator that
+    failed on the first was reused before, and the second failure read "AttributeError:
+    'EMT' object has no attribute 'nl'", which names no cause."""
+    from ase.build import bulk
+
+    si = [bulk("Si", "diamond", a=5.43), bulk("Si", "diamond", a=5.5), bulk("Cu", "fcc")]
+    result = collect_reference_data(si, "ase.calculators.emt.EMT")
+    assert [(f["index"], f["error_type"], f["message"]) for f in result.failures] == [
+        (0, "NotImplementedError", "No EMT-potential for Si"),
+        (1, "NotImplementedError", "No EMT-potential for Si")]
+    assert len(result.configs) == 1
+
+
 def test_unusable_cache_entries_are_recomputed(tmp_path, caplog):
     """An empty, truncated or incomplete cache file is a cache miss, not a dead end."""
     structures = generate_structures(StructureSpec.from_preset("tiny", md_snapshots=0))[:5]

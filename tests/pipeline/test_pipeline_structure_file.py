@@ -92,6 +92,27 @@ def test_dry_run_checks_the_structures_file(tmp_path, capsys, make, match):
     assert not (tmp_path / "out").exists()
 
 
+def test_kernel_fit_of_several_molecules_is_refused_before_labelling(tmp_path, capsys):
+    """A kernel fit needs frames of one molecule: a file that mixes molecules is refused by
+    --dry-run and by the run before the reference labels anything (the check of a data
+    run's kernel fit; it came after all the reference calculations)."""
+    from ase.build import molecule
+
+    frames = [molecule("CH3CH2OH") for _ in range(6)] + [molecule("H2O")]
+    for i, atoms in enumerate(frames):
+        atoms.rattle(0.02, seed=i)
+    _write(tmp_path / "molecules.extxyz", frames)
+    doc = {"output": str(tmp_path / "out"), "structures": {"file": "molecules.extxyz"},
+           "reference": EMT_SPEC, "fit": {"model": "kernel"}}
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    for args in (["--dry-run"], []):
+        assert main(["fit", str(cfg), *args]) == 2
+        err = capsys.readouterr().err
+        assert "has 3 atoms but configuration 0 has 9" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 # -- reading and checking -----------------------------------------------------------------
 
 def _write(path: Path, images) -> Path:

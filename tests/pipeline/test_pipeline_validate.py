@@ -33,6 +33,18 @@ def test_diagnostic_rows_have_no_percent_error():
     assert _mean_abs_percent(rows.values()) == pytest.approx(10.0)
 
 
+def test_energy_per_atom_has_no_percent_error():
+    """The bulk suite's energy per atom is measured from the reference's own zero: the same
+    1 meV/atom error was 6 % of EMT's -0.0155 eV/atom and 0.02 % of a DFT code's -4 eV."""
+    for ref in (-0.0155, -4.0):
+        rows = {r["name"]: r for r in compare_rows(
+            {"energy_per_atom": ref + 1e-3, "bulk_modulus": 150.0},
+            {"energy_per_atom": ref, "bulk_modulus": 140.0})}
+        assert rows["energy_per_atom"]["error_percent"] is None
+        assert rows["energy_per_atom"]["abs_error"] == pytest.approx(1e-3)
+        assert _mean_abs_percent(rows.values()) == pytest.approx(100 * 10 / 140)
+
+
 @pytest.mark.parametrize("content,match", [
     ("{", "is not readable JSON"),
     ("", "is not readable JSON"),

@@ -191,6 +191,22 @@ def test_validate_workchain_refuses_along_path_at_launch(first_run):
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
 
 
+def test_validate_workchain_refuses_a_structure_file_path(first_run, tmp_path):
+    """A bulk structure given as a file path in an orm.Dict would be read inside the
+    calcfunction: the graph would record a path, not the crystal.  Refused at launch, naming
+    the inline form (a plain dict converts the file when the node is made)."""
+    import ase.io
+
+    results, _ = first_run
+    path = tmp_path / "cu.cif"
+    ase.io.write(path, bulk("Cu", "fcc", a=3.6))
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(ValueError, match="settings.structure is a str: an orm.Dict must hold"):
+        run_get_node(ValidateWorkChain, model=results["model"], calculator=EMT_SPEC,
+                     settings=orm.Dict({"structure": str(path)}))
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before  # nothing ran
+
+
 @pytest.mark.parametrize(("inputs", "match"), [
     ({"settings": {"solvr": "omp"}}, "unknown keys \\['solvr'\\]"),
     ({"settings": {"solver": "magic"}}, "fit.solver='magic' is not one of"),
