@@ -16,7 +16,8 @@ starts from the same given structure and computes its own equilibrium), then the
 ``eos`` (rows ``volume_per_atom`` Å^3/atom, ``bulk_modulus`` GPa, ``energy_per_atom``
 eV/atom at the minimum), ``elastic`` (relaxed-ion ``c11 c22 c33 c12 c13 c23 c44 c55 c66``
 GPa in the crystal's own Cartesian frame, ``bulk_modulus_voigt``, ``shear_modulus_voigt``
-GPa), ``phonons`` and ``md`` (the rows of the cubic suites).  It has no vacancy,
+GPa, ``elastic_min_eigenvalue`` GPa and ``mechanically_stable`` (the Born criterion: a
+relaxation can end on a saddle point, e.g. bcc Cu with EMT, which this row reports)), ``phonons`` and ``md`` (the rows of the cubic suites).  It has no vacancy,
 interstitial or surface groups: defect and surface energies of a compound need chemical
 potentials of its elements, and surfaces a choice of termination, which a bare structure
 does not give.
@@ -30,6 +31,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 from ase import Atoms
 from ase.build import bulk
 from ase.data import atomic_numbers, reference_states
@@ -47,7 +49,7 @@ from .surfaces import SurfaceSettings, surface_energy
 __all__ = ["SuiteSettings", "SuiteResult", "run_suite", "run_property", "compare",
            "format_table", "suite_for", "tabulated_lattice_constant", "SUITES", "PROPERTIES",
            "BULK", "BULK_EXCLUDED", "check_crystal", "structure_to_dict", "structure_from_dict",
-           "voigt_moduli"]
+           "voigt_moduli", "born_lowest_eigenvalue"]
 
 log = logging.getLogger(__name__)
 
@@ -380,8 +382,24 @@ def _elastic_rows(result, suffix: str, lattice: str | None = "cubic") -> list:
     C, E = result.C, result.C_err
     rows = [_row(f"{name}{suffix}", "GPa", C[ij], E[ij]) for name, ij in VOIGT_ENTRIES.items()]
     (b, b_err), (g, g_err) = voigt_moduli(C, E)
+    lowest = born_lowest_eigenvalue(C)
+    if lowest <= 0:
+        log.warning("bulk suite: the %s stiffness matrix has the eigenvalue %.3g GPa <= 0: "
+                    "the relaxed structure is mechanically unstable (a saddle point of the "
+                    "energy, not a minimum)", "clamped-ion" if suffix else "relaxed-ion",
+                    lowest)
     return rows + [_row(f"bulk_modulus_voigt{suffix}", "GPa", b, b_err),
-                   _row(f"shear_modulus_voigt{suffix}", "GPa", g, g_err)]
+                   _row(f"shear_modulus_voigt{suffix}", "GPa", g, g_err),
+                   _row(f"elastic_min_eigenvalue{suffix}", "GPa", lowest),
+                   _row(f"mechanically_stable{suffix}", "bool", float(lowest > 0))]
+
+
+def born_lowest_eigenvalue(C) -> float:
+    """Smallest eigenvalue (GPa) of the symmetric part of the 6×6 Voigt stiffness ``C``
+    (GPa): positive exactly when the crystal is mechanically stable (the Born criterion,
+    the strain energy ``½ εᵀ C ε`` positive for every strain; Mouhat & Coudert 2014)."""
+    C = np.asarray(C, dtype=float)
+    return float(np.linalg.eigvalsh(0.5 * (C + C.T))[0])
 
 
 def voigt_moduli(C, C_err) -> tuple[tuple[float, float], tuple[float, float]]:

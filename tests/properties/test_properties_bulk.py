@@ -12,11 +12,12 @@ from ase.build import bulk
 
 from mlip_plugin.errors import InputError
 from mlip_plugin.properties import SuiteSettings, compare, run_suite
-from mlip_plugin.properties.suites import voigt_moduli
+from mlip_plugin.properties.suites import born_lowest_eigenvalue, voigt_moduli
 
 BULK_ROWS = ["volume_per_atom", "bulk_modulus", "energy_per_atom",
              "c11", "c22", "c33", "c12", "c13", "c23", "c44", "c55", "c66",
-             "bulk_modulus_voigt", "shear_modulus_voigt",
+             "bulk_modulus_voigt", "shear_modulus_voigt", "elastic_min_eigenvalue",
+             "mechanically_stable",
              "phonon_max_frequency", "phonon_min_frequency", "phonon_imaginary_modes",
              "md_stable", "md_time_reached", "md_diffusivity"]
 
@@ -163,3 +164,30 @@ def _overlapping() -> Atoms:
 def test_bulk_suite_errors(emt, call, match):
     with pytest.raises(InputError, match=match):
         call(emt)
+
+
+def test_born_criterion_of_a_stable_crystal_and_of_a_saddle_point(cu3au_suite, caplog):
+    """Cu3Au is a minimum of EMT (lowest eigenvalue of C for a cubic crystal: min(c11 - c12,
+    c44, c11 + 2 c12)); bcc Cu relaxes onto a saddle point of EMT (c11 < c12), which the
+    relaxation cannot tell from a minimum: the Born row says so, with a warning."""
+    from ase.calculators.emt import EMT
+
+    v = _values(cu3au_suite)
+    cubic_lowest = min(v["c11"] - v["c12"], v["c44"], v["c11"] + 2 * v["c12"])
+    assert v["elastic_min_eigenvalue"] == pytest.approx(cubic_lowest, rel=0.02)
+    assert v["mechanically_stable"] == 1.0
+    with caplog.at_level("WARNING", logger="mlip_plugin.properties.suites"):
+        bcc = run_suite(EMT(), "bulk", SuiteSettings.fast(structure=bulk("Cu", "bcc", a=2.87),
+                                                          groups=("elastic",)))
+    b = _values(bcc)
+    assert b["c11"] < b["c12"] and b["elastic_min_eigenvalue"] < 0
+    assert b["mechanically_stable"] == 0.0
+    assert "mechanically unstable" in caplog.text
+
+
+def test_born_lowest_eigenvalue_is_that_of_the_symmetric_part():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((6, 6))
+    C = a @ a.T + 0.1 * rng.standard_normal((6, 6))  # fitted matrices are nearly symmetric
+    assert born_lowest_eigenvalue(C) == pytest.approx(np.linalg.eigvalsh((C + C.T) / 2)[0])
+    assert born_lowest_eigenvalue(np.diag([3.0, 2, 1, 1, 1, -0.5])) == -0.5
