@@ -214,6 +214,13 @@ def require_lattice(structure: Atoms, allowed, what: str) -> Lattice:
     return lattice
 
 
+#: What a relaxation that ran out of steps tells the user to do
+RAISE_STEPS = ("raise the step limit: the property's settings (steps) in Python, "
+               "SuiteSettings.relax_steps for the bulk suite's starting relaxation, or "
+               "the larger limits of validate.preset: default (mlip validate --preset "
+               "default) instead of fast")
+
+
 def relax_positions(atoms: Atoms, *, fmax: float, steps: int, label: str) -> bool:
     """Relax the positions of ``atoms`` (calculator attached) with BFGS at fixed cell.
 
@@ -225,7 +232,7 @@ def relax_positions(atoms: Atoms, *, fmax: float, steps: int, label: str) -> boo
     if not converged:
         fmax_now = float(np.linalg.norm(atoms.get_forces(), axis=1).max())
         warnings.warn(f"relaxation of {label} stopped after {steps} steps with max force "
-                      f"{fmax_now:.2e} eV/Å > fmax={fmax:g}; raise the step limit.",
+                      f"{fmax_now:.2e} eV/Å > fmax={fmax:g}; {RAISE_STEPS}.",
                       ConvergenceWarning, stacklevel=3)
     return converged
 
@@ -236,7 +243,7 @@ def relax_cell(atoms: Atoms, *, fmax: float, steps: int, label: str) -> bool:
     converged = bool(optimizer.run(fmax=fmax, steps=steps))
     if not converged:
         warnings.warn(f"cell relaxation of {label} stopped after {steps} steps above "
-                      f"fmax={fmax:g}; raise the step limit.", ConvergenceWarning,
+                      f"fmax={fmax:g}; {RAISE_STEPS}.", ConvergenceWarning,
                       stacklevel=3)
     return converged
 

@@ -16,11 +16,11 @@ starts from the same given structure and computes its own equilibrium), then the
 ``eos`` (rows ``volume_per_atom`` Å^3/atom, ``bulk_modulus`` GPa, ``energy_per_atom``
 eV/atom at the minimum), ``elastic`` (relaxed-ion ``c11 c22 c33 c12 c13 c23 c44 c55 c66``
 GPa in the crystal's own Cartesian frame, ``bulk_modulus_voigt``, ``shear_modulus_voigt``
-GPa, ``elastic_min_eigenvalue`` GPa and ``mechanically_stable`` (the Born criterion: a
-relaxation can end on a saddle point, e.g. bcc Cu with EMT, which this row reports)), ``phonons`` and ``md`` (the rows of the cubic suites).  It has no vacancy,
-interstitial or surface groups: defect and surface energies of a compound need chemical
-potentials of its elements, and surfaces a choice of termination, which a bare structure
-does not give.
+GPa, ``elastic_min_eigenvalue`` GPa and ``mechanically_stable``: the Born criterion, as a
+relaxation can end on a saddle point, e.g. bcc Cu with EMT), ``phonons`` and ``md`` (the
+rows of the cubic suites).  It has no vacancy, interstitial or surface groups: defect and
+surface energies of a compound need chemical potentials of its elements, and surfaces a
+choice of termination, which a bare structure does not give.
 """
 
 from __future__ import annotations
@@ -38,7 +38,13 @@ from ase.data import atomic_numbers, reference_states
 
 from mlip_plugin.errors import InputError
 
-from ._common import check_crystal, relaxed_bulk, structure_from_dict, structure_to_dict
+from ._common import (
+    check_crystal,
+    check_positive,
+    relaxed_bulk,
+    structure_from_dict,
+    structure_to_dict,
+)
 from .defects import DefectSettings, point_defect
 from .elastic import ElasticSettings, elastic_constants
 from .eos import EOSSettings, equation_of_state
@@ -111,8 +117,11 @@ class SuiteSettings:
     structure : ase.Atoms or None
         The crystal of the ``bulk`` suite (required there, refused by the others): any
         species and cell, periodic in 3 directions, no overlapping atoms.  Its cell and
-        positions are relaxed with each calculator (``elastic.fmax``, ``elastic.steps``)
-        before the groups run.
+        positions are relaxed with each calculator (force tolerance ``elastic.fmax``, at
+        most ``relax_steps`` steps) before the groups run.
+    relax_steps : int
+        Step limit of that starting relaxation of the bulk suite (default 2000, in either
+        preset: a user's structure may start far from the calculator's equilibrium).
     eos, elastic, defects, surfaces, phonons, md
         Settings of each property (the defect site and Miller index are set per row).
     """
@@ -124,6 +133,7 @@ class SuiteSettings:
     interstitial_sites: tuple | None = None
     miller_indices: tuple | None = None
     structure: Atoms | None = None
+    relax_steps: int = 2000
     eos: EOSSettings = field(default_factory=EOSSettings)
     elastic: ElasticSettings = field(default_factory=ElasticSettings)
     defects: DefectSettings = field(default_factory=DefectSettings)
@@ -148,6 +158,7 @@ class SuiteSettings:
                              "give a symbol such as 'Cu'.")
         if self.structure is not None:
             object.__setattr__(self, "structure", check_crystal(self.structure))
+        check_positive("relax_steps", self.relax_steps, integer=True)
 
     @classmethod
     def fast(cls, symbol: str | None = None, groups: tuple | None = None,
@@ -268,9 +279,8 @@ def _bulk_start(calculator, settings: SuiteSettings, groups) -> Atoms:
         why = "; ".join(f"{g}: {BULK_EXCLUDED[g]}" for g in excluded)
         raise InputError(f"suite 'bulk' has no group {excluded} ({why}); choose groups among "
                          f"{SUITES[BULK][2]}.")
-    s = settings.elastic
-    atoms = relaxed_bulk(calculator, settings.structure, relax=True, fmax=s.fmax,
-                         steps=s.steps)
+    atoms = relaxed_bulk(calculator, settings.structure, relax=True,
+                         fmax=settings.elastic.fmax, steps=settings.relax_steps)
     out = atoms.copy()
     out.calc = None
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -191,3 +192,29 @@ def test_born_lowest_eigenvalue_is_that_of_the_symmetric_part():
     C = a @ a.T + 0.1 * rng.standard_normal((6, 6))  # fitted matrices are nearly symmetric
     assert born_lowest_eigenvalue(C) == pytest.approx(np.linalg.eigvalsh((C + C.T) / 2)[0])
     assert born_lowest_eigenvalue(np.diag([3.0, 2, 1, 1, 1, -0.5])) == -0.5
+
+
+def test_starting_relaxation_has_its_own_step_limit():
+    """The bulk suite's start may be far from equilibrium: its relaxation takes
+    SuiteSettings.relax_steps (default 2000 in either preset), not the 300 steps of the fast
+    elastic settings, and a run out of steps says how to raise the limit."""
+    from ase.calculators.emt import EMT
+
+    from mlip_plugin.errors import ConvergenceWarning
+    from mlip_plugin.properties import ElasticSettings
+
+    far = cu3au(4.3)
+    far.rattle(0.2, seed=1)
+    tight = ElasticSettings(n_steps=3, fmax=1e-3, steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # the start converges: no warning
+        result = run_suite(EMT(), "bulk", SuiteSettings.fast(structure=far, groups=("eos",),
+                                                             elastic=tight))
+    assert result.results["eos"].structure.get_volume() == pytest.approx(
+        4 * _values(result)["volume_per_atom"], rel=1e-3)
+    with pytest.warns(ConvergenceWarning, match="SuiteSettings.relax_steps"), \
+            pytest.raises(InputError, match="no minimum"):  # 2 steps leave it far: E(V) fails
+        run_suite(EMT(), "bulk", SuiteSettings.fast(structure=far, groups=("eos",),
+                                                    relax_steps=2))
+    with pytest.raises(InputError, match="relax_steps"):
+        SuiteSettings.fast(structure=far, relax_steps=0)
