@@ -833,9 +833,27 @@ class RunConfig:
         if _is_table(ref):
             read_reference_table(ref)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict:
+        """The settings as plain data.  ``relative_to``: a folder; the files the run reads
+        (data files, a structures file, a reference table) are written relative to it, so
+        that the ``config.yaml`` of a run folder stays valid, and the same, when the folder
+        moves together with those files (a project copied elsewhere)."""
         out = asdict(self)
         out["reference"] = None if self.reference is None else self.reference.to_dict()
+        if relative_to is not None:
+            def rel(path: str) -> str:
+                try:
+                    return os.path.relpath(path, relative_to) if path else path
+                except ValueError:  # another drive (Windows): no relative path
+                    return path
+
+            if out["data"] is not None:
+                out["data"]["train"], out["data"]["test"] = (
+                    rel(out["data"]["train"]), rel(out["data"]["test"]))
+            if isinstance(out["structures"], dict) and "file" in out["structures"]:
+                out["structures"]["file"] = rel(out["structures"]["file"])
+            if out["validate"] is not None and _is_table(out["validate"]["reference"]):
+                out["validate"]["reference"] = rel(out["validate"]["reference"])
         return out
 
 

@@ -385,7 +385,8 @@ def _start_output(out: Path, config: RunConfig, data_sha256: str | None = None) 
         for path in old:
             os.replace(path, keep / path.name)
         log.warning("%s held the results of %s; moved them to %s", out, why, keep)
-    write_text_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomic(out / "config.yaml",
+                      yaml.safe_dump(config.to_dict(relative_to=out), sort_keys=False))
 
 
 def _data_changed(metrics_path: Path, data_sha256: str | None) -> bool:

@@ -292,3 +292,28 @@ def test_edited_file_moves_the_results_aside(tmp_path, capsys, write_cuau_struct
     assert np.allclose(stored[0]["positions"], images[0].positions)
     assert main(["-q", "fit", str(cfg)]) == 0  # unchanged since: nothing more moves
     assert not (out / "previous" / "2").exists()
+
+
+def test_a_project_moved_elsewhere_keeps_its_results(tmp_path, capsys, write_cuau_structures):
+    """config.yaml of the run folder names the files it read relative to the folder: a
+    project (configuration, structures file, output) copied elsewhere is the same run, not
+    'another configuration' whose results move to previous/1 (its absolute paths did)."""
+    import shutil
+
+    project = tmp_path / "project"
+    project.mkdir()
+    write_cuau_structures(project / "alloys.extxyz")
+    cfg = _config(project, {"file": "alloys.extxyz"})
+    assert main(["-q", "fit", str(cfg)]) == 0
+    stored = yaml.safe_load((project / "out" / "config.yaml").read_text())
+    assert stored["structures"]["file"] == str(Path("..") / "alloys.extxyz")
+    moved = tmp_path / "elsewhere"
+    shutil.move(project, moved)
+    capsys.readouterr()
+    assert main(["fit", str(moved / "run.yaml"), "--output", str(moved / "out"),
+                 "--dry-run"]) == 0
+    assert "would move" not in capsys.readouterr().out
+    assert main(["-q", "fit", str(moved / "run.yaml"), "--output", str(moved / "out")]) == 0
+    assert not (moved / "out" / "previous").exists()
+    metrics = json.loads((moved / "out" / "metrics.json").read_text())
+    assert (metrics["data"]["n_cached"], metrics["data"]["n_computed"]) == (8, 0)
