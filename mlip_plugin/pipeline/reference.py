@@ -6,6 +6,12 @@ parameters, ...).  Every finished structure is written to ``cache_dir`` under a 
 from the structure and the calculator spec, so an interrupted run resumes without
 recomputing; a structure whose calculation fails is recorded with its error and the run
 goes on.
+
+Per-atom starting values the structure carries for the calculator
+(:data:`STARTING_ARRAYS`: ``initial_magmoms``, read by spin-polarised calculators such as
+GPAW, or ASE's Vasp for MAGMOM, and ``initial_charges``) go to the calculator with the
+structure and are part of its cache key (only when present and not all zero, so the key of
+a structure without them is the same as before they were keyed).
 """
 
 from __future__ import annotations
@@ -28,11 +34,44 @@ from ..data import Configuration
 from ..errors import InputError
 
 __all__ = ["CalculatorSpec", "CollectionResult", "collect_reference_data", "structure_key",
-           "write_json_atomic", "read_json_cache"]
+           "write_json_atomic", "read_json_cache", "STARTING_ARRAYS", "starting_values"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REFERENCE = {"calculator": "ase.calculators.emt.EMT", "parameters": {}}
+
+#: Per-atom arrays of an ``ase.Atoms`` that a reference calculator takes as starting values
+#: (``atoms.get_initial_magnetic_moments()``, ``atoms.get_initial_charges()``).
+STARTING_ARRAYS = ("initial_magmoms", "initial_charges")
+
+
+def starting_values(atoms: Atoms, where: str = "") -> dict[str, np.ndarray]:
+    """The :data:`STARTING_ARRAYS` of ``atoms`` that are present and not all zero (an
+    all-zero array is what ASE assumes without one), as float arrays of one value per atom.
+
+    Only collinear moments are supported: (N, 3) magnetic moments (non-collinear) or
+    non-finite values are an InputError that names the structure (``where``; default:
+    its ``info["structure_id"]``).
+    """
+    if not where:
+        sid = atoms.info.get("structure_id")
+        where = "a structure" if sid is None else f"structure {sid!r}"
+    out = {}
+    for name in STARTING_ARRAYS:
+        if name not in atoms.arrays:
+            continue
+        values = np.asarray(atoms.arrays[name], dtype=float)
+        if values.shape != (len(atoms),):
+            raise InputError(
+                f"{where}: {name} of shape {values.shape}: only collinear "
+                f"starting values (one number per atom, shape ({len(atoms)},)) are supported; "
+                "give one scalar per atom (non-collinear moments are not supported)")
+        if not np.all(np.isfinite(values)):
+            raise InputError(f"{where}: {name} contains NaN or inf; give "
+                             "finite starting values")
+        if np.any(values):
+            out[name] = values
+    return out
 
 
 @dataclass(frozen=True)
@@ -118,12 +157,19 @@ class CalculatorSpec:
 
 
 def structure_key(atoms: Atoms, spec: CalculatorSpec) -> str:
-    """sha256 of the structure (numbers, positions, cell, pbc) and the calculator spec."""
+    """sha256 of the structure (numbers, positions, cell, pbc, and the starting values of
+    :func:`starting_values` when there are any) and the calculator spec.
+
+    A structure without starting values (or with all-zero ones) has the key it had before
+    they were keyed, so existing reference caches stay valid."""
     h = hashlib.sha256(spec.key().encode())
     h.update(np.asarray(atoms.numbers, np.int64).tobytes())
     h.update(np.round(atoms.positions, 10).tobytes())
     h.update(np.round(atoms.cell.array, 10).tobytes())
     h.update(np.asarray(atoms.pbc, np.int8).tobytes())
+    for name, values in starting_values(atoms).items():
+        h.update(name.encode())
+        h.update(np.round(values, 10).tobytes())
     return h.hexdigest()[:32]
 
 

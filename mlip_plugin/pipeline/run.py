@@ -4,7 +4,8 @@ Output folder layout::
 
     OUT/config.yaml            the resolved configuration
     OUT/structures.json        generated structures (reused on a rerun with the same spec),
-                               or those read from a structures file
+                               or those read from a structures file, with their starting
+                               magnetic moments and charges when they have any
     OUT/structure_stages/      finished stages of the structure protocol that ran the
                                reference calculator (lattice constant, NVT runs)
     OUT/reference_cache/       one JSON file per finished reference calculation
@@ -51,8 +52,10 @@ from .config import RunConfig
 from .fit import FitResult, fit
 from .metrics import predict_configs
 from .reference import (
+    STARTING_ARRAYS,
     collect_reference_data,
     read_json_cache,
+    starting_values,
     structure_key,
     write_json_atomic,
 )
@@ -96,15 +99,23 @@ def _spec_hash(config: RunConfig, source: FileStructures | None = None) -> str:
 
 
 def _atoms_to_doc(atoms: Atoms) -> dict:
-    return {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
-            "cell": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist(),
-            "info": {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))}}
+    """A structure of ``structures.json``: numbers, positions, cell, pbc, info, and the
+    starting magnetic moments and charges (:func:`starting_values`) only when it has
+    any, so a structure without them is written as before they were kept."""
+    doc = {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
+           "cell": atoms.cell.array.tolist(), "pbc": atoms.pbc.tolist(),
+           "info": {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))}}
+    doc.update({k: v.tolist() for k, v in starting_values(atoms).items()})
+    return doc
 
 
 def _atoms_from_doc(doc: dict) -> Atoms:
     atoms = Atoms(numbers=doc["numbers"], positions=doc["positions"], cell=doc["cell"],
                   pbc=doc["pbc"])
     atoms.info.update(doc["info"])
+    for name in STARTING_ARRAYS:  # optional: files without them read as before
+        if doc.get(name) is not None:
+            atoms.set_array(name, np.asarray(doc[name], dtype=float))
     return atoms
 
 

@@ -5,7 +5,10 @@
 suffix does not tell it).  Each structure is checked before any calculation (at least one
 atom, finite positions, no atoms closer than :data:`~mlip_plugin.data.MIN_DISTANCE`, no
 periodic direction without a cell vector) and keeps only what the reference needs: species,
-positions, cell, pbc, ``info["config_type"]`` (default ``"file"``) and
+positions, cell, pbc, the starting magnetic moments and charges (``initial_magmoms``,
+``initial_charges``, when the file gives them and they are not all zero: a spin-polarised
+reference such as GPAW or VASP starts from them; collinear moments only, one number per
+atom), ``info["config_type"]`` (default ``"file"``) and
 ``info["structure_id"]`` (when the file gives one that is unique, else ``frame-N`` from its
 position N in the file).  Labels the file carries are dropped: the reference calculator
 labels every structure (``data:`` fits the labels of a file instead).
@@ -25,6 +28,7 @@ from ase import Atoms
 from ..data import Configuration
 from ..data.io import ENERGY_KEYS, FORCES_KEYS, STRESS_KEYS, VIRIAL_KEYS
 from ..errors import InputError
+from .reference import starting_values
 
 __all__ = ["StructureFile", "FileStructures", "read_structure_file", "file_sha256"]
 
@@ -133,7 +137,8 @@ def read_structure_file(settings: StructureFile) -> FileStructures:
     InputError
         The file is missing or unreadable (in the format asked for), the selection is
         empty, or a structure is unusable (no atoms, NaN positions, overlapping atoms, a
-        periodic direction without a cell vector): each names the file, the structure's
+        periodic direction without a cell vector, non-collinear (N, 3) or non-finite
+        starting moments or charges): each names the file, the structure's
         position in it, and what to do.
     """
     path = Path(settings.file)
@@ -154,6 +159,8 @@ def read_structure_file(settings: StructureFile) -> FileStructures:
         carried += _has_labels(atoms)
         clean = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
         Configuration(atoms=clean).validate(str(path), i)
+        for name, values in starting_values(atoms, f"{str(path)!r}, structure {i}").items():
+            clean.set_array(name, values)
         sid = str(atoms.info.get("structure_id", ""))
         clean.info["config_type"] = str(atoms.info.get("config_type", DEFAULT_CONFIG_TYPE))
         clean.info["structure_id"] = sid if sid and ids[sid] == 1 else f"frame-{i}"

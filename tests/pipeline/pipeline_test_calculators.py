@@ -76,3 +76,24 @@ class PotentialFileEMT(EMT):
         with open(potential) as fh:
             fh.read()
         super().__init__()
+
+
+class StartingMomentsEMT(EMT):
+    """EMT that appends, per calculation, the atom count and the starting magnetic moments
+    and charges of the structure it is given to ``log`` (one JSON line): what a
+    spin-polarised calculator (GPAW, ASE's Vasp) would start from."""
+
+    def __init__(self, log: str = ""):
+        super().__init__()
+        self.log = log
+
+    def calculate(self, atoms=None, *args, **kwargs):
+        import json
+
+        super().calculate(atoms, *args, **kwargs)
+        if self.log:
+            with open(self.log, "a") as fh:
+                fh.write(json.dumps({
+                    "n": len(self.atoms),
+                    "magmoms": self.atoms.get_initial_magnetic_moments().tolist(),
+                    "charges": self.atoms.get_initial_charges().tolist()}) + "\n")

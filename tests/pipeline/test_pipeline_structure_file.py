@@ -14,6 +14,7 @@ import ase.io
 import numpy as np
 import pytest
 import yaml
+from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
@@ -317,3 +318,103 @@ def test_a_project_moved_elsewhere_keeps_its_results(tmp_path, capsys, write_cua
     assert not (moved / "out" / "previous").exists()
     metrics = json.loads((moved / "out" / "metrics.json").read_text())
     assert (metrics["data"]["n_cached"], metrics["data"]["n_computed"]) == (8, 0)
+
+
+# -- starting magnetic moments and charges ------------------------------------------------
+
+#: structure_key of the rattled bcc Fe cell of _fe_cell() with EMT, computed before starting
+#: moments were keyed: a structure without them must keep its key (and its cached labels).
+FE_KEY_BEFORE_MOMENTS = "b8506aa83951f8fb793fd505e3e7faca"
+
+
+def _fe_cell():
+    atoms = bulk("Fe", "bcc", a=2.87, cubic=True)
+    del atoms.arrays["initial_magmoms"]  # ASE's bulk sets Fe's moments (2.3 per atom)
+    atoms.rattle(0.01, seed=1)
+    return atoms
+
+
+def test_structure_key_keys_starting_values_only_when_there_are_any():
+    spec = CalculatorSpec.coerce(EMT_SPEC)
+    atoms = _fe_cell()
+    assert structure_key(atoms, spec) == FE_KEY_BEFORE_MOMENTS
+    atoms.set_initial_magnetic_moments([0.0, 0.0])  # all zero: what ASE assumes anyway
+    atoms.set_initial_charges([0.0, 0.0])
+    assert structure_key(atoms, spec) == FE_KEY_BEFORE_MOMENTS
+    keys = set()
+    for magmoms, charges in [([3, 3], [0, 0]), ([3, -3], [0, 0]), ([0, 0], [1, -1]),
+                             ([3, 3], [1, -1])]:
+        atoms.set_initial_magnetic_moments(magmoms)
+        atoms.set_initial_charges(charges)
+        keys.add(structure_key(atoms, spec))
+    assert len(keys) == 4 and FE_KEY_BEFORE_MOMENTS not in keys
+
+
+def test_structures_json_keeps_starting_values_and_reads_old_documents():
+    from mlip_plugin.pipeline.run import _atoms_from_doc, _atoms_to_doc
+
+    plain = _fe_cell()
+    plain.info["structure_id"] = "plain"
+    doc = _atoms_to_doc(plain)
+    assert set(doc) == {"numbers", "positions", "cell", "pbc", "info"}  # as before
+    back = _atoms_from_doc(json.loads(json.dumps(doc)))
+    assert set(back.arrays) == {"numbers", "positions"}
+    magnetic = plain.copy()
+    magnetic.set_initial_magnetic_moments([2.5, -2.5])
+    magnetic.set_initial_charges([0.5, -0.5])
+    back = _atoms_from_doc(json.loads(json.dumps(_atoms_to_doc(magnetic))))
+    assert back.get_initial_magnetic_moments().tolist() == [2.5, -2.5]
+    assert back.get_initial_charges().tolist() == [0.5, -0.5]
+    spec = CalculatorSpec.coerce(EMT_SPEC)
+    assert structure_key(back, spec) == structure_key(magnetic, spec)
+
+
+def test_non_collinear_moments_are_refused_by_name(tmp_path):
+    images = [_fe_cell(), Atoms("Fe2", positions=[[0, 0, 0], [1.4, 1.4, 1.4]],
+                                cell=[2.87] * 3, pbc=True,
+                                magmoms=[[0, 0, 3], [0, 0, 3]])]
+    path = _write(tmp_path / "fe.extxyz", images)
+    with pytest.raises(InputError, match=r"fe.extxyz', structure 1: initial_magmoms of shape "
+                                         r"\(2, 3\): only collinear"):
+        read_structure_file(StructureFile(file=str(path)))
+
+
+def test_run_gives_the_reference_the_starting_moments_of_the_file(tmp_path, capsys,
+                                                                  write_cuau_structures):
+    """Spin-polarised references (GPAW, VASP's MAGMOM) start from the structure's initial
+    moments: a structures file's moments and charges reach the calculator, are stored in
+    structures.json, key the cache, and a rerun reuses every label."""
+    path = write_cuau_structures(tmp_path / "alloys.extxyz", n=4)
+    images = ase.io.read(path, ":")
+    images[0].set_initial_magnetic_moments([1.0, -1.0, 0.5, 0.0])
+    images[1].set_initial_charges([0.2, 0.0, 0.0, -0.2])
+    images[2].set_initial_magnetic_moments([0.0] * 4)  # all zero: as without
+    _write(path, images)
+    got = read_structure_file(StructureFile(file=str(path))).structures
+    assert got[0].get_initial_magnetic_moments().tolist() == [1.0, -1.0, 0.5, 0.0]
+    assert got[1].get_initial_charges().tolist() == [0.2, 0.0, 0.0, -0.2]
+    assert "initial_magmoms" not in got[2].arrays and "initial_magmoms" not in got[3].arrays
+    log = tmp_path / "calls.jsonl"
+    reference = {"calculator": "pipeline_test_calculators.StartingMomentsEMT",
+                 "parameters": {"log": str(log)}}
+    cfg = _config(tmp_path, {"file": "alloys.extxyz"}, reference=reference)
+    assert main(["-q", "fit", str(cfg)]) == 0
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["magmoms"] for c in calls] == [[1.0, -1.0, 0.5, 0.0], *[[0.0] * 4] * 3]
+    assert [c["charges"] for c in calls] == [[0.0] * 4, [0.2, 0.0, 0.0, -0.2],
+                                             *[[0.0] * 4] * 2]
+    out = tmp_path / "out"
+    stored = json.loads((out / "structures.json").read_text())["structures"]
+    assert stored[0]["initial_magmoms"] == [1.0, -1.0, 0.5, 0.0]
+    assert stored[1]["initial_charges"] == [0.2, 0.0, 0.0, -0.2]
+    assert not {"initial_magmoms", "initial_charges"} & {*stored[2], *stored[3]}
+    spec = CalculatorSpec.coerce(reference)
+    for atoms in got:
+        assert (out / "reference_cache" / f"{structure_key(atoms, spec)}.json").is_file()
+    plain = images[0].copy()
+    del plain.arrays["initial_magmoms"]
+    assert not (out / "reference_cache" / f"{structure_key(plain, spec)}.json").exists()
+    assert main(["-q", "fit", str(cfg)]) == 0
+    assert len(log.read_text().splitlines()) == 4  # every label reused
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["data"]["n_cached"], metrics["data"]["n_computed"]) == (4, 0)
