@@ -3,13 +3,17 @@
 For one element and lattice: the ground state, strained cells (volumetric and shear, −10 %
 … +10 %), rattled supercells, vacancy supercells, low-index slabs, and NVT snapshots at
 several temperatures run with the reference calculator itself (with and without a vacancy).
-Every structure carries ``info["config_type"]`` and a stable ``info["structure_id"]``.
+Every structure carries ``info["config_type"]`` and a stable ``info["structure_id"]``, and
+the starting magnetic moments of :attr:`StructureSpec.magmoms` (Fe, Co and Ni by default),
+which a spin-polarised reference calculator starts from.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -28,9 +32,11 @@ __all__ = ["StructureSpec", "PRESETS", "PROTOCOL_VERSION", "generate_structures"
 log = logging.getLogger(__name__)
 
 #: Version of the structures :func:`generate_structures` makes from a :class:`StructureSpec`:
-#: raised whenever the same spec gives other structures (2: volume strains without 0), so
-#: that a run folder's structures from an older version are not reused.
-PROTOCOL_VERSION = 2
+#: raised whenever the same spec gives other structures (2: volume strains without 0; 3:
+#: starting magnetic moments, :attr:`StructureSpec.magmoms`, on every structure of Fe, Co
+#: and Ni, the NVT snapshots and slabs included), so that a run folder's structures from
+#: an older version are not reused.
+PROTOCOL_VERSION = 3
 
 LATTICES = ("fcc", "bcc", "diamond", "sc")
 
@@ -52,6 +58,19 @@ class StructureSpec:
     ``demo`` for ``mlip demo``, ``standard`` for production); :meth:`from_preset` builds one.
     The ``n_volumetric`` volume strains (see :func:`volumetric_strains`) never include 0,
     which would repeat the ground state.
+
+    ``magmoms``: the starting magnetic moment (μB) put on every atom, for a spin-polarised
+    reference (GPAW, VASP's MAGMOM: both start from ``atoms.get_initial_magnetic_moments()``;
+    EMT and other calculators ignore it).  ``"auto"`` (default): the element's moment in its
+    ASE reference state, ``ase.data.reference_states[Z]["magmom_per_atom"]`` (the value
+    :func:`ase.build.bulk` puts on its bulk cells): Fe 2.3, Co 1.2, Ni 0.6, whatever the
+    lattice, and none for every other element.  These are the ferromagnetic elemental
+    metals: an element without a starting moment converges to the non-magnetic solution
+    (wrong reference data for Fe, Co, Ni), while a starting moment on a non-magnetic element
+    costs only convergence time; antiferromagnets (Cr, Mn) need a moment pattern, not one
+    value per atom, so they are left to the user.  ``"none"``: no moments.  A mapping
+    element → μB (``{Fe: 3.0}``) gives the moment of the spec's element (none when it is
+    not in the mapping).
     """
 
     element: str = "Cu"
@@ -74,6 +93,7 @@ class StructureSpec:
     md_timestep_fs: float = 2.0
     md_with_vacancy: bool = True
     seed: int = 0
+    magmoms: str | Mapping = "auto"
     preset: str = "custom"
 
     def __post_init__(self):
@@ -93,6 +113,17 @@ class StructureSpec:
         for name in ("n_volumetric", "n_shear", "n_rattled", "n_vacancy", "md_snapshots"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name}={getattr(self, name)} must be >= 0")
+        object.__setattr__(self, "magmoms", _magmoms_setting(self.magmoms))
+
+    def starting_magmom(self) -> float:
+        """The starting magnetic moment (μB) of each atom of the structures (0: none);
+        see ``magmoms`` in the class docstring."""
+        if self.magmoms == "none":
+            return 0.0
+        if self.magmoms == "auto":
+            ref = reference_states[atomic_numbers[self.element]] or {}
+            return float(ref.get("magmom_per_atom", 0.0))
+        return float(self.magmoms.get(self.element, 0.0))
 
     @classmethod
     def from_preset(cls, preset: str = "tiny", **overrides) -> StructureSpec:
@@ -117,6 +148,39 @@ class StructureSpec:
         return asdict(self)
 
 
+def _magmoms_setting(value) -> str | dict:
+    """``magmoms`` checked: "auto", "none", or a dict chemical symbol → finite float."""
+    wanted = ("'auto' (Fe, Co, Ni get ASE's moments), 'none', or a mapping of chemical "
+              "symbols to starting moments in μB such as {Fe: 3.0}")
+    if isinstance(value, str) and value in ("auto", "none"):
+        return value
+    if not isinstance(value, Mapping):
+        raise InputError(f"magmoms={value!r} is not allowed: give {wanted}")
+    out = {}
+    for symbol, moment in value.items():
+        if symbol not in atomic_numbers:
+            raise InputError(f"magmoms: {symbol!r} is not a chemical symbol; give {wanted}")
+        try:
+            moment = float(moment)
+        except (TypeError, ValueError):
+            moment = math.nan
+        if isinstance(value[symbol], bool) or not math.isfinite(moment):
+            raise InputError(f"magmoms: {symbol}={value[symbol]!r} is not a finite number "
+                             f"(μB); give {wanted}")
+        out[symbol] = moment
+    return out
+
+
+def _set_magmoms(atoms: Atoms, moment: float) -> Atoms:
+    """``moment`` μB on every atom of ``atoms``, or no moments at all when it is 0 (ASE's
+    :func:`~ase.build.bulk` puts its own on Fe, Co and Ni)."""
+    if moment:
+        atoms.set_initial_magnetic_moments(np.full(len(atoms), moment))
+    else:
+        atoms.arrays.pop("initial_magmoms", None)
+    return atoms
+
+
 PRESETS = {
     "tiny": StructureSpec(supercell=2, n_volumetric=4, n_shear=3, n_rattled=4, n_vacancy=2,
                           slabs=((1, 1, 1),), slab_layers=4, md_temperatures=(600.0,),
@@ -130,9 +194,11 @@ PRESETS = {
 }
 
 
-def lattice_constant(element: str, lattice: str, calculator=None) -> float:
+def lattice_constant(element: str, lattice: str, calculator=None,
+                     magmom: float | None = None) -> float:
     """Lattice constant in Å: relaxed with ``calculator`` (equation of state) if given,
-    else ASE's tabulated value for the element."""
+    else ASE's tabulated value for the element.  ``magmom``: the starting magnetic moment
+    (μB) of every atom of the cells relaxed (None: those :func:`ase.build.bulk` gives)."""
     ref = reference_states[atomic_numbers[element]] or {}
     a_guess = ref.get("a")
     if a_guess is None or ref.get("symmetry") not in (lattice, None):
@@ -146,6 +212,8 @@ def lattice_constant(element: str, lattice: str, calculator=None) -> float:
     volumes, energies = [], []
     for s in np.linspace(0.97, 1.03, 7):
         atoms = bulk(element, lattice, a=a_guess * s, cubic=True)
+        if magmom is not None:
+            _set_magmoms(atoms, magmom)
         atoms.calc = calculator
         volumes.append(atoms.get_volume())
         energies.append(atoms.get_potential_energy())
@@ -341,7 +409,9 @@ def generate_structures(spec: StructureSpec, calculator=None, *,
     Returns
     -------
     list of ase.Atoms
-        Unlabelled structures with ``info["config_type"]`` and ``info["structure_id"]``.
+        Unlabelled structures with ``info["config_type"]`` and ``info["structure_id"]``,
+        and the starting magnetic moments of :meth:`StructureSpec.starting_magmom` (also
+        on the cells of the lattice constant relaxation and the starts of the NVT runs).
 
     Raises
     ------
@@ -350,11 +420,12 @@ def generate_structures(spec: StructureSpec, calculator=None, *,
     """
     rng = np.random.default_rng(spec.seed)
     stages = _Stages(spec, calculator, cache_dir)
+    magmom = spec.starting_magmom()
     a = spec.a
     if a is None:
         a = stages.run("lattice_constant", lambda: {"a": lattice_constant(
-            spec.element, spec.lattice, calculator)}, lambda d: float(d["a"]))["a"]
-    unit = bulk(spec.element, spec.lattice, a=a, cubic=True)
+            spec.element, spec.lattice, calculator, magmom)}, lambda d: float(d["a"]))["a"]
+    unit = _set_magmoms(bulk(spec.element, spec.lattice, a=a, cubic=True), magmom)
     base = unit.repeat(spec.supercell)
     structures = [_tag(unit.copy(), "ground_state", "ground_state")]
     structures += _strained(unit, spec, rng)
@@ -365,6 +436,8 @@ def generate_structures(spec: StructureSpec, calculator=None, *,
             log.info("no reference calculator given: NVT snapshots skipped")
         else:
             structures += _md_snapshots(base, spec, stages, rng)
+    for atoms in structures:  # the slabs and NVT snapshots too
+        _set_magmoms(atoms, magmom)
     log.info("generated %d structures for %s (%s, a = %.4f Å)", len(structures),
              spec.element, spec.lattice, a)
     return structures

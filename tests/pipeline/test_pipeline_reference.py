@@ -258,3 +258,50 @@ def test_lattice_constant_failure_and_unusable_stage_file(tmp_path):
 def test_bad_calculator_spec_types(spec, match):
     with pytest.raises(InputError, match=match):
         CalculatorSpec.coerce(spec)
+
+
+# -- starting magnetic moments of the protocol ---------------------------------------------
+
+@pytest.mark.parametrize("element,lattice,magmoms,moment", [
+    ("Fe", "bcc", "auto", 2.3), ("Co", "fcc", "auto", 1.2), ("Ni", "fcc", "auto", 0.6),
+    ("Fe", "bcc", "none", 0.0), ("Fe", "bcc", {"Fe": 3.0, "Ni": 1.0}, 3.0),
+    ("Fe", "bcc", {"Ni": 1.0}, 0.0), ("Cu", "fcc", "auto", 0.0), ("Cr", "bcc", "auto", 0.0),
+])
+def test_protocol_starting_moments(element, lattice, magmoms, moment):
+    spec = StructureSpec.from_preset("tiny", element=element, lattice=lattice,
+                                     magmoms=magmoms)
+    assert spec.starting_magmom() == moment
+    structures = generate_structures(spec)  # every kind but the NVT snapshots
+    for atoms in structures:
+        if moment:
+            assert atoms.get_initial_magnetic_moments().tolist() == [moment] * len(atoms)
+        else:  # no array at all: ASE's bulk puts its own on Fe, Co, Ni
+            assert "initial_magmoms" not in atoms.arrays
+
+
+def test_protocol_moments_reach_the_calculator_and_the_nvt_snapshots(tmp_path):
+    """Ni (EMT has Ni): the lattice constant relaxation, the NVT runs and their snapshots
+    start from Ni's moment; with magmoms: none the calculator sees none."""
+    from pipeline_test_calculators import StartingMomentsEMT
+
+    for magmoms, moment in (("auto", 0.6), ("none", 0.0)):
+        log = tmp_path / f"{magmoms}.jsonl"
+        spec = StructureSpec.from_preset("tiny", element="Ni", magmoms=magmoms)
+        structures = generate_structures(spec, StartingMomentsEMT(log=str(log)))
+        calls = [json.loads(line) for line in log.read_text().splitlines()]
+        assert len(calls) > 7  # the equation of state and the NVT steps
+        assert {m for c in calls for m in c["magmoms"]} == {moment}
+        md = [a for a in structures if a.info["config_type"].startswith("md")]
+        assert md and all(a.get_initial_magnetic_moments().tolist() == [moment] * len(a)
+                          for a in md)
+
+
+@pytest.mark.parametrize("magmoms,match", [
+    ("yes", r"magmoms='yes' is not allowed"), (3.0, r"magmoms=3.0 is not allowed"),
+    ({"Xx": 1.0}, r"'Xx' is not a chemical symbol"),
+    ({"Fe": "big"}, r"Fe='big' is not a finite number"),
+    ({"Fe": float("nan")}, r"Fe=nan is not a finite number"),
+])
+def test_bad_magmoms_settings(magmoms, match):
+    with pytest.raises(InputError, match=match):
+        StructureSpec.from_preset("tiny", element="Fe", lattice="bcc", magmoms=magmoms)

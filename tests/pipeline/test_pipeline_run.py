@@ -613,3 +613,21 @@ def test_dry_run_says_what_a_rerun_reuses_and_moves_aside(tmp_path, capsys):
     assert f"reference labels: {n - 2} of {n} cached, 2 to compute" in text
     assert f"(another configuration) would move to {out / 'previous' / '1'}" in text
     assert not (out / "previous").exists()  # a dry run moves nothing
+
+
+def test_protocol_moments_reach_the_reference_and_structures_json(tmp_path):
+    """A Ni protocol (structures.magmoms: auto, 0.6 μB per atom) gives the reference its
+    starting moments in the run and from structures.json on a rerun (a spin-polarised
+    reference, GPAW or VASP, would otherwise label non-magnetic Ni)."""
+    log = tmp_path / "calls.jsonl"
+    cfg = _config(tmp_path, element="Ni", md_snapshots=0, reference={
+        "calculator": "pipeline_test_calculators.StartingMomentsEMT",
+        "parameters": {"log": str(log)}})
+    assert main(["-q", "fit", str(cfg)]) == 0
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls and {m for c in calls for m in c["magmoms"]} == {0.6}
+    stored = json.loads((tmp_path / "out" / "structures.json").read_text())["structures"]
+    assert all(s["initial_magmoms"] == [0.6] * len(s["numbers"]) for s in stored)
+    n_calls = len(calls)
+    assert main(["-q", "fit", str(cfg)]) == 0  # reused: structures and labels
+    assert len(log.read_text().splitlines()) == n_calls
