@@ -89,3 +89,32 @@ def test_inconsistent_or_incomplete_arrays_are_refused(configs):
     missing = {k: v for k, v in arrays.items() if k != "energies"}
     with pytest.raises(InputError, match=r"lack the arrays \['energies'\]"):
         arrays_to_configurations(missing)
+
+
+def test_starting_moments_and_charges_round_trip_and_old_records_load():
+    """The starting magnetic moments and charges a spin-polarised reference starts from:
+    optional arrays, written only when some structure has them."""
+    from mlip_plugin.workflows.pyiron.arrays import STRUCTURE_KEYS
+
+    fe = bulk("Fe", "bcc", a=2.87, cubic=True)  # ASE's bulk: 2.3 μB per atom
+    fe.set_initial_charges([0.5, -0.5])
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    ni = bulk("Ni", "fcc", a=3.52, cubic=True)
+    ni.set_initial_magnetic_moments([0.0] * 4)  # all zero: as without
+    arrays = structures_to_arrays([fe, cu, ni])
+    assert arrays["initial_magmoms"].tolist() == [2.3, 2.3] + [0.0] * 8
+    assert arrays["initial_charges"].tolist() == [0.5, -0.5] + [0.0] * 8
+    back = arrays_to_structures(arrays)
+    assert back[0].get_initial_magnetic_moments().tolist() == [2.3, 2.3]
+    assert back[0].get_initial_charges().tolist() == [0.5, -0.5]
+    assert not {"initial_magmoms", "initial_charges"} & {*back[1].arrays, *back[2].arrays}
+    old = {k: arrays[k] for k in STRUCTURE_KEYS}  # a record written before they were kept
+    assert all(set(a.arrays) == {"numbers", "positions"} for a in arrays_to_structures(old))
+    assert set(structures_to_arrays([cu, ni])) == set(STRUCTURE_KEYS)
+    bad = Atoms("Fe2", positions=[[0, 0, 0], [1.4, 1.4, 1.4]], cell=[2.87] * 3, pbc=True,
+                magmoms=[[0, 0, 3], [0, 0, 3]])
+    with pytest.raises(InputError, match=r"structures\[1\]: initial_magmoms of shape \(2, 3\)"):
+        structures_to_arrays([cu, bad])
+    arrays["initial_magmoms"] = arrays["initial_magmoms"][:-1]
+    with pytest.raises(InputError, match="9 initial_magmoms"):
+        arrays_to_structures(arrays)

@@ -206,3 +206,27 @@ def test_a_repaired_job_keeps_no_output_of_its_earlier_runs(project):
     assert repaired.output.get("error") is None
     assert repaired.failures == [] and repaired.output.summary["n_structures"] == 2
     assert repaired.status_message == "2 of 2 structures labelled"
+
+
+def test_the_reference_gets_the_starting_moments_of_the_structures(project, tmp_path,
+                                                                   monkeypatch):
+    """Given structures keep their starting magnetic moments through the job's input (and
+    its HDF5), so a spin-polarised reference starts from them as in the CLI run."""
+    import json
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "pipeline"))
+    log = tmp_path / "calls.jsonl"
+    ni = bulk("Ni", "fcc", a=3.52, cubic=True)
+    ni.set_initial_magnetic_moments([0.6, 0.6, -0.6, -0.6])
+    cu = _structures()[0]
+    job = project.create.job.MLIPReferenceData("starting_moments")
+    job.structures = [ni, cu]
+    job.reference = {"calculator": "pipeline_test_calculators.StartingMomentsEMT",
+                     "parameters": {"log": str(log)}}
+    job.run()
+    assert job.status.string == "finished"
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["magmoms"] for c in calls] == [[0.6, 0.6, -0.6, -0.6], [0.0] * 4]
+    stored = project.load("starting_moments").structures
+    assert stored[0].get_initial_magnetic_moments().tolist() == [0.6, 0.6, -0.6, -0.6]
+    assert "initial_magmoms" not in stored[1].arrays

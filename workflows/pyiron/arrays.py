@@ -18,11 +18,16 @@ key               shape, dtype     meaning
 ``forces``        (N, 3) float     forces in eV/Å; NaN rows for configurations without
 ``stresses``      (n, 6) float     Voigt stress in eV/Å³ (ASE sign); NaN where absent
 ``weights``       (n, 3) float     fitting weights (energy, forces, virial)
+``initial_magmoms`` (N,) float     starting magnetic moments in μB (optional)
+``initial_charges`` (N,) float     starting charges in e (optional)
 ================  ===============  =====================================================
 
 with ``n`` configurations and ``N = sum(n_atoms)`` atoms.  Structures without labels (the
-input of a reference job) use only the first seven keys.  Metadata in ``atoms.info`` other
-than ``config_type`` and ``structure_id`` is not kept.
+input of a reference job) use only the first seven keys, and the starting magnetic moments
+and charges, which a spin-polarised reference calculator starts from (GPAW, VASP's
+MAGMOM), when some structure has them (zeros stand for a structure without; a record
+without these keys, as written before they were kept, has none).  Metadata in
+``atoms.info`` other than ``config_type`` and ``structure_id`` is not kept.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ase import Atoms
 
 from mlip_plugin.data import Configuration, Weights
 from mlip_plugin.errors import InputError
+from mlip_plugin.pipeline.reference import STARTING_ARRAYS, starting_values
 
 __all__ = ["structures_to_arrays", "arrays_to_structures", "configurations_to_arrays",
            "arrays_to_configurations", "STRUCTURE_KEYS", "LABEL_KEYS"]
@@ -57,7 +63,7 @@ def structures_to_arrays(structures: Sequence[Atoms]) -> dict:
             raise InputError(f"structures[{i}] is a {type(atoms).__name__}, not an ase.Atoms; "
                              "pass a list of ase.Atoms")
     n = len(structures)
-    return {
+    out = {
         "n_atoms": np.array([len(a) for a in structures], dtype=np.int64),
         "numbers": _concat([a.numbers for a in structures], (0,), np.int64),
         "positions": _concat([a.positions for a in structures], (0, 3), float),
@@ -67,6 +73,12 @@ def structures_to_arrays(structures: Sequence[Atoms]) -> dict:
         "config_types": _encode([a.info.get("config_type", "default") for a in structures]),
         "structure_ids": _encode([a.info.get("structure_id", "") for a in structures]),
     }
+    starting = [starting_values(a, f"structures[{i}]") for i, a in enumerate(structures)]
+    for name in STARTING_ARRAYS:  # only when some structure has them: records as before
+        if any(name in values for values in starting):
+            out[name] = _concat([values.get(name, np.zeros(len(a)))
+                                 for a, values in zip(structures, starting)], (0,), float)
+    return out
 
 
 def arrays_to_structures(arrays: Mapping) -> list[Atoms]:
@@ -83,10 +95,20 @@ def arrays_to_structures(arrays: Mapping) -> list[Atoms]:
     pbc = np.asarray(arrays["pbc"], dtype=bool).reshape(-1, 3)
     config_types = _decode(arrays["config_types"])
     structure_ids = _decode(arrays["structure_ids"])
+    starting = {}
+    for name in STARTING_ARRAYS:
+        if arrays.get(name) is not None:
+            starting[name] = np.asarray(arrays[name], dtype=float).reshape(-1)
+            if len(starting[name]) != offsets[-1]:
+                raise InputError(f"stored structures are inconsistent: n_atoms sums to "
+                                 f"{offsets[-1]} but there are {len(starting[name])} {name}")
     out = []
     for k in range(len(n_atoms)):
         sl = slice(offsets[k], offsets[k + 1])
         atoms = Atoms(numbers=numbers[sl], positions=positions[sl], cell=cells[k], pbc=pbc[k])
+        for name, values in starting.items():
+            if np.any(values[sl]):
+                atoms.set_array(name, values[sl].copy())
         atoms.info["config_type"] = config_types[k]
         if structure_ids[k]:
             atoms.info["structure_id"] = structure_ids[k]
