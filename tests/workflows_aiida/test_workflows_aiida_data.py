@@ -170,3 +170,27 @@ def test_trajectory_interface_for_equal_steps_and_a_clear_error_for_ragged_ones(
         np.testing.assert_allclose(frame.positions, atoms.positions, atol=1e-12)
         np.testing.assert_allclose(frame.cell.array, atoms.cell.array, atol=1e-12)
     assert equal.get_step_data(1)[3] == ["Cu"] * 4
+
+
+def test_training_set_keeps_starting_moments_and_charges(aiida_profile):
+    """Optional arrays initial_magmoms / initial_charges: stored only when some structure
+    has them, back on get_atoms; a node without them (stored before) loads as before."""
+    from ase.build import bulk
+
+    fe = bulk("Fe", "bcc", a=2.87, cubic=True)  # ASE's bulk: 2.3 μB per atom
+    fe.set_initial_charges([0.5, -0.5])
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    node = TrainingSetData.from_atoms([fe, cu]).store()
+    loaded = orm.load_node(node.pk)
+    assert loaded.get_array("initial_magmoms").tolist() == [2.3, 2.3] + [0.0] * 4
+    fe_back, cu_back = loaded.get_atoms(0), loaded.get_atoms(1)
+    assert fe_back.get_initial_magnetic_moments().tolist() == [2.3, 2.3]
+    assert fe_back.get_initial_charges().tolist() == [0.5, -0.5]
+    assert not {"initial_magmoms", "initial_charges"} & set(cu_back.arrays)
+    plain = TrainingSetData.from_atoms([cu, cu.copy()]).store()  # as every node before
+    assert not {"initial_magmoms", "initial_charges"} & set(plain.get_arraynames())
+    assert set(orm.load_node(plain.pk).get_atoms(0).arrays) == {"numbers", "positions"}
+    broken = TrainingSetData.from_atoms([fe, cu])
+    broken.set_array("initial_magmoms", np.zeros(5))
+    with pytest.raises(ValidationError, match="'initial_magmoms' has shape"):
+        broken.store()

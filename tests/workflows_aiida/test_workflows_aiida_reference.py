@@ -300,3 +300,30 @@ def test_reference_inputs_are_checked_against_the_workflow(tiny_structures, mock
     with pytest.raises(ValueError, match=match):
         run_get_node(ReferenceWorkChain, structures=tiny_structures,
                      reference_workflow=mock_workflow, reference_inputs=nodes)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1])
+def test_the_calculator_gets_the_starting_moments_of_the_structures(aiida_profile, tmp_path,
+                                                                    monkeypatch, chunk_size):
+    """The structures' starting magnetic moments reach the ASE calculator of mlip.reference
+    through the TrainingSetData (and its chunks), as in the CLI run (a spin-polarised
+    reference, GPAW or VASP, would otherwise label them non-magnetic)."""
+    import json
+    from pathlib import Path
+
+    from ase.build import bulk
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "pipeline"))
+    log = tmp_path / "calls.jsonl"
+    ni = bulk("Ni", "fcc", a=3.52, cubic=True)
+    ni.set_initial_magnetic_moments([0.6, 0.6, -0.6, -0.6])
+    cu = bulk("Cu", "fcc", a=3.61, cubic=True)
+    builder = ReferenceWorkChain.get_builder_from_protocol([ni, cu], "fast")
+    builder.calculator = orm.Dict({"calculator": "pipeline_test_calculators.StartingMomentsEMT",
+                                   "parameters": {"log": str(log)}})
+    if chunk_size is not None:
+        builder.chunk_size = orm.Int(chunk_size)
+    result, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["magmoms"] for c in calls] == [[0.6, 0.6, -0.6, -0.6], [0.0] * 4]

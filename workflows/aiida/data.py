@@ -18,6 +18,7 @@ from ase import Atoms
 
 from mlip_plugin.data import Configuration, Weights
 from mlip_plugin.errors import InputError
+from mlip_plugin.pipeline.reference import STARTING_ARRAYS, starting_values
 
 __all__ = ["ModelData", "TrainingSetData", "UNITS", "json_safe", "to_training_set"]
 
@@ -51,7 +52,11 @@ class TrainingSetData(TrajectoryData):
     Arrays (``S`` structures, ``N`` atoms in all): ``steps`` (S,), ``cells`` (S, 3, 3) Å,
     ``positions`` (N, 3) Å, ``numbers`` (N,), ``n_atoms`` (S,), ``pbcs`` (S, 3),
     ``energies`` (S,) eV, ``forces`` (N, 3) eV/Å, ``stresses`` (S, 6) eV/Å³ and
-    ``weights`` (S, 3) (energy, forces, virial).  A missing label is NaN.  Attributes:
+    ``weights`` (S, 3) (energy, forces, virial).  A missing label is NaN.  Optional:
+    ``initial_magmoms`` (N,) μB and ``initial_charges`` (N,) e, the starting magnetic
+    moments and charges a spin-polarised reference calculator (GPAW, VASP's MAGMOM) starts
+    from, stored only when some structure has them (zeros for one without; a node stored
+    before they were kept has none).  Attributes:
     ``config_types`` and ``structure_ids`` (one per step), ``symbols`` (the species, sorted:
     :attr:`species`), ``units``.
 
@@ -85,6 +90,12 @@ class TrainingSetData(TrajectoryData):
             [np.full(6, np.nan) if c.stress is None else c.stress for c in configs]))
         node.set_array("weights", np.array(
             [[c.weights.energy, c.weights.forces, c.weights.virial] for c in configs]))
+        starting = [starting_values(c.atoms, f"structure {i}") for i, c in enumerate(configs)]
+        for name in STARTING_ARRAYS:
+            if any(name in values for values in starting):
+                node.set_array(name, np.concatenate([
+                    values.get(name, np.zeros(c.n_atoms))
+                    for c, values in zip(configs, starting)]))
         species = sorted({s for c in configs for s in c.symbols})
         node.base.attributes.set_many({
             "symbols": species,
@@ -111,6 +122,8 @@ class TrainingSetData(TrajectoryData):
             shapes = {"steps": (s,), "cells": (s, 3, 3), "positions": (total, 3),
                       "numbers": (total,), "pbcs": (s, 3), "energies": (s,),
                       "forces": (total, 3), "stresses": (s, 6), "weights": (s, 3)}
+            shapes.update({name: (total,) for name in STARTING_ARRAYS
+                           if name in self.get_arraynames()})
             for name, shape in shapes.items():
                 if self.get_shape(name) != shape:
                     raise ValueError(f"array {name!r} has shape {self.get_shape(name)}, "
@@ -211,29 +224,36 @@ class TrainingSetData(TrajectoryData):
         return StructureData(ase=self.get_atoms(index))
 
     def get_atoms(self, index: int) -> Atoms:
-        """One structure as :class:`ase.Atoms` with ``config_type`` and ``structure_id``."""
+        """One structure as :class:`ase.Atoms` with ``config_type`` and ``structure_id``,
+        and its starting magnetic moments and charges when it has any."""
         sl = self._slice(index)
         atoms = Atoms(self.get_array("numbers")[sl], self.get_array("positions")[sl],
                       cell=self.get_array("cells")[index], pbc=self.get_array("pbcs")[index])
+        for name in STARTING_ARRAYS:
+            if name in self.get_arraynames() and np.any(self.get_array(name)[sl]):
+                atoms.set_array(name, np.array(self.get_array(name)[sl], dtype=float))
         atoms.info["config_type"] = self.config_types[index]
         atoms.info["structure_id"] = self.structure_ids[index]
         return atoms
 
     def get_configurations(self) -> list[Configuration]:
-        """All steps as :class:`Configuration` objects (NaN labels become None)."""
+        """All steps as :class:`Configuration` objects (NaN labels become None; the
+        atoms keep their starting magnetic moments and charges, so that a chunk of
+        structures split from a set, :func:`~.calculations.split_chunks`, keeps them)."""
         energies, forces = self.get_array("energies"), self.get_array("forces")
         stresses, weights = self.get_array("stresses"), self.get_array("weights")
         out = []
         for i in range(self.numsteps):
             atoms = self.get_atoms(i)
+            info, atoms.info = atoms.info, {}
             f = forces[self._slice(i)]
             out.append(Configuration(
-                atoms=Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc),
+                atoms=atoms,
                 energy=None if np.isnan(energies[i]) else float(energies[i]),
                 forces=None if np.isnan(f).any() else f,
                 stress=None if np.isnan(stresses[i]).any() else stresses[i],
-                config_type=atoms.info["config_type"], weights=Weights(*weights[i]),
-                info={"structure_id": atoms.info["structure_id"]}))
+                config_type=info["config_type"], weights=Weights(*weights[i]),
+                info={"structure_id": info["structure_id"]}))
         return out
 
 
