@@ -67,7 +67,7 @@ from .report import (
     write_report,
 )
 from .structure_file import FileStructures, StructureFile, read_structure_file
-from .structures import PROTOCOL_VERSION, StructureSpec, generate_structures
+from .structures import StructureSpec, generate_structures, spec_identity
 
 __all__ = ["RunResult", "run_pipeline", "prepare_data", "read_data", "read_structures",
            "check_run", "check_output"]
@@ -93,8 +93,7 @@ def _spec_hash(config: RunConfig, source: FileStructures | None = None) -> str:
         doc = {"file_sha256": source.sha256, "index": config.structures.index,
                "format": config.structures.format}
     else:
-        doc = {"structures": config.structures.to_dict(),
-               "reference": config.reference.to_dict(), "protocol_version": PROTOCOL_VERSION}
+        doc = {**spec_identity(config.structures), "reference": config.reference.to_dict()}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -26,7 +26,8 @@ from ase.data import atomic_numbers, reference_states
 from ..errors import InputError, MLIPError
 from .reference import read_json_cache, write_json_atomic
 
-__all__ = ["StructureSpec", "PRESETS", "PROTOCOL_VERSION", "generate_structures",
+__all__ = ["StructureSpec", "PRESETS", "PROTOCOL_VERSION", "structures_version",
+           "spec_identity", "generate_structures",
            "lattice_constant", "volumetric_strains", "StructureGenerationError"]
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,25 @@ log = logging.getLogger(__name__)
 #: and Ni, the NVT snapshots and slabs included), so that a run folder's structures from
 #: an older version are not reused.
 PROTOCOL_VERSION = 3
+
+
+def structures_version(spec: StructureSpec) -> int:
+    """The :data:`PROTOCOL_VERSION` in which the structures of ``spec`` last changed: 3 for
+    a spec that puts starting magnetic moments on its atoms (new in 3), else 2 (the same
+    structures as version 2 made).  Run folders and AiiDA's cached structures of a spec
+    are reused when they were made at this version or later, so that the new version
+    regenerates (and reruns the reference's NVT stages of) only the specs it changed."""
+    return PROTOCOL_VERSION if spec.starting_magmom() else 2
+
+
+def spec_identity(spec: StructureSpec) -> dict:
+    """What identifies the structures of ``spec``: its settings and
+    :func:`structures_version`, without ``magmoms`` when it puts no moments on the atoms
+    (so that a spec of a non-magnetic element is identified as before the setting existed)."""
+    doc = spec.to_dict()
+    if not spec.starting_magmom():
+        doc.pop("magmoms")
+    return {"structures": doc, "protocol_version": structures_version(spec)}
 
 LATTICES = ("fcc", "bcc", "diamond", "sc")
 

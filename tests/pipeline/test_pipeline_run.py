@@ -392,14 +392,15 @@ def test_dry_run_of_a_data_run_shows_the_chosen_validation(tmp_path, capsys, cu_
 def test_structures_of_an_older_generator_version_are_not_reused(tmp_path, caplog, monkeypatch):
     """structures.json written by a generator that made other structures from the same spec
     (before PROTOCOL_VERSION 2 the volume strains included 0) is made again, not reused."""
-    from mlip_plugin.pipeline import run as run_module
     from mlip_plugin.pipeline.config import load_config
     from mlip_plugin.pipeline.run import prepare_data
 
     config = load_config(_config(tmp_path, md_snapshots=0))
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(run_module, "PROTOCOL_VERSION", run_module.PROTOCOL_VERSION - 1)
+    import mlip_plugin.pipeline.structures as structures_module
+
+    monkeypatch.setattr(structures_module, "structures_version", lambda spec: 1)
     prepare_data(config, out)
     old = json.loads((out / "structures.json").read_text())
     old["structures"] = old["structures"][:1]  # what the old version made: something else
@@ -631,3 +632,28 @@ def test_protocol_moments_reach_the_reference_and_structures_json(tmp_path):
     n_calls = len(calls)
     assert main(["-q", "fit", str(cfg)]) == 0  # reused: structures and labels
     assert len(log.read_text().splitlines()) == n_calls
+
+
+def test_structures_version_moves_only_for_the_specs_it_changed():
+    """PROTOCOL_VERSION 3 added starting magnetic moments: a spec that puts moments on its
+    atoms (Fe, 'auto') is identified at version 3 with its magmoms; any other (Cu, or Fe
+    with magmoms 'none') exactly as at version 2, before the setting existed, so that its
+    run folders keep their structures and the reference's NVT stages are not rerun."""
+    from dataclasses import asdict
+
+    from mlip_plugin.pipeline.structures import (
+        PROTOCOL_VERSION,
+        StructureSpec,
+        spec_identity,
+        structures_version,
+    )
+
+    cu = StructureSpec.from_preset("tiny", element="Cu")
+    old_doc = {k: v for k, v in asdict(cu).items() if k != "magmoms"}  # version 2's to_dict
+    assert spec_identity(cu) == {"structures": old_doc, "protocol_version": 2}
+    fe = StructureSpec.from_preset("tiny", element="Fe", lattice="bcc")
+    assert structures_version(fe) == PROTOCOL_VERSION == 3
+    assert spec_identity(fe)["structures"]["magmoms"] == "auto"
+    plain_fe = StructureSpec.from_preset("tiny", element="Fe", lattice="bcc", magmoms="none")
+    assert spec_identity(plain_fe)["protocol_version"] == 2
+    assert "magmoms" not in spec_identity(plain_fe)["structures"]

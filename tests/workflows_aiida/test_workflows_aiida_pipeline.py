@@ -332,9 +332,9 @@ def test_structures_of_an_older_generator_are_not_reused_from_the_cache(aiida_pr
 
     settings = orm.Dict({**STRUCTURES, "seed": 20261207})  # this test's own inputs
     current = structures_module.PROTOCOL_VERSION
-    monkeypatch.setattr(structures_module, "PROTOCOL_VERSION", current - 1)
+    monkeypatch.setattr(structures_module, "PROTOCOL_VERSION", 1)
     _, old = run_get_node(generate_calc, settings=settings)
-    assert old.outputs.result.base.attributes.get(PROTOCOL_ATTRIBUTE) == current - 1
+    assert old.outputs.result.base.attributes.get(PROTOCOL_ATTRIBUTE) == 1
     monkeypatch.undo()
     with enable_caching():
         result, node = run_calculation(generate_calc, settings=settings)
@@ -344,6 +344,23 @@ def test_structures_of_an_older_generator_are_not_reused_from_the_cache(aiida_pr
     with enable_caching():  # a source of the current version is reused as before
         _, again = run_calculation(generate_calc, settings=settings)
     assert again.base.caching.is_created_from_cache
+
+
+@pytest.mark.parametrize(("element", "reused"), [("Cu", True), ("Ni", False)])
+def test_version_2_structures_are_stale_only_where_version_3_changed_them(
+        aiida_profile, monkeypatch, element, reused):
+    """Version 3 put starting magnetic moments on Fe, Co and Ni: their version-2 structures
+    are stale; a Cu spec's version-2 structures are what version 3 makes, and are reused."""
+    import mlip_plugin.pipeline.structures as structures_module
+    from mlip_plugin.workflows.aiida.calculations import run_calculation
+
+    settings = orm.Dict({**STRUCTURES, "element": element, "seed": 20261208})
+    monkeypatch.setattr(structures_module, "PROTOCOL_VERSION", 2)
+    run_get_node(generate_calc, settings=settings)
+    monkeypatch.undo()
+    with enable_caching():
+        _, node = run_calculation(generate_calc, settings=settings)
+    assert node.base.caching.is_created_from_cache is reused
 
 
 def test_pipeline_builder_chooses_the_suite_of_its_lattice():

@@ -54,14 +54,19 @@ def run_calculation(function, **inputs):
 
 
 def _stale(node) -> bool:
-    """Structures made by an older version of the structure generator (which made other
-    structures from the same settings: the node's inputs, and so its hash, are the same)."""
-    from mlip_plugin.pipeline.structures import PROTOCOL_VERSION
+    """Structures made by an older version of the structure generator than the one in which
+    the structures of its settings last changed (:func:`~mlip_plugin.pipeline.structures.
+    structures_version`: the node's inputs, and so its hash, are the same)."""
+    from mlip_plugin.pipeline.structures import structures_version
 
     if node.process_label != "generate_structures" or "result" not in node.outputs:
         return False
     made_by = node.outputs.result.base.attributes.get(PROTOCOL_ATTRIBUTE, 1)
-    return made_by != PROTOCOL_VERSION
+    try:
+        needed = structures_version(structure_spec(node.inputs.settings.get_dict()))
+    except InputError:  # settings this version does not take: compute again
+        return True
+    return made_by < needed
 
 
 def _failed(node) -> bool:
