@@ -309,11 +309,21 @@ def _unit_key(spec: CalculatorSpec, suite: str, unit: suites.SuiteSettings) -> s
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+#: SuiteSettings fields of the bulk suite only: left out of a cubic suite's unit key, which
+#: stays what it was before they existed (so a run folder's reference properties, perhaps
+#: of DFT, are not recomputed because the package learnt another suite)
+BULK_ONLY_FIELDS = ("structure", "relax_steps", "phonon_length")
+
+
 def _settings_doc(unit: suites.SuiteSettings) -> dict:
-    """The unit's settings, JSON-ready, its structure (if any) in the inline form."""
+    """The unit's settings, JSON-ready, its structure (if any) in the inline form; without
+    the bulk suite's own fields for a unit of another suite (no structure)."""
     doc = asdict(replace(unit, structure=None))
-    doc["structure"] = (None if unit.structure is None
-                        else suites.structure_to_dict(unit.structure))
+    if unit.structure is None:
+        for name in BULK_ONLY_FIELDS:
+            doc.pop(name)
+    else:
+        doc["structure"] = suites.structure_to_dict(unit.structure)
     return doc
 
 

@@ -55,7 +55,7 @@ from .surfaces import SurfaceSettings, surface_energy
 __all__ = ["SuiteSettings", "SuiteResult", "run_suite", "run_property", "compare",
            "format_table", "suite_for", "tabulated_lattice_constant", "SUITES", "PROPERTIES",
            "BULK", "BULK_EXCLUDED", "check_crystal", "structure_to_dict", "structure_from_dict",
-           "voigt_moduli", "born_lowest_eigenvalue"]
+           "voigt_moduli", "born_lowest_eigenvalue", "phonon_repeats"]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,12 @@ class SuiteSettings:
     relax_steps : int
         Step limit of that starting relaxation of the bulk suite (default 2000, in either
         preset: a user's structure may start far from the calculator's equilibrium).
+    phonon_length : float
+        The bulk suite's phonon supercell repeats the relaxed cell along each lattice vector
+        until every height of the supercell (the distance between opposite faces) is at
+        least this long (Å; default 10, fast 7: what 3×3×3 and 2×2×2 of a conventional fcc
+        cell give), so that a large or elongated cell is not repeated more than it needs;
+        ``phonons.supercell`` is used by the cubic suites only.
     eos, elastic, defects, surfaces, phonons, md
         Settings of each property (the defect site and Miller index are set per row).
     """
@@ -134,6 +140,7 @@ class SuiteSettings:
     miller_indices: tuple | None = None
     structure: Atoms | None = None
     relax_steps: int = 2000
+    phonon_length: float = 10.0
     eos: EOSSettings = field(default_factory=EOSSettings)
     elastic: ElasticSettings = field(default_factory=ElasticSettings)
     defects: DefectSettings = field(default_factory=DefectSettings)
@@ -159,6 +166,7 @@ class SuiteSettings:
         if self.structure is not None:
             object.__setattr__(self, "structure", check_crystal(self.structure))
         check_positive("relax_steps", self.relax_steps, integer=True)
+        check_positive("phonon_length", self.phonon_length)
 
     @classmethod
     def fast(cls, symbol: str | None = None, groups: tuple | None = None,
@@ -169,7 +177,7 @@ class SuiteSettings:
         fields = dict(clamped_ion=False, eos=EOSSettings.fast(),
                       elastic=ElasticSettings.fast(), defects=DefectSettings.fast(),
                       surfaces=SurfaceSettings.fast(), phonons=PhononSettings.fast(),
-                      md=MDSettings.fast())
+                      md=MDSettings.fast(), phonon_length=7.0)
         return cls(symbol=symbol, groups=groups, **(fields | overrides))
 
 
@@ -237,6 +245,10 @@ def run_suite(calculator, suite: str, settings: SuiteSettings | None = None) -> 
     groups = settings.groups or default_groups
     if suite == BULK:
         structure = _bulk_start(calculator, settings, groups)
+        repeats = phonon_repeats(structure, settings.phonon_length)
+        log.info("bulk suite: phonon supercell %s of the %d-atom cell (heights >= %.3g Å)",
+                 repeats, len(structure), settings.phonon_length)
+        settings = replace(settings, phonons=replace(settings.phonons, supercell=repeats))
     else:
         structure = _cubic_start(suite, settings)
     sites = settings.interstitial_sites or sites
@@ -284,6 +296,17 @@ def _bulk_start(calculator, settings: SuiteSettings, groups) -> Atoms:
     out = atoms.copy()
     out.calc = None
     return out
+
+
+def phonon_repeats(structure: Atoms, length: float) -> tuple[int, int, int]:
+    """Repeats ``n_i = ceil(length / h_i)`` (at least 1) of ``structure``'s cell, ``h_i`` the
+    cell's height across lattice vector i (its volume over the area of the other two): the
+    smallest supercell whose heights are all at least ``length`` (Å)."""
+    cell = structure.cell.array
+    volume = abs(np.linalg.det(cell))
+    heights = [volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+               for i in range(3)]
+    return tuple(max(1, math.ceil(length / h - 1e-9)) for h in heights)
 
 
 def suite_for(species: Sequence[str], lattice: str | None = None) -> str | None:

@@ -330,3 +330,20 @@ def test_bulk_structure_of_species_the_model_lacks_is_refused(counted_run):
                                          r"\(AuCu3\), and its species \['Au'\] are not "
                                          r"species of the model \(\['Cu'\]\)"):
         validate(run.fit.model, {"structure": cu3au}, reference=SPEC)
+
+
+def test_cubic_unit_keys_are_those_of_before_the_bulk_suite():
+    """The bulk suite's own settings (structure, relax_steps, phonon_length) are left out of
+    a cubic suite's unit key: the keys below were computed by the code before the bulk suite
+    existed, so a run folder's cached reference properties (perhaps of DFT) stay valid."""
+    from mlip_plugin.pipeline.reference import CalculatorSpec
+    from mlip_plugin.pipeline.validate import _unit_key, _units
+
+    spec = CalculatorSpec.coerce({"calculator": "ase.calculators.emt.EMT", "parameters": {}})
+    fcc = list(_units("fcc", suites.SuiteSettings.fast(symbol="Cu")))
+    assert [_unit_key(spec, "fcc", u) for u in fcc[:3]] == [
+        "caf80b0646a99e0185c351860d6d1174", "6fadcfe0fa90a7f0aed294df7f08135e",
+        "12ab63781765a048682abcca326f48d8"]
+    silicon = list(_units("silicon", suites.SuiteSettings(symbol="Si")))
+    assert [_unit_key(spec, "silicon", u) for u in silicon[:2]] == [
+        "cd0bc05d5f1199bd126b08fe414263bf", "7a8dad1292df4c3e5159d0d9da1ba1f6"]

@@ -218,3 +218,25 @@ def test_starting_relaxation_has_its_own_step_limit():
                                                     relax_steps=2))
     with pytest.raises(InputError, match="relax_steps"):
         SuiteSettings.fast(structure=far, relax_steps=0)
+
+
+def test_phonon_supercell_follows_the_cell_heights():
+    """The bulk suite repeats the given cell until every height of the supercell is at least
+    phonon_length (fast 7 Å, default 10 Å): 2×2×2 / 3×3×3 of a 3.7 Å cube as before, fewer
+    repeats along a long axis (a fixed 2×2×2 of a large cell was 8× its size)."""
+    from ase.calculators.emt import EMT
+
+    from mlip_plugin.properties.suites import phonon_repeats
+
+    assert phonon_repeats(cu3au(3.75), 7.0) == (2, 2, 2)
+    assert phonon_repeats(cu3au(3.75), 10.0) == (3, 3, 3)
+    assert phonon_repeats(cu3au(3.75).repeat((1, 1, 3)), 7.0) == (2, 2, 1)
+    primitive = bulk("Cu", "fcc", a=3.6)  # heights a / sqrt(3) = 2.078 Å
+    assert phonon_repeats(primitive, 7.0) == (4, 4, 4)
+    assert phonon_repeats(primitive, 3.6 / 3**0.5) == (1, 1, 1)  # exactly one height
+    long = cu3au(3.7).repeat((1, 1, 2))
+    result = run_suite(EMT(), "bulk", SuiteSettings.fast(structure=long, groups=("phonons",)))
+    assert result.results["phonons"].settings.supercell == (2, 2, 1)
+    assert _values(result)["phonon_imaginary_modes"] == 0.0
+    with pytest.raises(InputError, match="phonon_length"):
+        SuiteSettings.fast(structure=long, phonon_length=0.0)
