@@ -67,7 +67,7 @@ from ..properties.suites import (
     tabulated_lattice_constant,
 )
 from .reference import DEFAULT_REFERENCE, CalculatorSpec
-from .structure_file import StructureFile
+from .structure_file import StructureFile, check_readable
 from .structures import StructureSpec
 
 __all__ = ["DataSettings", "FitSettings", "ValidateSettings", "RunConfig", "load_config",
@@ -561,7 +561,7 @@ def _read_structure(path: Path, name: str):
     """The first frame of the structure file ``path``."""
     import ase.io
 
-    _check_readable(name, str(path), "a structure file")
+    check_readable(name, str(path), "a structure file")
     try:
         return ase.io.read(path, index=0)
     except Exception as err:  # ASE raises many kinds on a file it cannot parse
@@ -827,9 +827,9 @@ class RunConfig:
             CalculatorSpec.coerce(ref).load_class()
         if self.data is not None:
             for name in ("train", "test"):
-                _check_readable(f"data.{name}", getattr(self.data, name), "a data file")
+                check_readable(f"data.{name}", getattr(self.data, name), "a data file")
         if isinstance(self.structures, StructureFile):
-            _check_readable("structures.file", self.structures.file, "a structure file")
+            check_readable("structures.file", self.structures.file, "a structure file")
         if _is_table(ref):
             read_reference_table(ref)
 
@@ -862,22 +862,6 @@ def _structure_path(validate, base: Path):
     if isinstance(validate, Mapping) and isinstance(validate.get("structure"), str):
         return {**validate, "structure": str((base / validate["structure"]).resolve())}
     return validate
-
-
-def _check_readable(name: str, path: str, what: str) -> None:
-    """InputError unless ``path`` (setting ``name``; empty: not given) is a readable file."""
-    if not path:
-        return
-    if Path(path).is_dir():
-        why = f"it is a folder; give {what}"
-    elif not Path(path).is_file():
-        why = "no such file; check the path"
-    elif not os.access(path, os.R_OK):
-        why = "no permission to read it; fix its permissions"
-    else:
-        return
-    raise InputError(f"{name}: cannot read {path!r}: {why} (relative paths are taken from "
-                     "the configuration file's folder)")
 
 
 def _default_reference(validate: ValidateSettings, given, reference) -> None:

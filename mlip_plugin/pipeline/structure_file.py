@@ -30,7 +30,8 @@ from ..data.io import ENERGY_KEYS, FORCES_KEYS, STRESS_KEYS, VIRIAL_KEYS
 from ..errors import InputError
 from .reference import starting_values
 
-__all__ = ["StructureFile", "FileStructures", "read_structure_file", "file_sha256"]
+__all__ = ["StructureFile", "FileStructures", "read_structure_file", "file_sha256",
+           "check_readable"]
 
 log = logging.getLogger(__name__)
 
@@ -174,15 +175,27 @@ def read_structure_file(settings: StructureFile) -> FileStructures:
     return FileStructures(structures=structures, sha256=file_sha256(path), file=str(path))
 
 
+def check_readable(name: str, path: str, what: str) -> None:
+    """InputError unless ``path`` (setting ``name``; empty: not given) is a readable file."""
+    if not path:
+        return
+    if Path(path).is_dir():
+        why = f"it is a folder; give {what}"
+    elif not Path(path).is_file():
+        why = "no such file; check the path"
+    elif not os.access(path, os.R_OK):
+        why = "no permission to read it; fix its permissions"
+    else:
+        return
+    raise InputError(f"{name}: cannot read {path!r}: {why} (relative paths are taken from "
+                     "the configuration file's folder)")
+
+
 def _read_images(path: Path, fmt: str | None) -> list:
     """Every frame of ``path`` (ase.io.read), or an InputError that says why not."""
     import ase.io
 
-    if not path.is_file():
-        why = "it is a folder" if path.is_dir() else "no such file"
-        raise InputError(f"structures.file: cannot read {str(path)!r}: {why}; give the path "
-                         "of a structure file (relative paths are taken from the "
-                         "configuration file's folder)")
+    check_readable("structures.file", str(path), "a structure file")
     try:
         images = ase.io.read(path, index=":", format=fmt)
     except Exception as err:  # noqa: BLE001 - any parser's failure means "unreadable"
