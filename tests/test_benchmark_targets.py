@@ -58,6 +58,27 @@ def test_iteration_table_needs_only_the_training_file(bench):
     assert [j[:2] for j in jobs] == [("a", "a.npz")]
 
 
+def test_table_dense_products_equal_the_operator_and_respect_the_memory_cap(bench, capsys):
+    """``kernel.py --table --dense``: CG's products with the dense K equal the matrix-free
+    (symmetrised) operator's; a K above ``--max-analytic-gb`` falls back to the operator."""
+    import numpy as np
+
+    from mlip_plugin.kernels import GDMLOperator
+
+    kernel = bench("kernel")
+    rng = np.random.default_rng(0)
+    base = np.array([[0.0, 0.0, 0.0], [1.1, 0.0, 0.0], [-0.4, 1.0, 0.0], [-0.4, -0.5, 0.9]])
+    R = base[None] + 0.1 * rng.standard_normal((6, 4, 3))
+    op = GDMLOperator(R, 2.0, np.array([[0, 1, 2, 3], [0, 1, 3, 2]]))
+    v = rng.standard_normal(op.n)
+    dense = kernel.table_matvec(op, Namespace(dense=True, max_analytic_gb=1.0))
+    assert dense != op.matvec
+    assert np.allclose(dense(v), op.matvec(v), rtol=1e-10, atol=1e-12 * np.abs(op.matvec(v)).max())
+    assert kernel.table_matvec(op, Namespace(dense=False, max_analytic_gb=1.0)) == op.matvec
+    assert kernel.table_matvec(op, Namespace(dense=True, max_analytic_gb=1e-9)) == op.matvec
+    assert "matrix-free products instead" in capsys.readouterr().out
+
+
 # -- kernel.py: issue 5's targets -------------------------------------------------------
 
 def test_time_target_is_not_taken_against_sgdml_analytic_solver(bench):

@@ -4,8 +4,8 @@ Every builder returns a :class:`LowRank` holding ``Lᵀ`` (shape ``(k, n)``) and
 the kernel columns it used:
 
 * :func:`uniform_factor` — Nyström on ``k`` columns drawn uniformly;
-* :func:`leverage_factor` — Nyström on ``k`` columns drawn by approximate ridge leverage
-  scores (estimated from a uniform Nyström of ``k / 2`` columns);
+* :func:`leverage_factor` — Nyström on ``k`` columns: half drawn uniformly, the other half
+  drawn by the approximate ridge leverage scores that the first half gives;
 * :func:`incomplete_cholesky` — greedy pivoted incomplete Cholesky (Algorithm 1 of Blücher,
   Müller & Chmiela 2023): needs only the diagonal and the pivot columns, ``O(k² n)`` time and
   ``O(k n)`` memory;
@@ -73,10 +73,16 @@ def _cho_upper(W: np.ndarray, what: str) -> np.ndarray:
     raise np.linalg.LinAlgError(f"{what}: Cholesky failed even with jitter {jitter:.3g}")
 
 
-def nystrom_factor(op: GDMLOperator, idx: np.ndarray, kind: str) -> LowRank:
-    """Nyström factor ``Lᵀ = R⁻ᵀ K[idx, :]`` with ``K[idx, idx] = RᵀR``."""
-    idx = np.sort(np.asarray(idx, dtype=int))
-    C = op.rows(idx)
+def nystrom_factor(op: GDMLOperator, idx: np.ndarray, kind: str,
+                   rows: np.ndarray | None = None) -> LowRank:
+    """Nyström factor ``Lᵀ = R⁻ᵀ K[idx, :]`` with ``K[idx, idx] = RᵀR``.
+
+    ``rows``, when given, holds ``K[idx, :]`` already computed (in the order of ``idx``).
+    """
+    idx = np.asarray(idx, dtype=int)
+    order = np.argsort(idx, kind="stable")
+    idx = idx[order]
+    C = op.rows(idx) if rows is None else np.ascontiguousarray(rows[order])
     R = _cho_upper(C[:, idx], f"K[S, S] of the {kind} Nyström factor")
     Lt = sla.solve_triangular(R, C, trans="T", lower=False, overwrite_b=True,
                               check_finite=False)
@@ -89,10 +95,12 @@ def uniform_factor(op: GDMLOperator, k: int, rng: np.random.Generator) -> LowRan
     return nystrom_factor(op, rng.choice(op.n, size=k, replace=False), "uniform")
 
 
-def _sketch(op: GDMLOperator, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues ``e`` of ``K_SS`` (s,) and ``B2 = (Uᵀ K_S:)²`` (s, n)."""
+def _sketch(op: GDMLOperator, S: np.ndarray, rows: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues ``e`` of ``K_SS`` (s,) and ``B2 = (Uᵀ K_S:)²`` (s, n); ``rows``, when
+    given, is ``K[S, :]`` for the sorted ``S``."""
     S = np.sort(np.asarray(S, dtype=int))
-    C = op.rows(S)
+    C = op.rows(S) if rows is None else rows
     e, U = np.linalg.eigh(0.5 * (C[:, S] + C[:, S].T))
     return np.maximum(e, 0.0), (U.T @ C) ** 2
 
@@ -122,6 +130,15 @@ def ridge_leverage_scores(op: GDMLOperator, sketch: np.ndarray, mu: float) -> np
     return _scores(op.diagonal(), *_sketch(op, sketch), float(mu))
 
 
+def _mu_for_sum(diag: np.ndarray, e: np.ndarray, B2: np.ndarray, k: int) -> float:
+    """μ at which the Nyström scores of the sketch sum to ``k`` (bisection in ``log μ``)."""
+    lo, hi = np.log(diag.max() * 1e-16), np.log(diag.sum() * 10)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _scores(diag, e, B2, np.exp(mid)).sum() > k else (lo, mid)
+    return float(np.exp(hi))
+
+
 def leverage_scores(op: GDMLOperator, k: int, rng: np.random.Generator, *,
                     sketch: int | None = None) -> np.ndarray:
     """Approximate ridge leverage scores of every column, with μ set so that they sum to k.
@@ -137,19 +154,36 @@ def leverage_scores(op: GDMLOperator, k: int, rng: np.random.Generator, *,
     s = max(1, k // 2) if sketch is None else min(int(sketch), op.n)
     e, B2 = _sketch(op, rng.choice(op.n, size=s, replace=False))
     diag = op.diagonal()
-    lo, hi = np.log(diag.max() * 1e-16), np.log(diag.sum() * 10)
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _scores(diag, e, B2, np.exp(mid)).sum() > k else (lo, mid)
-    return _scores(diag, e, B2, np.exp(hi))
+    return _scores(diag, e, B2, _mu_for_sum(diag, e, B2, k))
 
 
 def leverage_factor(op: GDMLOperator, k: int, rng: np.random.Generator) -> LowRank:
-    """Nyström factor on ``k`` columns drawn with probability ∝ approximate leverage."""
+    """Nyström factor on ``k`` columns: ``s = k - k // 2`` drawn uniformly (the sketch),
+    the other ``k // 2`` drawn without replacement with probability ∝ the approximate ridge
+    leverage scores that the sketch gives (:func:`ridge_leverage_scores`, μ such that they
+    sum to ``k``; zero on the sketch, which the Nyström factor already holds exactly).
+
+    The two stages are one step of adaptive (recursive) leverage-score sampling: the second
+    half goes where the sketch's Nyström approximation is poor, relative to μ.  The sketch's
+    kernel rows serve both the scores and the factor, so it costs ``k`` kernel rows, as
+    :func:`uniform_factor` does.  (Drawing all ``k`` columns by the scores of a separate
+    ``k / 2`` sketch needed ``1.5 k`` rows and was no better than uniform columns on
+    rMD17 ethanol; see ``benchmarks/README.md``.)
+    """
     k = check_rank(k, op.n)
-    ell = leverage_scores(op, k, rng) + np.finfo(float).tiny
-    idx = rng.choice(op.n, size=k, replace=False, p=ell / ell.sum())
-    return nystrom_factor(op, idx, "leverage")
+    s = k - k // 2
+    S1 = np.sort(rng.choice(op.n, size=s, replace=False))
+    C1 = op.rows(S1)
+    if s == k:
+        return nystrom_factor(op, S1, "leverage", rows=C1)
+    diag = op.diagonal()
+    e, B2 = _sketch(op, S1, rows=C1)
+    ell = _scores(diag, e, B2, _mu_for_sum(diag, e, B2, k))
+    ell += np.finfo(float).tiny  # every column outside the sketch stays drawable
+    ell[S1] = 0.0
+    S2 = np.sort(rng.choice(op.n, size=k - s, replace=False, p=ell / ell.sum()))
+    return nystrom_factor(op, np.concatenate([S1, S2]), "leverage",
+                          rows=np.vstack([C1, op.rows(S2)]))
 
 
 def eigen_factor(op: GDMLOperator, k: int) -> LowRank:
