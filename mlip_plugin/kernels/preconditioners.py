@@ -77,12 +77,16 @@ def nystrom_factor(op: GDMLOperator, idx: np.ndarray, kind: str,
                    rows: np.ndarray | None = None) -> LowRank:
     """Nyström factor ``Lᵀ = R⁻ᵀ K[idx, :]`` with ``K[idx, idx] = RᵀR``.
 
-    ``rows``, when given, holds ``K[idx, :]`` already computed (in the order of ``idx``).
+    ``rows``, when given, holds ``K[idx, :]`` already computed (in the order of ``idx``);
+    it is overwritten when ``idx`` is sorted, else copied.
     """
     idx = np.asarray(idx, dtype=int)
     order = np.argsort(idx, kind="stable")
     idx = idx[order]
-    C = op.rows(idx) if rows is None else np.ascontiguousarray(rows[order])
+    if rows is None:
+        C = op.rows(idx)
+    else:
+        C = rows if np.all(order == np.arange(len(order))) else rows[order]
     R = _cho_upper(C[:, idx], f"K[S, S] of the {kind} Nyström factor")
     Lt = sla.solve_triangular(R, C, trans="T", lower=False, overwrite_b=True,
                               check_finite=False)
@@ -179,11 +183,17 @@ def leverage_factor(op: GDMLOperator, k: int, rng: np.random.Generator) -> LowRa
     diag = op.diagonal()
     e, B2 = _sketch(op, S1, rows=C1)
     ell = _scores(diag, e, B2, _mu_for_sum(diag, e, B2, k))
+    del B2
     ell += np.finfo(float).tiny  # every column outside the sketch stays drawable
     ell[S1] = 0.0
-    S2 = np.sort(rng.choice(op.n, size=k - s, replace=False, p=ell / ell.sum()))
-    return nystrom_factor(op, np.concatenate([S1, S2]), "leverage",
-                          rows=np.vstack([C1, op.rows(S2)]))
+    S2 = rng.choice(op.n, size=k - s, replace=False, p=ell / ell.sum())
+    idx = np.sort(np.concatenate([S1, S2]))
+    C = np.empty((k, op.n))  # K[idx, :] in sorted order, filled from the two stages
+    in_sketch = np.isin(idx, S1)
+    C[in_sketch] = C1
+    del C1
+    C[~in_sketch] = op.rows(idx[~in_sketch])
+    return nystrom_factor(op, idx, "leverage", rows=C)
 
 
 def eigen_factor(op: GDMLOperator, k: int) -> LowRank:
