@@ -57,9 +57,9 @@ from ..data.units import conversion_factor
 from ..errors import InputError
 from ..properties.suites import (
     BULK,
-    BULK_EXCLUDED,
     GROUPS,
     SUITES,
+    bulk_groups_problem,
     check_crystal,
     structure_from_dict,
     structure_to_dict,
@@ -532,12 +532,9 @@ class ValidateSettings:
         if self.suite != BULK:
             return
         for name in ("properties", "along_path_properties")[:2 if self.along_path else 1]:
-            excluded = [g for g in getattr(self, name) or [] if g in BULK_EXCLUDED]
-            if excluded:
-                why = "; ".join(f"{g}: {BULK_EXCLUDED[g]}" for g in excluded)
-                raise InputError(f"validate.{name}={getattr(self, name)!r}: suite 'bulk' has "
-                                 f"no group {excluded} ({why}); choose among "
-                                 f"{list(SUITES[BULK][2])}")
+            problem = bulk_groups_problem(getattr(self, name))
+            if problem:
+                raise InputError(f"validate.{name}={getattr(self, name)!r}: {problem}")
 
 
 def bulk_structure(value, name: str = "validate.structure"):

@@ -34,7 +34,8 @@ from ..data import Configuration
 from ..errors import InputError
 
 __all__ = ["CalculatorSpec", "CollectionResult", "collect_reference_data", "structure_key",
-           "write_json_atomic", "read_json_cache", "STARTING_ARRAYS", "starting_values"]
+           "write_json_atomic", "read_json_cache", "STARTING_ARRAYS", "starting_values",
+           "stacked_starting_values"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,17 @@ def starting_values(atoms: Atoms, where: str = "") -> dict[str, np.ndarray]:
         if np.any(values):
             out[name] = values
     return out
+
+
+def stacked_starting_values(structures, where: str = "structures[{i}]") -> dict:
+    """The :func:`starting_values` of every ``ase.Atoms`` in ``structures``, concatenated
+    into one (N,) array per name (N atoms in all; zeros for a structure without), for each
+    name that some structure has: the flat form the AiiDA and pyiron stores keep.
+    ``where``: how an error names structure ``i``."""
+    starting = [starting_values(a, where.format(i=i)) for i, a in enumerate(structures)]
+    return {name: np.concatenate([values.get(name, np.zeros(len(a)))
+                                  for a, values in zip(structures, starting)])
+            for name in STARTING_ARRAYS if any(name in values for values in starting)}
 
 
 @dataclass(frozen=True)

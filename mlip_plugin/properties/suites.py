@@ -54,8 +54,8 @@ from .surfaces import SurfaceSettings, surface_energy
 
 __all__ = ["SuiteSettings", "SuiteResult", "run_suite", "run_property", "compare",
            "format_table", "suite_for", "tabulated_lattice_constant", "SUITES", "PROPERTIES",
-           "BULK", "BULK_EXCLUDED", "check_crystal", "structure_to_dict", "structure_from_dict",
-           "voigt_moduli", "born_lowest_eigenvalue", "phonon_repeats"]
+           "BULK", "BULK_EXCLUDED", "bulk_groups_problem", "check_crystal", "structure_to_dict",
+           "structure_from_dict", "voigt_moduli", "born_lowest_eigenvalue", "phonon_repeats"]
 
 log = logging.getLogger(__name__)
 
@@ -286,16 +286,25 @@ def _bulk_start(calculator, settings: SuiteSettings, groups) -> Atoms:
         raise InputError("suite 'bulk' needs the crystal to compute: pass "
                          "SuiteSettings(structure=atoms) (an ase.Atoms periodic in 3 "
                          "directions).")
-    excluded = [g for g in groups if g in BULK_EXCLUDED]
-    if excluded:
-        why = "; ".join(f"{g}: {BULK_EXCLUDED[g]}" for g in excluded)
-        raise InputError(f"suite 'bulk' has no group {excluded} ({why}); choose groups among "
-                         f"{SUITES[BULK][2]}.")
+    problem = bulk_groups_problem(groups)
+    if problem:
+        raise InputError(f"{problem}.")
     atoms = relaxed_bulk(calculator, settings.structure, relax=True,
                          fmax=settings.elastic.fmax, steps=settings.relax_steps)
     out = atoms.copy()
     out.calc = None
     return out
+
+
+def bulk_groups_problem(groups) -> str | None:
+    """Why the bulk suite cannot compute ``groups`` (those of :data:`BULK_EXCLUDED`, with
+    the reasons and the groups it has), or None when it can."""
+    excluded = [g for g in groups or () if g in BULK_EXCLUDED]
+    if not excluded:
+        return None
+    why = "; ".join(f"{g}: {BULK_EXCLUDED[g]}" for g in excluded)
+    return (f"suite 'bulk' has no group {excluded} ({why}); choose groups among "
+            f"{list(SUITES[BULK][2])}")
 
 
 def phonon_repeats(structure: Atoms, length: float) -> tuple[int, int, int]:

@@ -18,7 +18,7 @@ from ase import Atoms
 
 from mlip_plugin.data import Configuration, Weights
 from mlip_plugin.errors import InputError
-from mlip_plugin.pipeline.reference import STARTING_ARRAYS, starting_values
+from mlip_plugin.pipeline.reference import STARTING_ARRAYS, stacked_starting_values
 
 __all__ = ["ModelData", "TrainingSetData", "UNITS", "json_safe", "to_training_set"]
 
@@ -90,12 +90,9 @@ class TrainingSetData(TrajectoryData):
             [np.full(6, np.nan) if c.stress is None else c.stress for c in configs]))
         node.set_array("weights", np.array(
             [[c.weights.energy, c.weights.forces, c.weights.virial] for c in configs]))
-        starting = [starting_values(c.atoms, f"structure {i}") for i, c in enumerate(configs)]
-        for name in STARTING_ARRAYS:
-            if any(name in values for values in starting):
-                node.set_array(name, np.concatenate([
-                    values.get(name, np.zeros(c.n_atoms))
-                    for c, values in zip(configs, starting)]))
+        for name, values in stacked_starting_values([c.atoms for c in configs],
+                                                    "structure {i}").items():
+            node.set_array(name, values)
         species = sorted({s for c in configs for s in c.symbols})
         node.base.attributes.set_many({
             "symbols": species,

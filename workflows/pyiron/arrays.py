@@ -39,7 +39,7 @@ from ase import Atoms
 
 from mlip_plugin.data import Configuration, Weights
 from mlip_plugin.errors import InputError
-from mlip_plugin.pipeline.reference import STARTING_ARRAYS, starting_values
+from mlip_plugin.pipeline.reference import STARTING_ARRAYS, stacked_starting_values
 
 __all__ = ["structures_to_arrays", "arrays_to_structures", "configurations_to_arrays",
            "arrays_to_configurations", "STRUCTURE_KEYS", "LABEL_KEYS"]
@@ -73,11 +73,8 @@ def structures_to_arrays(structures: Sequence[Atoms]) -> dict:
         "config_types": _encode([a.info.get("config_type", "default") for a in structures]),
         "structure_ids": _encode([a.info.get("structure_id", "") for a in structures]),
     }
-    starting = [starting_values(a, f"structures[{i}]") for i, a in enumerate(structures)]
-    for name in STARTING_ARRAYS:  # only when some structure has them: records as before
-        if any(name in values for values in starting):
-            out[name] = _concat([values.get(name, np.zeros(len(a)))
-                                 for a, values in zip(structures, starting)], (0,), float)
+    # only when some structure has them: records without them are written as before
+    out.update(stacked_starting_values(structures))
     return out
 
 
