@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -28,7 +28,8 @@ from .config import ValidateSettings, coerce_settings, read_reference_table
 from .reference import CalculatorSpec, read_json_cache, write_json_atomic
 
 __all__ = ["ValidationResult", "ReferenceSuites", "PhononBands", "validate", "validate_run",
-           "suite_settings", "with_suite", "suite_symbol"]
+           "suite_settings", "with_suite", "suite_symbol", "resolve_settings",
+           "reference_units"]
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,10 @@ class ReferenceSuites:
     ----------
     cache_dir : path-like, optional
         Folder of the cached units (made when the first one is written); None: memory only.
+    documents : iterable of mappings, optional
+        Units computed before, as :meth:`unit_document` returns them (an engine's stored
+        results: AiiDA's ``reference_property`` outputs); used like units in
+        ``cache_dir`` (one that does not fit its unit is recomputed with a warning).
 
     Attributes
     ----------
@@ -205,12 +210,14 @@ class ReferenceSuites:
         Units computed, and units read from ``cache_dir``.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike | None = None):
+    def __init__(self, cache_dir: str | os.PathLike | None = None,
+                 documents: Iterable[Mapping] = ()):
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.n_computed = 0
         self.n_cached = 0
         self._done: dict[str, suites.SuiteResult] = {}
         self._calculators: dict[str, object] = {}
+        self._documents = {str(doc.get("key")): doc for doc in documents}
 
     def run(self, spec: CalculatorSpec, suite: str,
             settings: suites.SuiteSettings) -> suites.SuiteResult:
@@ -229,8 +236,9 @@ class ReferenceSuites:
         if key in self._done:
             return self._done[key]
         path = None if self.cache_dir is None else self.cache_dir / f"{key}.json"
-        doc = None if path is None else read_json_cache(
-            path, lambda d: _unit_from_dict(d, key, unit))
+        doc = self._given(key, unit)
+        if doc is None and path is not None:
+            doc = read_json_cache(path, lambda d: _unit_from_dict(d, key, unit))
         if doc is not None:
             part = _unit_from_dict(doc, key, unit)
             self.n_cached += 1
@@ -242,6 +250,28 @@ class ReferenceSuites:
                 write_json_atomic(path, _unit_to_dict(part, key, spec, unit), default=str)
         self._done[key] = part
         return part
+
+    def _given(self, key: str, unit: suites.SuiteSettings) -> Mapping | None:
+        """The document of ``key`` among ``documents``, None if absent or unusable."""
+        doc = self._documents.get(key)
+        if doc is None:
+            return None
+        try:
+            _unit_from_dict(doc, key, unit)
+        except (KeyError, TypeError, ValueError) as err:
+            log.warning("the reference property %s given for %s is not usable (%s: %s); "
+                        "it is computed again", key, _unit_label(unit), type(err).__name__,
+                        err)
+            return None
+        return doc
+
+    def unit_document(self, spec: CalculatorSpec, suite: str,
+                      unit: suites.SuiteSettings) -> dict:
+        """One unit of ``suite`` with ``spec``'s calculator (from memory, ``documents`` or
+        ``cache_dir`` when there), as the JSON document a cache file holds: key,
+        calculator, suite, settings, rows, timings_s and, for phonons, phonon_bands."""
+        key = _unit_key(spec, suite, unit)
+        return _unit_to_dict(self._unit(spec, suite, unit), key, spec, unit)
 
     def _compute(self, spec: CalculatorSpec, suite: str,
                  unit: suites.SuiteSettings) -> suites.SuiteResult:
@@ -384,9 +414,34 @@ def _mean_abs_percent(rows) -> float:
     return float(sum(vals) / len(vals)) if vals else math.nan
 
 
+def resolve_settings(model: Model, settings: ValidateSettings | Mapping | None = None,
+                     symbol: str | None = None) -> ValidateSettings:
+    """``settings`` as :func:`validate` runs them on ``model``: the suite chosen (see
+    :func:`with_suite`), the property groups checked and ``symbol`` set to the element the
+    suite computes (None for suite ``bulk``), so that they no longer depend on the model.
+
+    Raises
+    ------
+    InputError
+        As :func:`validate`, before any property is computed.
+    """
+    s = with_suite(coerce_settings(ValidateSettings, "validate", settings), model, symbol)
+    s.check_groups()  # names validate.properties, before any reference work
+    return replace(s, symbol=suite_symbol(model, s.suite, symbol or s.symbol, s.structure))
+
+
+def reference_units(settings: ValidateSettings) -> list[suites.SuiteSettings]:
+    """The units of the property suite of resolved ``settings`` (:func:`resolve_settings`),
+    in the order of its rows: one per property group, interstitial site and surface; each
+    is computed by :meth:`ReferenceSuites.unit_document`, and an engine that stores them
+    one by one (AiiDA's ``reference_property``) keeps those finished when another fails."""
+    return list(_units(settings.suite, suite_settings(settings, settings.symbol)))
+
+
 def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *,
              reference=None, symbol: str | None = None,
              cache_dir: str | os.PathLike | None = None,
+             reference_documents: Iterable[Mapping] = (),
              _reference_cache: tuple | None = None) -> ValidationResult:
     """Run ``settings.suite`` with the model's calculator and compare with ``reference``.
 
@@ -403,18 +458,21 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
         Folder where the reference calculator's properties are kept, one file per property
         (see :class:`ReferenceSuites`); those found there are not recomputed.  None: no
         cache.
+    reference_documents : iterable of mappings, optional
+        Reference properties computed before (:meth:`ReferenceSuites.unit_document`), not
+        recomputed.
     """
     from mlip_plugin.calculators import MLIPCalculator
 
-    s = with_suite(coerce_settings(ValidateSettings, "validate", settings), model, symbol)
-    s.check_groups()  # names validate.properties, before any reference work
+    s = resolve_settings(model, settings, symbol)
     if reference is None and s.reference != "calculator":
         reference = s.reference
-    sset = suite_settings(s, suite_symbol(model, s.suite, symbol or s.symbol, s.structure))
+    sset = suite_settings(s, s.symbol)
     log.debug("suite %s of %s: %s", s.suite, sset.symbol, sset)
-    kind, ref_result, ref_table = (_reference_cache if _reference_cache is not None
-                                   else _reference_table(reference, s.suite, sset,
-                                                         ReferenceSuites(cache_dir)))
+    kind, ref_result, ref_table = (
+        _reference_cache if _reference_cache is not None else
+        _reference_table(reference, s.suite, sset,
+                         ReferenceSuites(cache_dir, documents=reference_documents)))
     model_result = suites.run_suite(MLIPCalculator(model), s.suite, sset)
     if ref_table is None:
         rows = [{"name": r["name"], "unit": r["unit"], "model": r["value"], "reference": None,

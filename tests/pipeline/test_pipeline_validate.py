@@ -240,6 +240,45 @@ def test_reference_properties_finished_before_a_failure_are_kept(counted_run, tm
     assert len(list(tmp_path.glob("*.json"))) == 3
 
 
+def test_reference_documents_given_are_not_computed_again(counted_run, caplog):
+    """The units one by one as an engine stores them (AiiDA's reference_property: the
+    documents of ReferenceSuites.unit_document, through JSON), given to validate: no
+    reference calculation and the same table; one that does not fit its unit is computed
+    again, with a warning naming it."""
+    from pipeline_test_calculators import CountingEMT
+
+    from mlip_plugin.pipeline.reference import CalculatorSpec
+    from mlip_plugin.pipeline.validate import (
+        ReferenceSuites,
+        reference_units,
+        resolve_settings,
+        validate,
+    )
+
+    _, run = counted_run
+    model = run.fit.model
+    settings = {"preset": "fast", "properties": ["eos", "vacancy", "phonons"]}
+    resolved = resolve_settings(model, settings)
+    assert (resolved.suite, resolved.symbol) == ("fcc", "Cu")  # from the model's species
+    units = reference_units(resolved)
+    assert [u.groups for u in units] == [("eos",), ("vacancy",), ("phonons",)]
+    runs, spec = ReferenceSuites(), CalculatorSpec.coerce(SPEC)
+    n_units, docs = _calls_of(lambda: json.loads(json.dumps(
+        [runs.unit_document(spec, resolved.suite, u) for u in units])))
+    n_direct, direct = _calls_of(lambda: validate(model, settings, reference=SPEC))
+    assert n_units == n_direct > 0
+    n_given, given = _calls_of(lambda: validate(model, settings, reference=SPEC,
+                                                reference_documents=docs))
+    assert n_given == 0 and given.rows == direct.rows
+    docs[2]["phonon_bands"]["frequencies"] = [[1.0]]  # not the bands of its unit
+    with caplog.at_level("WARNING"):
+        n_again, again = _calls_of(lambda: validate(model, settings, reference=SPEC,
+                                                    reference_documents=docs))
+    assert docs[2]["key"] in caplog.text and "group 'phonons'" in caplog.text
+    n_phonons, _ = _calls_of(suites.run_suite, CountingEMT(), "fcc", units[2])
+    assert n_again == n_phonons > 0 and again.rows == direct.rows
+
+
 def test_a_named_error_of_the_reference_is_not_wrapped(counted_run):
     """The library's own errors (here: parameters the calculator rejects) pass through as
     they are; only the calculator's own exceptions become ReferenceCalculationError."""

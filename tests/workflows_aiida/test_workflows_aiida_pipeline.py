@@ -489,3 +489,53 @@ def test_validate_workchain_runs_the_bulk_suite_on_an_inline_structure(first_run
     builder = PipelineWorkChain.get_builder_from_protocol(
         "Cu", "fcc", "fast", overrides={"validate": {"settings": {"structure": structure}}})
     assert "suite" not in builder.validate.settings.get_dict()
+
+
+def _reference_properties(node):
+    return [n for n in node.called if n.process_label == "reference_property"]
+
+
+def test_validate_keeps_the_reference_properties_finished_before_a_failure(
+        first_run, monkeypatch):
+    """The reference calculator fails on the vacancy cell (31 atoms): the equation of state
+    it finished before is stored, and with caching enabled the rerun reuses it, computes
+    the vacancy and the elastic constants, and validates; validate_model computes no
+    reference property that it is given."""
+    from workflows_aiida_helpers import TransientEMT
+
+    from mlip_plugin.workflows.aiida.calculations import validate_model
+
+    results, _ = first_run
+    spec = {"calculator": "workflows_aiida_helpers.TransientEMT", "parameters": {}}
+    settings = {"suite": "fcc", "properties": ["eos", "vacancy", "elastic"]}
+    monkeypatch.setattr(TransientEMT, "failing", True)
+    with enable_caching():
+        _, failed = run_get_node(ValidateWorkChain, model=results["model"], calculator=spec,
+                                 settings=settings)
+        assert failed.exit_status == ValidateWorkChain.exit_codes.ERROR_VALIDATION_FAILED.status
+        assert "31 atoms" in failed.exit_message and "group 'vacancy'" in failed.exit_message
+        assert "the 1 reference properties finished before are stored" in failed.exit_message
+        assert_prefix_once(failed.exit_message, "The property validation failed: ")
+        eos, vacancy = _reference_properties(failed)
+        assert eos.is_finished_ok and not vacancy.is_finished_ok
+        assert eos.outputs.result["rows"][0]["name"] == "a0_fcc"
+        monkeypatch.setattr(TransientEMT, "failing", False)  # the failure has gone away
+        outputs, node = run_get_node(ValidateWorkChain, model=results["model"],
+                                     calculator=spec, settings=settings)
+    assert node.is_finished_ok, node.exit_message
+    units = _reference_properties(node)
+    assert [u.inputs.unit.value for u in units] == [0, 1, 2]
+    assert units[0].base.caching.get_cache_source() == eos.uuid
+    assert not units[1].base.caching.is_created_from_cache  # the failure is not reused
+    rows = {r["name"]: r for r in outputs["properties"].get_dict()["properties"]}
+    assert {"a0_fcc", "vacancy_formation", "c11"} <= set(rows)
+    assert all(r["reference"] is not None for r in rows.values())
+    # the reference rows are those of the stored units, and none is computed again: with
+    # the calculator failing once more, validate_model still succeeds on those units
+    monkeypatch.setattr(TransientEMT, "failing", True)
+    given = {f"reference_{i:03d}": u.outputs.result for i, u in enumerate(units)}
+    again, calc = validate_model.run_get_node(model=results["model"],
+                                              settings=orm.Dict(settings),
+                                              calculator=orm.Dict(spec), **given)
+    assert calc.is_finished_ok, calc.exit_message
+    assert again.get_dict()["reference_table"] == outputs["properties"]["reference_table"]

@@ -19,7 +19,7 @@ WORKFLOWS = ("mlip.reference", "mlip.reference_chunk", "mlip.fit", "mlip.validat
 CALCULATIONS = ("mlip.generate_structures", "mlip.collect_reference", "mlip.split_structures",
                 "mlip.split_chunks", "mlip.merge_reference",
                 "mlip.gather_reference", "mlip.fit_model", "mlip.evaluate_model",
-                "mlip.validate_model")
+                "mlip.reference_property", "mlip.validate_model")
 
 
 def load(group, name):

@@ -12,7 +12,9 @@ Entry points (``verdi plugin list aiida.workflows``):
 * calcfunctions (``aiida.calculations``): ``mlip.generate_structures``,
   ``mlip.collect_reference``, ``mlip.split_structures``, ``mlip.split_chunks``,
   ``mlip.merge_reference``, ``mlip.gather_reference``, ``mlip.fit_model``,
-  ``mlip.evaluate_model``, ``mlip.validate_model``;
+  ``mlip.evaluate_model``, ``mlip.reference_property`` (one property of the reference
+  calculator, so that those finished are kept when another fails),
+  ``mlip.validate_model``;
 * work chains (``aiida.workflows``): ``mlip.reference``, ``mlip.fit``, ``mlip.validate`` and
   ``mlip.pipeline``, each with ``get_builder_from_protocol`` (``fast``, ``balanced``,
   ``stringent``), and ``mlip.reference_chunk`` (one chunk of structures, run by

@@ -22,7 +22,8 @@ from .exit_codes import exit_code
 
 __all__ = ["generate_structures", "collect_reference", "split_structures", "split_chunks",
            "merge_reference", "gather_reference", "fit_model", "evaluate_model",
-           "validate_model", "run_calculation", "structure_spec", "check_reference_output"]
+           "reference_property", "validate_model", "run_calculation", "structure_spec",
+           "check_reference_output"]
 
 log = logging.getLogger(__name__)
 
@@ -261,18 +262,42 @@ def evaluate_model(model: ModelData, dataset: TrainingSetData):
 
 
 @calcfunction
-def validate_model(model: ModelData, settings: orm.Dict, calculator: orm.Dict | None = None):
+def reference_property(settings: orm.Dict, calculator: orm.Dict, unit: orm.Int):
+    """One property of the reference calculator: unit ``unit`` (a property group, one
+    interstitial site or one surface; :func:`mlip_plugin.pipeline.validate.reference_units`)
+    of the suite of ``settings``, ValidateSettings fields with ``suite`` and ``symbol``
+    resolved (:func:`~mlip_plugin.pipeline.validate.resolve_settings`).  Output: the unit's
+    document (key, calculator, suite, settings, rows, timings_s, phonon_bands for phonons)
+    that :func:`validate_model` takes instead of computing it again."""
+    from mlip_plugin.pipeline.config import ValidateSettings
+    from mlip_plugin.pipeline.reference import CalculatorSpec
+    from mlip_plugin.pipeline.validate import ReferenceSuites, reference_units
+
+    try:
+        s = ValidateSettings(**settings.get_dict())
+        doc = ReferenceSuites().unit_document(CalculatorSpec.coerce(calculator.get_dict()),
+                                              s.suite, reference_units(s)[unit.value])
+    except (MLIPError, TypeError) as err:
+        return exit_code("ERROR_VALIDATION_FAILED", message=str(err))
+    return orm.Dict(json_safe(doc))
+
+
+@calcfunction
+def validate_model(model: ModelData, settings: orm.Dict, calculator: orm.Dict | None = None,
+                   **reference_properties):
     """Property suite of ``model`` against the reference calculator or a published table
     (:func:`mlip_plugin.pipeline.validate`); output ``properties`` (rows with name, unit,
-    model, reference, abs_error, error_percent)."""
+    model, reference, abs_error, error_percent).  ``reference_properties`` (any labels):
+    outputs of :func:`reference_property` for this calculator, which are not recomputed."""
     from mlip_plugin.pipeline.config import ValidateSettings
     from mlip_plugin.pipeline.reference import CalculatorSpec
     from mlip_plugin.pipeline.validate import validate
 
     try:
         reference = None if calculator is None else CalculatorSpec.coerce(calculator.get_dict())
+        documents = [node.get_dict() for _, node in sorted(reference_properties.items())]
         result = validate(model.get_model(), ValidateSettings(**settings.get_dict()),
-                          reference=reference)
+                          reference=reference, reference_documents=documents)
     except (MLIPError, TypeError) as err:
         return exit_code("ERROR_VALIDATION_FAILED", message=str(err))
     return orm.Dict(json_safe(result.to_dict()))

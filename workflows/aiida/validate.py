@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiida import orm
-from aiida.engine import WorkChain
+from aiida.engine import WorkChain, if_
 
 from mlip_plugin.errors import InputError
 
-from .calculations import run_calculation, validate_model
+from .calculations import reference_property, run_calculation, validate_model
 from .data import ModelData
 from .exit_codes import declare, reason
 from .fit import check_settings
@@ -74,7 +74,14 @@ def _validate_inputs(inputs, _ctx=None):
 
 
 class ValidateWorkChain(ProtocolMixin, WorkChain):
-    """Run a property suite (:func:`mlip_plugin.pipeline.validate`) in one calcfunction."""
+    """Run a property suite (:func:`mlip_plugin.pipeline.validate`).
+
+    With a reference ``calculator``, each of its properties (a property group, one
+    interstitial site or one surface) is computed in a calcfunction of its own
+    (``reference_property``), so that those finished are stored when a later one fails; with
+    caching enabled a rerun reuses them and computes only the rest.  ``validate_model`` then
+    computes the model's suite and compares.
+    """
 
     _protocol_file = "validate.yaml"
 
@@ -98,7 +105,7 @@ class ValidateWorkChain(ProtocolMixin, WorkChain):
                         "properties the model is compared with (results in eV, Angstrom, "
                         "GPa, J/m^2, THz as the property table states).")
         spec.inputs.validator = _validate_inputs
-        spec.outline(cls.validate)
+        spec.outline(if_(cls.uses_calculator)(cls.run_reference), cls.validate)
         spec.output("properties", valid_type=orm.Dict,
                     help="Validation result: `properties` (rows with name, unit, model, "
                          "reference, abs_error, error_percent in %, as in metrics.json), the "
@@ -136,11 +143,45 @@ class ValidateWorkChain(ProtocolMixin, WorkChain):
                                       if g in SUITES[BULK][2]]
         return settings
 
+    def uses_calculator(self) -> bool:
+        return "calculator" in self.inputs
+
+    def run_reference(self):
+        """The reference calculator's properties, one ``reference_property`` each."""
+        from mlip_plugin.errors import MLIPError
+        from mlip_plugin.pipeline.config import ValidateSettings
+        from mlip_plugin.pipeline.validate import reference_units, resolve_settings
+
+        try:
+            resolved = resolve_settings(self.inputs.model.get_model(),
+                                        ValidateSettings(**self.inputs.settings.get_dict()))
+            n_units = len(reference_units(resolved))
+        except MLIPError as err:
+            return self.exit_codes.ERROR_VALIDATION_FAILED.format(message=str(err))
+        settings = orm.Dict({**self.inputs.settings.get_dict(), "suite": resolved.suite,
+                             "symbol": resolved.symbol})
+        self.ctx.reference = {}
+        for i in range(n_units):
+            document, node = run_calculation(reference_property, settings=settings,
+                                             calculator=self.inputs.calculator,
+                                             unit=orm.Int(i))
+            if not node.is_finished_ok:
+                kept = ", ".join(f"<{n.creator.pk}>" for n in self.ctx.reference.values())
+                kept = (f"; the {len(self.ctx.reference)} reference properties finished "
+                        f"before are stored (reference_property {kept}), and with caching "
+                        "enabled a rerun reuses them" if kept else "")
+                return self.exit_codes.ERROR_VALIDATION_FAILED.format(
+                    message=reason("ERROR_VALIDATION_FAILED", node.exit_message) + kept)
+            self.ctx.reference[f"reference_{i:03d}"] = document
+        self.report(f"{n_units} reference properties of suite {resolved.suite!r}")
+        return None
+
     def validate(self):
-        """Run the property suite."""
+        """Run the model's property suite and compare."""
         kwargs = {"model": self.inputs.model, "settings": self.inputs.settings}
         if "calculator" in self.inputs:
             kwargs["calculator"] = self.inputs.calculator
+            kwargs.update(self.ctx.reference)
         properties, node = run_calculation(validate_model, **kwargs)
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_VALIDATION_FAILED.format(
