@@ -12,7 +12,10 @@ Two ways to get the labels:
 A structure whose calculation fails, or whose workflow outputs cannot label it (no array
 ``forces``, not one force per atom, NaN or inf: error type ``bad_output``), is listed in
 ``failed_structures``; the work chain fails only when too many do.  With caching enabled, a
-calculation with failures is never reused, so a rerun tries those structures again.
+calculation with failures is never reused, so a rerun tries those structures again: without
+``chunk_size`` the one calcfunction labels every structure again, with it only the chunks
+that had failures are computed again (the others are reused), so give ``chunk_size`` when
+the reference is expensive.
 """
 
 from __future__ import annotations
@@ -179,7 +182,9 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
                    serializer=orm.to_aiida_type,
                    help="Label the structures in chunks of this many structures, each chunk "
                         "a process of its own (mlip.reference_chunk), so that daemon workers "
-                        "label chunks in parallel. Default: one calcfunction for all.")
+                        "label chunks in parallel and, with caching enabled, a rerun after "
+                        "failures reuses the chunks without any. Default: one calcfunction "
+                        "for all.")
         spec.inputs.validator = _validate_inputs
         spec.outline(
             if_(cls.uses_workflow)(cls.run_workflows, cls.gather_workflows)
