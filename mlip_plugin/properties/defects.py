@@ -198,12 +198,20 @@ def point_defect(calculator, structure: Atoms,
     Raises
     ------
     InputError
-        If the structure is not of a lattice that has the requested site.
+        If the structure is not of a lattice that has the requested site, or, for a
+        vacancy, not of one element.
     """
     settings = settings or DefectSettings()
     atoms = check_structure(structure)
     check_calculator(calculator)
     if settings.defect == "vacancy":
+        species = sorted(set(atoms.get_chemical_symbols()))
+        if len(species) > 1:
+            raise InputError(
+                f"a vacancy formation energy of a compound ({atoms.get_chemical_formula()}, "
+                f"species {species}) needs the chemical potential of the removed species, "
+                "which point_defect does not take: it computes vacancies in elemental "
+                "crystals (give one, or compute E_vac = E_defect - E_bulk + μ yourself)")
         lattice = identify_lattice(atoms)
     else:
         allowed = [name for name, sites in INTERSTITIAL_SITES.items()

@@ -152,7 +152,8 @@ def phonons(calculator, structure: Atoms, settings: PhononSettings | None = None
     atoms = relaxed_bulk(calculator, structure, relax=settings.relax_bulk, fmax=settings.fmax,
                          steps=settings.steps)
     unitcell = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.asarray(atoms.cell),
-                            scaled_positions=atoms.get_scaled_positions())
+                            scaled_positions=atoms.get_scaled_positions(),
+                            masses=atoms.get_masses())  # the structure's (isotopes, D, ...)
     phonon = Phonopy(unitcell, supercell_matrix=np.diag(settings.supercell),
                      primitive_matrix=guess_primitive_matrix(unitcell, symprec=1e-5))
     phonon.generate_displacements(distance=settings.displacement)

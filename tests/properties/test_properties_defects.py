@@ -160,6 +160,18 @@ def test_wrong_lattice_for_interstitial(emt, structure, site):
         interstitial_formation(emt, structure, site)
 
 
+def test_vacancy_of_a_compound_is_refused(emt):
+    """Which atom goes would decide the answer (the first of the list), and a compound's
+    vacancy needs the removed species' chemical potential, which point_defect does not
+    take: refused, in either atom order."""
+    cu3au = bulk("Cu", "fcc", a=3.75, cubic=True)
+    cu3au.symbols[0] = "Au"
+    for atoms in (cu3au, cu3au[[1, 2, 3, 0]]):
+        with pytest.raises(InputError, match=r"vacancy formation energy of a compound "
+                                             r"\(AuCu3, species \['Au', 'Cu'\]\) needs"):
+            vacancy_formation(emt, atoms)
+
+
 def test_vacancy_is_not_an_interstitial_site(emt, copper):
     with pytest.raises(InputError, match="site='vacancy' is not an interstitial"):
         interstitial_formation(emt, copper, "vacancy")

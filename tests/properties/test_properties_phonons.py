@@ -48,6 +48,17 @@ def test_si_sw_phonons_stable_and_gamma_matches_hessian(sw):
     assert result.dos.shape == result.dos_frequencies.shape and result.dos.sum() > 0
 
 
+def test_phonons_use_the_masses_of_the_structure(sw):
+    """Masses set on the structure (an isotope, here one atom four times heavier) are those
+    of the dynamical matrix: the Γ frequencies are the Hessian's weighted by them."""
+    prim = bulk("Si", "diamond", a=4 * 2 ** (1 / 6) * 2.0951 / np.sqrt(3))
+    prim.set_masses([28.0855, 4 * 28.0855])
+    result = phonons(sw, prim, PhononSettings(supercell=(3, 3, 3), relax_bulk=False))
+    hand = _gamma_frequencies_by_hand(sw, prim)
+    assert np.sort(result.gamma_frequencies) == pytest.approx(np.sort(hand), abs=0.02)
+    assert result.gamma_frequencies.max() < 17.83 - 3  # lighter than the tabulated mass
+
+
 def test_cu_emt_phonons_acoustic_at_gamma(emt):
     result = phonons(emt, bulk("Cu", "fcc", a=3.6), PhononSettings.fast())
     assert not result.has_imaginary
