@@ -30,7 +30,8 @@ from ..errors import InputError
 from .coupling import invariant_couplings
 from .radial import AgnesiTransform
 
-__all__ = ["ACEBasis", "BasisFunction", "Group", "r0_from_data", "basis_from_data"]
+__all__ = ["ACEBasis", "BasisFunction", "Group", "r0_from_data", "basis_from_data",
+           "check_cutoff", "MAX_CUTOFF"]
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class ACEBasis:
                  pair_exponent: float = 1.0, selected: Sequence[int] | None = None):
         self.elements = _check_elements(elements)
         self.correlation_order = _check_int("correlation_order", correlation_order, 1, 8)
-        self.r_cut = _check_positive("r_cut", r_cut)
+        self.r_cut = check_cutoff(r_cut)
         self.total_degree = _check_positive("total_degree", total_degree)
         if self.total_degree < self.correlation_order:
             raise InputError(
@@ -317,6 +318,21 @@ def _check_int(name, value, lo, hi) -> int:
     return int(value)
 
 
+#: Largest cutoff (Å) a basis takes: local potentials use 4–12 Å, and the neighbour lists
+#: grow as r_cut³ (a cutoff of 1e6 Å, a unit slip, would exhaust the memory, not fail)
+MAX_CUTOFF = 20.0
+
+
+def check_cutoff(r_cut) -> float:
+    """``r_cut`` (Å) as a float; InputError unless 0 < r_cut ≤ :data:`MAX_CUTOFF`."""
+    v = _check_positive("r_cut", r_cut)
+    if v > MAX_CUTOFF:
+        raise InputError(f"r_cut={r_cut!r} Å is not allowed: a local potential's cutoff is a "
+                         f"few Å (4–12 Å is usual, at most {MAX_CUTOFF:g} Å here); is it in "
+                         "another unit (Bohr, nm)? Give it in Å")
+    return v
+
+
 def _check_positive(name, value) -> float:
     try:
         v = float(value)
@@ -389,7 +405,7 @@ def r0_from_data(configs: Iterable, elements: Sequence[str], r_cut: float, *,
         ``{"a-b": r0}`` with a before b in the order of ``elements``.
     """
     elements = _check_elements(elements)
-    r_cut = _check_positive("r_cut", r_cut)
+    r_cut = check_cutoff(r_cut)
     configs = list(configs)
     if len(configs) > max_configs:
         configs = [configs[i] for i in np.linspace(0, len(configs) - 1, max_configs).astype(int)]

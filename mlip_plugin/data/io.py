@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers
+from ase.data import atomic_numbers, chemical_symbols
+from ase.io.formats import UnknownFileTypeError
 
 from ..errors import InputError
 from .configuration import Configuration, Weights, voigt_from_matrix
@@ -54,8 +55,9 @@ _ALL_LABEL_KEYS = frozenset(ENERGY_KEYS + FORCES_KEYS + STRESS_KEYS + VIRIAL_KEY
 _WRITTEN_KEYS = frozenset({"Lattice", "Properties", "pbc", "config_type", *_WEIGHT_KEYS,
                            *_ALL_LABEL_KEYS})
 #: What the file or its parser raises when it cannot be read as the format asked for.
-_READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError,
-                sqlite3.DatabaseError, zipfile.BadZipFile, zlib.error)
+_READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+                EOFError, sqlite3.DatabaseError, zipfile.BadZipFile, zlib.error,
+                UnknownFileTypeError)
 
 
 def read_configs(
@@ -394,7 +396,7 @@ def _read_npz(path: Path, units) -> list[Configuration]:
                         "eV and Å. sGDML data are usually kcal/mol: pass units={'energy': "
                         "'kcal/mol'} if so", path, " and ".join(unnamed))
         R = np.asarray(d["R"], dtype=float) * f["length"]
-        z = np.asarray(d["z"], dtype=int)
+        z = _atomic_numbers(d["z"], path)
         n_frames = R.shape[0]
         if R.ndim != 3 or R.shape[1:] != (len(z), 3):
             raise InputError(f"{str(path)!r}: R has shape {R.shape}, expected (n, {len(z)}, 3)")
@@ -419,6 +421,20 @@ def _read_npz(path: Path, units) -> list[Configuration]:
             atoms=atoms, energy=None if E is None else E[i],
             forces=None if F is None else F[i], config_type=name, info=info))
     return configs
+
+
+def _atomic_numbers(values, path: Path) -> np.ndarray:
+    """The npz array ``z`` as atomic numbers; InputError unless each is a whole number of
+    an element (1 … 118)."""
+    z = np.asarray(values)
+    as_int = z.astype(int) if z.dtype.kind in "iuf" and np.all(np.isfinite(z)) else None
+    if as_int is None or z.ndim != 1 or np.any(as_int != z) or np.any(
+            (as_int < 1) | (as_int >= len(chemical_symbols))):
+        raise InputError(
+            f"cannot read {str(path)!r}: its array z holds {z.tolist()!r}, not atomic numbers "
+            f"(one whole number from 1 to {len(chemical_symbols) - 1} per atom); fix z in "
+            "the file")
+    return as_int
 
 
 def _read_mlearn(path: Path, units) -> list[Configuration]:
@@ -456,7 +472,11 @@ def _mlearn_config(doc: dict, factors: dict, path: Path) -> Configuration:
     length = factors["length"]
     atoms = Atoms(symbols=symbols, positions=np.reshape(positions, (-1, 3)) * length,
                   cell=cell * length, pbc=True)
-    out = doc.get("outputs", {})
+    out = doc.get("outputs") or {}
+    if not isinstance(out, dict):
+        raise InputError(f"cannot read {str(path)!r}: an entry's 'outputs' is a "
+                         f"{type(out).__name__}, not an object with 'energy', 'forces' and "
+                         "'virial_stress' (the mlearn format)")
     energy = out.get("energy")
     forces = out.get("forces")
     stress = None

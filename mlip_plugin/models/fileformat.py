@@ -100,6 +100,9 @@ def read_model_document(path: str | os.PathLike) -> tuple[str, dict, dict, dict]
         text = path.read_text()
     except OSError as err:
         raise ModelFormatError(f"cannot read model file {str(path)!r}: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ModelFormatError(f"{str(path)!r} is not a valid model file (not UTF-8 text: "
+                               f"{err})") from err
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as err:

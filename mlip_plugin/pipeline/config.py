@@ -51,6 +51,7 @@ from pathlib import Path
 import yaml
 from ase.data import atomic_numbers
 
+from ..ace.basis import check_cutoff
 from ..ace.prior import PRIORS
 from ..data.io import FORMATS
 from ..data.units import conversion_factor
@@ -64,6 +65,7 @@ from ..properties.suites import (
     structure_from_dict,
     structure_to_dict,
     suite_for,
+    table_values,
     tabulated_lattice_constant,
 )
 from .reference import DEFAULT_REFERENCE, CalculatorSpec
@@ -295,8 +297,13 @@ def _basis(doc, required: bool) -> dict:
             doc[key] = as_int(name, value, 1)
         elif key == "pair_degree" and value is not None:
             doc[key] = as_int(name, value, 0)
-        elif key in ("total_degree", "r_cut"):
+        elif key == "total_degree":
             doc[key] = as_float(name, value, 0.0, above=True)
+        elif key == "r_cut":
+            try:
+                doc[key] = check_cutoff(as_float(name, value, 0.0, above=True))
+            except InputError as err:
+                raise InputError(f"fit.basis.{err}; correct it in the configuration") from err
         elif key in ("w_L", "pair_exponent"):
             doc[key] = as_float(name, value, 0.0)
         elif key == "transform_pq":
@@ -616,6 +623,7 @@ def read_reference_table(path: str | os.PathLike) -> dict | list:
         raise InputError(f"reference table {str(path)!r} holds a JSON {type(doc).__name__}, "
                          f"{str(doc)[:40]!r}; give a JSON mapping of property name to value, "
                          "e.g. {\"c11\": 176.0}")
+    table_values(doc, f"reference table {str(path)!r}")  # InputError unless rows are numbers
     return doc
 
 
@@ -891,6 +899,11 @@ def load_config(path: str | os.PathLike, *, fit_only: bool = False) -> RunConfig
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise InputError(f"{str(path)!r} is not valid YAML: {err}") from err
+    except UnicodeDecodeError as err:
+        raise InputError(f"{str(path)!r} is not a text file (not UTF-8: {err}); give the "
+                         "YAML configuration") from err
+    except OSError as err:
+        raise InputError(f"cannot read the configuration {str(path)!r}: {err}") from err
     config = RunConfig.from_dict(doc or {}, base_dir=path.parent, fit_only=fit_only)
     log.debug("configuration %s: %s", path, config.to_dict())
     return config

@@ -253,8 +253,12 @@ def _check_labels(atoms: Atoms):
             raise ValueError(f"forces of shape {forces.shape}, expected ({len(atoms)}, 3)")
         if not (np.isfinite(float(doc["energy"])) and np.all(np.isfinite(forces))):
             raise ValueError("non-finite energy or forces")
-        if doc.get("stress") is not None and np.asarray(doc["stress"], float).shape != (6,):
-            raise ValueError("stress is not a Voigt 6-vector")
+        if doc.get("stress") is not None:
+            stress = np.asarray(doc["stress"], float)
+            if stress.shape != (6,):
+                raise ValueError("stress is not a Voigt 6-vector")
+            if not np.all(np.isfinite(stress)):
+                raise ValueError("non-finite stress")
     return check
 
 
@@ -315,9 +319,12 @@ def collect_reference_data(
         else:
             try:
                 labels = _label(atoms, calc)
-                if not np.isfinite(labels["energy"]) or not np.all(
-                        np.isfinite(labels["forces"])):
-                    raise FloatingPointError("the calculator returned NaN or inf")
+                bad = [name for name in ("energy", "forces", "stress")
+                       if labels.get(name) is not None
+                       and not np.all(np.isfinite(labels[name]))]
+                if bad:
+                    raise FloatingPointError(
+                        f"the calculator returned NaN or inf in its {' and '.join(bad)}")
             except Exception as err:  # noqa: BLE001 - any calculator failure is recorded
                 result.failures.append({
                     "index": i, "structure_id": atoms.info.get("structure_id", str(i)),

@@ -416,7 +416,7 @@ def _same_configuration(path: Path, config: RunConfig) -> bool:
     ``config``, whatever its formatting, comments, defaults left out or ``output``."""
     try:
         old = RunConfig.from_dict(yaml.safe_load(path.read_text()) or {}, base_dir=path.parent)
-    except (OSError, yaml.YAMLError, InputError):
+    except (OSError, ValueError, yaml.YAMLError, InputError):  # ValueError: not UTF-8
         return False
 
     def comparable(c: RunConfig) -> dict:

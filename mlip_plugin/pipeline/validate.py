@@ -474,11 +474,16 @@ def validate(model: Model, settings: ValidateSettings | Mapping | None = None, *
         _reference_table(reference, s.suite, sset,
                          ReferenceSuites(cache_dir, documents=reference_documents)))
     model_result = suites.run_suite(MLIPCalculator(model), s.suite, sset)
-    if ref_table is None:
+    rows = None if ref_table is None else compare_rows(model_result, ref_table)
+    if rows == [] and model_result.rows:
+        log.warning("the reference table %s has none of the properties computed (%s); its "
+                    "names are %s: the model's values are reported without a reference. "
+                    "Name the table's entries as the suite does", kind,
+                    ", ".join(r["name"] for r in model_result.rows),
+                    sorted(suites.table_values(ref_table)) or "none")
+    if not rows:
         rows = [{"name": r["name"], "unit": r["unit"], "model": r["value"], "reference": None,
                  "abs_error": None, "error_percent": None} for r in model_result.rows]
-    else:
-        rows = compare_rows(model_result, ref_table)
     return ValidationResult(s.suite, kind, model_result, ref_result, rows)
 
 

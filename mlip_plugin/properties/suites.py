@@ -53,9 +53,10 @@ from .phonons import PhononSettings, phonons
 from .surfaces import SurfaceSettings, surface_energy
 
 __all__ = ["SuiteSettings", "SuiteResult", "run_suite", "run_property", "compare",
-           "format_table", "suite_for", "tabulated_lattice_constant", "SUITES", "PROPERTIES",
-           "BULK", "BULK_EXCLUDED", "bulk_groups_problem", "check_crystal", "structure_to_dict",
-           "structure_from_dict", "voigt_moduli", "born_lowest_eigenvalue", "phonon_repeats"]
+           "table_values", "format_table", "suite_for", "tabulated_lattice_constant",
+           "SUITES", "PROPERTIES", "BULK", "BULK_EXCLUDED", "bulk_groups_problem",
+           "check_crystal", "structure_to_dict", "structure_from_dict", "voigt_moduli",
+           "born_lowest_eigenvalue", "phonon_repeats"]
 
 log = logging.getLogger(__name__)
 
@@ -520,12 +521,30 @@ def _as_values(table, what: str, column: str | None = None) -> tuple[dict, dict,
         return values, {}, {}
     if isinstance(table, Sequence) and all(isinstance(r, Mapping) and "name" in r
                                            and "value" in r for r in table):
-        return ({r["name"]: float(r["value"]) for r in table},
-                {r["name"]: r.get("unit") for r in table},
-                {r["name"]: r.get("uncertainty") for r in table})
+        rows = [r for r in table if r["value"] is not None]  # null: no value for that row
+        return ({r["name"]: _row_value(r, what) for r in rows},
+                {r["name"]: r.get("unit") for r in rows},
+                {r["name"]: r.get("uncertainty") for r in rows})
     raise InputError(f"{what} table of type {type(table).__name__} is not understood: pass a "
                      "SuiteResult, a list of {'name', 'value', ...} rows, or a mapping "
                      "name -> value.")
+
+
+def _row_value(row: Mapping, what: str) -> float:
+    value = row["value"]
+    try:
+        if isinstance(value, bool):
+            raise TypeError("a boolean")
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{what}: the row {row['name']!r} has the value {value!r}, not a "
+                         "number; give a number (or null for no value)") from err
+
+
+def table_values(table, what: str = "reference", column: str = "dft") -> dict:
+    """name -> value of a table in any form :func:`compare` takes (InputError for a row
+    whose value is not a number)."""
+    return _as_values(table, what, column)[0]
 
 
 def format_table(rows: list) -> str:

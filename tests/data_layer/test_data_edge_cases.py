@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -121,3 +123,42 @@ def test_bad_split_summary_and_energy_arguments_are_named():
     with pytest.raises(InputError, match="must be one number"):
         Configuration(cu.atoms, energy=[1.0, 2.0])
     assert Configuration(cu.atoms, energy=np.float32(-1.5)).energy == -1.5
+
+
+@pytest.mark.parametrize("z, shown", [([200, 1], "[200, 1]"), ([-1, 1], "[-1, 1]"),
+                                      ([0, 1], "[0, 1]"), ([1.5, 1.0], "[1.5, 1.0]")])
+def test_npz_atomic_numbers_outside_the_table_are_named(tmp_path, z, shown):
+    """z = 200 gave ASE's IndexError, z = -1 read as oganesson (a negative index)."""
+    path = tmp_path / "bad.npz"
+    np.savez(path, R=np.zeros((2, 2, 3)) + [[0, 0, 0], [1, 0, 0]], z=np.array(z),
+             E=np.zeros(2), F=np.zeros((2, 2, 3)))
+    with pytest.raises(InputError, match=re.escape(f"its array z holds {shown}, not atomic "
+                                                   "numbers (one whole number from 1 to 118")):
+        read_configs(path)
+
+
+@pytest.mark.parametrize("outputs", [None, [1.0, 2.0]])
+def test_mlearn_outputs_that_are_no_object(tmp_path, outputs):
+    """A null outputs is an entry without labels; a list is named (was AttributeError)."""
+    import json
+
+    doc = [{"structure": {"lattice": {"matrix": np.eye(3).tolist()},
+                          "sites": [{"species": [{"element": "Cu"}], "xyz": [0, 0, 0]}]},
+            "outputs": outputs}]
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(doc))
+    if outputs is None:
+        [config] = read_configs(path, format="mlearn", require=())
+        assert config.energy is None and config.forces is None
+    else:
+        with pytest.raises(InputError, match="an entry's 'outputs' is a list, not an object"):
+            read_configs(path, format="mlearn")
+
+
+def test_a_json_file_read_as_ase_database_is_named(tmp_path):
+    """ase.db's UnknownFileTypeError (not an ASE JSON database) became a traceback."""
+    path = tmp_path / "data.json"
+    path.write_text('[{"structure": {}}]')
+    with pytest.raises(InputError, match="cannot read .*data.json' as db: "
+                                         "UnknownFileTypeError"):
+        read_configs(path, format="db")

@@ -96,6 +96,9 @@ def test_bad_model_files(model, tmp_path):
         load_model(tmp_path / "trunc.json")
     with pytest.raises(ModelFormatError, match="cannot read model file"):
         load_model(tmp_path / "none.json")
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe{}")  # was a UnicodeDecodeError
+    with pytest.raises(ModelFormatError, match="is not a valid model file .not UTF-8 text"):
+        load_model(tmp_path / "binary.json")
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(ModelFormatError, match="not an mlip-plugin model file"):
         load_model(tmp_path / "other.json")

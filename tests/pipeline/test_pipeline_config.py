@@ -50,6 +50,28 @@ def test_bad_configs(tmp_path, text, match):
         load_config(write(tmp_path, text))
 
 
+def test_config_that_is_no_text_is_named(tmp_path):
+    """Bytes that are not UTF-8 gave a UnicodeDecodeError traceback."""
+    path = tmp_path / "run.yaml"
+    path.write_bytes(b"\xff\xfe\x00\x01")
+    with pytest.raises(InputError, match="run.yaml' is not a text file .not UTF-8"):
+        load_config(path)
+
+
+def test_a_cutoff_beyond_any_local_potential_is_refused_at_load(tmp_path):
+    """r_cut 1e6 (a unit slip) passed --dry-run, then the fit's neighbour list grew without
+    end; ACEBasis refuses it too."""
+    from mlip_plugin.ace import ACEBasis
+
+    text = "structures: {element: Cu}\nfit: {basis: {correlation_order: 2, total_degree: 6, "
+    with pytest.raises(InputError, match=r"fit.basis.r_cut=1000000.0 Å is not allowed.*at "
+                                         r"most 20 Å.*Give it in Å"):
+        load_config(write(tmp_path, text + "r_cut: 1.0e6}}\n"))
+    assert load_config(write(tmp_path, text + "r_cut: 20}}\n")).fit.basis["r_cut"] == 20.0
+    with pytest.raises(InputError, match="r_cut=20.5 Å is not allowed"):
+        ACEBasis(["Cu"], 2, 6, 20.5)
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
@@ -171,6 +193,11 @@ def test_validate_reference_table_relative_to_config(tmp_path):
      r"reference table .*t.json' is not readable JSON"),
     ("structures: {element: Cu}\nvalidate: {reference: t.json}\n", "3",
      r"reference table .*t.json' holds a JSON int"),
+    ("structures: {element: Cu}\nvalidate: {reference: t.json}\n",
+     '[{"name": "c11", "value": "abc"}]',
+     r"reference table .*t.json': the row 'c11' has the value 'abc', not a number"),
+    ("structures: {element: Cu}\nvalidate: {reference: t.json}\n",
+     '[{"name": "c11", "value": true}]', r"the row 'c11' has the value True, not a number"),
 ])
 def test_check_inputs_finds_missing_and_corrupt_files(tmp_path, text, content, match):
     (tmp_path / "t.xyz").write_text("")

@@ -177,6 +177,28 @@ def test_each_failure_gets_its_own_reason():
     assert len(result.configs) == 1
 
 
+def test_a_nan_stress_is_a_failure_and_is_not_cached(tmp_path, caplog):
+    """Only energy and forces were checked: a NaN stress was cached, and every rerun failed
+    in the fit ("b contains NaN") without naming a structure; a cache file holding one is
+    now unusable (recomputed), like one with a NaN force."""
+    structures = generate_structures(StructureSpec.from_preset("tiny", md_snapshots=0))[:3]
+    cache = tmp_path / "cache"
+    bad = collect_reference_data(structures, "pipeline_test_calculators.NaNStressEMT",
+                                 cache_dir=cache)
+    assert bad.configs == [] and [f["message"] for f in bad.failures] == [
+        "the calculator returned NaN or inf in its stress"] * 3
+    assert list(cache.glob("*.json")) == []  # failures are not cached
+    good = collect_reference_data(structures, cache_dir=cache)
+    path = cache / f"{structure_key(structures[0], CalculatorSpec())}.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "stress": [float("nan")] * 6}))
+    with caplog.at_level("WARNING", logger="mlip_plugin.pipeline.reference"):
+        again = collect_reference_data(structures, cache_dir=cache)
+    assert path.name in caplog.text and "non-finite stress" in caplog.text
+    assert (again.n_cached, again.n_computed) == (2, 1)
+    np.testing.assert_array_equal(again.configs[0].stress, good.configs[0].stress)
+
+
 def test_unusable_cache_entries_are_recomputed(tmp_path, caplog):
     """An empty, truncated or incomplete cache file is a cache miss, not a dead end."""
     structures = generate_structures(StructureSpec.from_preset("tiny", md_snapshots=0))[:5]

@@ -279,6 +279,30 @@ def test_reference_documents_given_are_not_computed_again(counted_run, caplog):
     assert n_again == n_phonons > 0 and again.rows == direct.rows
 
 
+def test_a_reference_table_that_names_nothing_computed(counted_run, tmp_path, caplog):
+    """A table whose names match none of the suite's (a typo: 'A0') printed nothing at all;
+    now a warning names both sets and the model's values are reported.  A row with a null
+    value is a row without a reference."""
+    from mlip_plugin.pipeline.validate import validate
+
+    _, run = counted_run
+    settings = {"suite": "fcc", "preset": "fast", "properties": ["eos"]}
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"A0": 3.6, "B": 140.0}))
+    with caplog.at_level("WARNING", logger="mlip_plugin.pipeline.validate"):
+        result = validate(run.fit.model, settings, reference=str(typo))
+    assert "has none of the properties computed (a0_fcc, bulk_modulus); its names are " \
+           "['A0', 'B']" in caplog.text
+    assert [(r["name"], r["reference"]) for r in result.rows] == [("a0_fcc", None),
+                                                                 ("bulk_modulus", None)]
+    assert result.rows[0]["model"] == pytest.approx(3.59, abs=0.05)
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([{"name": "a0_fcc", "value": None},
+                                {"name": "bulk_modulus", "value": 140.0}]))
+    result = validate(run.fit.model, settings, reference=str(rows))
+    assert [(r["name"], r["reference"]) for r in result.rows] == [("bulk_modulus", 140.0)]
+
+
 def test_a_named_error_of_the_reference_is_not_wrapped(counted_run):
     """The library's own errors (here: parameters the calculator rejects) pass through as
     they are; only the calculator's own exceptions become ReferenceCalculationError."""
