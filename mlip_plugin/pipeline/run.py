@@ -67,7 +67,7 @@ from .report import (
     write_report,
 )
 from .structure_file import FileStructures, StructureFile, read_structure_file
-from .structures import StructureSpec, generate_structures, spec_identity
+from .structures import StructureSpec, generate_structures, structures_key
 
 __all__ = ["RunResult", "run_pipeline", "prepare_data", "read_data", "read_structures",
            "check_run", "check_output"]
@@ -89,11 +89,10 @@ def _spec_hash(config: RunConfig, source: FileStructures | None = None) -> str:
     """What identifies the structures of a run: the protocol, its version and the reference
     (which runs the NVT snapshots); for a structures file, the content of the file
     (``source``) and the frames taken from it."""
-    if source is not None:
-        doc = {"file_sha256": source.sha256, "index": config.structures.index,
-               "format": config.structures.format}
-    else:
-        doc = {**spec_identity(config.structures), "reference": config.reference.to_dict()}
+    if source is None:
+        return structures_key(config.structures, config.reference.to_dict())
+    doc = {"file_sha256": source.sha256, "index": config.structures.index,
+           "format": config.structures.format}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 

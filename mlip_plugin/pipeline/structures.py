@@ -10,6 +10,8 @@ which a spin-polarised reference calculator starts from.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -27,7 +29,7 @@ from ..errors import InputError, MLIPError
 from .reference import read_json_cache, write_json_atomic
 
 __all__ = ["StructureSpec", "PRESETS", "PROTOCOL_VERSION", "structures_version",
-           "spec_identity", "generate_structures",
+           "spec_identity", "structures_key", "generate_structures",
            "lattice_constant", "volumetric_strains", "StructureGenerationError"]
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,14 @@ def spec_identity(spec: StructureSpec) -> dict:
     if not spec.starting_magmom():
         doc.pop("magmoms")
     return {"structures": doc, "protocol_version": structures_version(spec)}
+
+
+def structures_key(spec: StructureSpec, reference: Mapping) -> str:
+    """sha256 (hex) of what identifies the structures ``spec`` generates with the reference
+    calculator ``reference`` (a CalculatorSpec's dict; it runs the NVT stages): names the
+    folder of their cached calculator stages."""
+    doc = {**spec_identity(spec), "reference": dict(reference)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 LATTICES = ("fcc", "bcc", "diamond", "sc")
 
@@ -133,6 +143,9 @@ class StructureSpec:
         for name in ("n_volumetric", "n_shear", "n_rattled", "n_vacancy", "md_snapshots"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name}={getattr(self, name)} must be >= 0")
+        if not isinstance(self.md_with_vacancy, bool):  # "false" would count as true
+            raise InputError(f"md_with_vacancy={self.md_with_vacancy!r} is not allowed: give "
+                             "true or false")
         object.__setattr__(self, "magmoms", _magmoms_setting(self.magmoms))
 
     def starting_magmom(self) -> float:

@@ -18,6 +18,7 @@ from workflows_aiida_helpers import (
 )
 
 from mlip_plugin.data import Configuration
+from mlip_plugin.errors import InputError
 from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
 from mlip_plugin.workflows.aiida.calculations import generate_structures as generate_calc
 from mlip_plugin.workflows.aiida.data import ModelData, TrainingSetData
@@ -539,3 +540,50 @@ def test_validate_keeps_the_reference_properties_finished_before_a_failure(
                                               calculator=orm.Dict(spec), **given)
     assert calc.is_finished_ok, calc.exit_message
     assert again.get_dict()["reference_table"] == outputs["properties"]["reference_table"]
+
+
+def test_a_model_stored_from_a_file_is_traced_without_a_fit_calculation(first_run):
+    """A model fitted outside AiiDA (mlip, pyiron, Python) and stored has no creator: the
+    trace said AttributeError; now it has no fit calculation, and validations on it."""
+    results, _ = first_run
+    stored = ModelData.from_model(results["model"].get_model()).store()
+    trace = trace_model(stored)
+    assert trace.fit_calculation is None and trace.structures == [] and trace.validations == []
+    text = format_trace(stored)
+    assert "<- no calculation: stored from a file (fitted outside AiiDA)" in text
+    assert "reference calculation" not in text
+
+
+def test_builder_overrides_are_used_or_refused_never_dropped(entry_points):
+    """overrides['structure_settings'] element/lattice were replaced by the positional
+    defaults Cu/fcc; a calculator override beside reference_workflow was dropped."""
+    entry_points.add(MockReferenceWorkChain, f"aiida.workflows:{MOCK_ENTRY_POINT}")
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        protocol="fast", overrides={"structure_settings": {"element": "Mo", "lattice": "bcc"}})
+    settings = builder.structure_settings.get_dict()
+    assert (settings["element"], settings["lattice"]) == ("Mo", "bcc")
+    assert builder.validate.settings["suite"] == "bcc"
+    with pytest.raises(InputError, match="element='Cu' and overrides\\['structure_settings'\\]"
+                                         "\\['element'\\]='Mo' disagree"):
+        PipelineWorkChain.get_builder_from_protocol(
+            "Cu", protocol="fast", overrides={"structure_settings": {"element": "Mo"}})
+    gpaw = {"calculator": "gpaw.GPAW", "parameters": {}}
+    with pytest.raises(InputError, match="name a calculator .* and reference_workflow="):
+        PipelineWorkChain.get_builder_from_protocol(
+            "Cu", "fcc", "fast", overrides={"reference": {"calculator": gpaw}},
+            reference_workflow=MOCK_ENTRY_POINT)
+    with pytest.raises(InputError, match="overrides name a calculator"):
+        ReferenceWorkChain.get_builder_from_protocol(
+            [bulk("Cu")], "fast", {"calculator": gpaw}, reference_workflow=MOCK_ENTRY_POINT)
+
+
+def test_an_unlabelled_test_set_is_an_evaluation_failure(first_run):
+    """It finished with every test error None."""
+    results, _ = first_run
+    unlabelled = TrainingSetData.from_atoms(
+        [c.atoms for c in results["training_set"].get_configurations()[:3]])
+    builder = FitWorkChain.get_builder_from_protocol(results["training_set"], "fast")
+    builder.test_set = unlabelled
+    _, node = run_get_node(builder)
+    assert node.exit_status == FitWorkChain.exit_codes.ERROR_EVALUATION_FAILED.status
+    assert "the test set (3 structures) has no energy or force labels" in node.exit_message

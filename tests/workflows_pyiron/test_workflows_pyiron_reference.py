@@ -230,3 +230,57 @@ def test_the_reference_gets_the_starting_moments_of_the_structures(project, tmp_
     stored = project.load("starting_moments").structures
     assert stored[0].get_initial_magnetic_moments().tolist() == [0.6, 0.6, -0.6, -0.6]
     assert "initial_magmoms" not in stored[1].arrays
+
+
+def test_a_repaired_job_reuses_the_finished_structure_stages(project):
+    """The structure protocol's NVT run fails (a transient fault): the lattice constant it
+    relaxed before is kept in the working directory, and the repaired job labels the
+    structures without relaxing it again (it did, from scratch, before)."""
+    from pyiron_test_calculators import TransientEMT
+
+    from mlip_plugin.pipeline.structures import StructureGenerationError
+
+    TransientEMT.failing, TransientEMT.calls = True, {}
+    job = project.create.job.MLIPReferenceData("stages")
+    job.set_structure_spec({"preset": "tiny", "element": "Cu", "md_snapshots": 1,
+                            "md_with_vacancy": False, "n_vacancy": 0})
+    job.reference = "pyiron_test_calculators.TransientEMT"
+    with pytest.raises(StructureGenerationError, match="Finished stages are kept in"):
+        job.run()
+    assert TransientEMT.calls.get(4, 0) > 0  # the lattice constant, in the 4-atom cell
+    stages = Path(job.working_directory) / "structure_stages"
+    assert list(stages.rglob("*.json"))
+    TransientEMT.failing, TransientEMT.calls = False, {}
+    job = project.load("stages")
+    job.run(repair=True)
+    repaired = project.load("stages")
+    assert repaired.status.string == "finished"
+    n_four = int(np.sum(np.asarray(repaired.output.structures["n_atoms"]) == 4))
+    assert TransientEMT.calls.get(4, 0) == n_four  # labelling them only
+
+
+def test_settings_stored_by_hand_are_checked_by_name(project):
+    """A string "false" for a boolean became True (bool("false")); a string where a mapping
+    belongs gave "dictionary update sequence element #0 ..." naming no setting."""
+    from dataclasses import asdict
+
+    from mlip_plugin.pipeline.config import FitSettings
+
+    fit = project.create.job.MLIPFit("by_hand")
+    fit.input.fit = {**asdict(FitSettings()), "tsvd": "false"}
+    with pytest.raises(InputError, match="fit.tsvd='false' .str. is not allowed"):
+        _ = fit.settings
+    fit.input.fit = {**asdict(FitSettings()), "tsvd": 0}  # what HDF5 gives back for False
+    assert fit.settings.tsvd is False
+    fit.input.fit = "omp"
+    with pytest.raises(InputError, match="job.input.fit='omp' is not allowed"):
+        _ = fit.settings
+    job = project.create.job.MLIPReferenceData("by_hand_ref")
+    with pytest.raises(InputError, match="md_with_vacancy='false' .str. is not allowed"):
+        job.set_structure_spec({"preset": "tiny", "md_with_vacancy": "false"})
+    job.input.structure_spec = "tiny"
+    with pytest.raises(InputError, match="job.input.structure_spec='tiny' is not allowed: it "
+                                         "must be a mapping"):
+        job.get_structure_spec()
+    job.input.reference = "ase.calculators.emt.EMT"  # a class path is a spec
+    assert job.reference.calculator == "ase.calculators.emt.EMT"

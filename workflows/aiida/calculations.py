@@ -255,7 +255,12 @@ def evaluate_model(model: ModelData, dataset: TrainingSetData):
     from mlip_plugin.pipeline.metrics import error_metrics
 
     try:
-        errors = error_metrics(model.get_model(), dataset.get_configurations())
+        configs = dataset.get_configurations()
+        if not any(c.energy is not None or c.forces is not None for c in configs):
+            raise InputError(f"the test set ({len(configs)} structures) has no energy or "
+                             "force labels, so there is no error to measure; label it "
+                             "(mlip.reference) or leave test_set out")
+        errors = error_metrics(model.get_model(), configs)
     except MLIPError as err:
         return exit_code("ERROR_EVALUATION_FAILED", message=str(err))
     return orm.Dict(json_safe(errors))

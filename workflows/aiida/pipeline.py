@@ -14,7 +14,7 @@ from .data import TrainingSetData, to_training_set
 from .exit_codes import declare, reason
 from .fit import FitWorkChain
 from .protocols import ProtocolMixin
-from .reference import ReferenceWorkChain
+from .reference import ReferenceWorkChain, refuse_calculator_beside_workflow
 from .validate import ValidateWorkChain, validate_settings
 
 __all__ = ["PipelineWorkChain"]
@@ -48,6 +48,20 @@ def _validate_inputs(inputs, _ctx=None):
                 "`validate.calculator` (needed with `reference.reference_workflow`), a table "
                 "in `validate.settings.reference`, or `run_validation=False`")
     return None
+
+
+def _element_and_lattice(element, lattice, structure_settings) -> tuple[str, str]:
+    """``element`` and ``lattice`` of the pipeline builder: the arguments, else those of
+    ``overrides["structure_settings"]``, else Cu and fcc; InputError when both name one
+    and they differ (an override was silently replaced by the argument's default)."""
+    out = []
+    for name, given, default in (("element", element, "Cu"), ("lattice", lattice, "fcc")):
+        other = structure_settings.get(name)
+        if given is not None and other is not None and given != other:
+            raise InputError(f"{name}={given!r} and overrides['structure_settings']"
+                             f"['{name}']={other!r} disagree: give it once")
+        out.append(given if given is not None else other if other is not None else default)
+    return out[0], out[1]
 
 
 class PipelineWorkChain(ProtocolMixin, WorkChain):
@@ -96,11 +110,14 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
         declare(spec, "ERROR_STRUCTURE_GENERATION_FAILED", "ERROR_SUB_PROCESS_FAILED")
 
     @classmethod
-    def get_builder_from_protocol(cls, element: str = "Cu", lattice: str = "fcc",
+    def get_builder_from_protocol(cls, element: str | None = None, lattice: str | None = None,
                                   protocol: str | None = None, overrides: dict | None = None,
                                   *, structures=None, reference_workflow: str | None = None,
                                   reference_inputs: dict | None = None):
         """A builder for ``element``/``lattice`` with the settings of ``protocol``.
+
+        ``element`` and ``lattice`` (default ``Cu``, ``fcc``) may also come in
+        ``overrides["structure_settings"]``; given both ways, they must agree.
 
         ``overrides`` may hold ``structure_settings``, ``run_validation`` and the
         namespaces ``reference``, ``fit`` and ``validate`` (merged into each sub-protocol).
@@ -128,6 +145,8 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
         if structures is not None and "structure_settings" in overrides:
             raise InputError("overrides hold `structure_settings` (how to generate structures) "
                              "or `structures` is given (your own): give one of them")
+        element, lattice = _element_and_lattice(element, lattice,
+                                                overrides.get("structure_settings") or {})
         inputs = cls.get_protocol_inputs(protocol, overrides)
         builder = cls.get_builder()
         if structures is None:
@@ -138,6 +157,8 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
         builder.run_validation = inputs.get("run_validation", True)
         ref = ReferenceWorkChain.get_protocol_inputs(protocol, subs["reference"])
         builder.reference.max_failed_fraction = ref["max_failed_fraction"]
+        refuse_calculator_beside_workflow(subs["reference"], reference_workflow,
+                                          "overrides['reference']")
         if reference_workflow is None:
             builder.reference.calculator = ref["calculator"]
         else:

@@ -44,8 +44,10 @@ class ModelTrace:
     Attributes
     ----------
     model : ModelData
-    fit_calculation : orm.CalcFunctionNode
-        The ``fit_model`` calcfunction that created the model.
+    fit_calculation : orm.CalcFunctionNode or None
+        The ``fit_model`` calcfunction that created the model; None for a model stored
+        from a file (fitted by ``mlip``, pyiron or Python), which has no upstream graph:
+        its own provenance record (``model.provenance``) is all there is.
     training_sets : list of TrainingSetData
         Labelled training (and validation) sets the fit read.
     reference_calculations : list of orm.ProcessNode
@@ -66,7 +68,7 @@ class ModelTrace:
     """
 
     model: ModelData
-    fit_calculation: orm.CalcFunctionNode
+    fit_calculation: orm.CalcFunctionNode | None
     training_sets: list = field(default_factory=list)
     reference_calculations: list = field(default_factory=list)
     structures: list = field(default_factory=list)
@@ -128,12 +130,14 @@ def trace_model(model: ModelData) -> ModelTrace:
     ``structure`` input of each reference workflow).
     """
     trace = ModelTrace(model=model, fit_calculation=model.creator)
-    if "settings" in model.creator.inputs:
-        trace.fit_settings = model.creator.inputs.settings.get_dict()
     trace.validations = sorted(
         (link.node for link in model.base.links.get_outgoing(
             node_class=orm.CalcFunctionNode, link_type=LinkType.INPUT_CALC).all()
          if link.node.process_label == "validate_model"), key=lambda n: n.pk)
+    if model.creator is None:  # stored from a file: nothing upstream
+        return trace
+    if "settings" in model.creator.inputs:
+        trace.fit_settings = model.creator.inputs.settings.get_dict()
     trace.training_sets = [n for n in _inputs_of([model.creator], "training_set",
                                                  TrainingSetData)]
     trace.training_sets += _inputs_of([model.creator], "validation", TrainingSetData)
@@ -159,17 +163,10 @@ def trace_model(model: ModelData) -> ModelTrace:
     return trace
 
 
-def format_trace(model: ModelData) -> str:
-    """The provenance chain of ``model`` as readable lines (for reports and examples)."""
-    t = trace_model(model)
-    prov = model.provenance
-    lines = [f"model <{model.pk}> {model.family} ({model.filename}), solver "
-             f"{prov.get('solver', '?')}, training data sha256 "
-             f"{str(prov.get('training_data_sha256', ''))[:12]}...",
-             f"  <- {t.fit_calculation.process_label} <{t.fit_calculation.pk}>"]
-    for ts in t.training_sets:
-        lines.append(f"  <- training set <{ts.pk}>: {ts.numsteps} structures, "
-                     f"{ts.numsites} atoms")
+def _upstream_lines(t: ModelTrace) -> list[str]:
+    """The training sets, reference calculations and structures of a trace, as lines."""
+    lines = [f"  <- training set <{ts.pk}>: {ts.numsteps} structures, {ts.numsites} atoms"
+             for ts in t.training_sets]
     kinds = sorted({r.process_label for r in t.reference_calculations})
     failed = (f" (+{len(t.failed_reference_calculations)} failed)"
               if t.failed_reference_calculations else "")
@@ -179,6 +176,23 @@ def format_trace(model: ModelData) -> str:
         lines.append(f"     reference parameters: {params}")
     types = sorted({a.info.get("config_type", "?") for a in t.structures})
     lines.append(f"  <- {len(t.structures)} reference structures ({', '.join(types)})")
+    return lines
+
+
+def format_trace(model: ModelData) -> str:
+    """The provenance chain of ``model`` as readable lines (for reports and examples)."""
+    t = trace_model(model)
+    prov = model.provenance
+    lines = [f"model <{model.pk}> {model.family} ({model.filename}), solver "
+             f"{prov.get('solver', '?')}, training data sha256 "
+             f"{str(prov.get('training_data_sha256', ''))[:12]}...",
+             f"  <- {t.fit_calculation.process_label} <{t.fit_calculation.pk}>"
+             if t.fit_calculation is not None else
+             "  <- no calculation: stored from a file (fitted outside AiiDA); its own "
+             f"record: {prov.get('n_train', '?')} training configurations, created "
+             f"{prov.get('created', '?')}"]
+    if t.fit_calculation is not None:
+        lines += _upstream_lines(t)
     if t.fit_settings:
         lines.insert(2, f"     fit settings: {t.fit_settings}")
     for node in t.validations:

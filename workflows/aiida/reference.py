@@ -28,6 +28,7 @@ from aiida.engine import WorkChain, append_, if_, is_process_function
 from aiida.plugins import WorkflowFactory
 from plumpy.ports import UNSPECIFIED
 
+from mlip_plugin.errors import InputError
 from mlip_plugin.pipeline.reference import DEFAULT_REFERENCE, describe_failure
 
 from .calculations import (
@@ -114,6 +115,15 @@ def _check_reference_workflow(name: str, reference_inputs) -> str | None:
     if error is not None:
         return f"reference_inputs do not fit reference_workflow={name!r}: {error}"
     return None
+
+
+def refuse_calculator_beside_workflow(overrides, reference_workflow, where: str) -> None:
+    """InputError when ``overrides`` name a ``calculator`` and ``reference_workflow`` is
+    given: the workflow labels the structures, so the calculator would be dropped unseen."""
+    if reference_workflow is not None and (overrides or {}).get("calculator") is not None:
+        raise InputError(f"{where} name a calculator ({overrides['calculator']!r}) and "
+                         f"reference_workflow={reference_workflow!r} is given: the workflow "
+                         "labels the structures, so give one of them")
 
 
 class ReferenceChunkWorkChain(WorkChain):
@@ -212,6 +222,7 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
         With ``reference_workflow`` the protocol's ASE calculator is dropped and
         ``reference_inputs`` are passed through.
         """
+        refuse_calculator_beside_workflow(overrides, reference_workflow, "overrides")
         inputs = cls.get_protocol_inputs(protocol, overrides)
         builder = cls.get_builder()
         builder.structures = structures

@@ -20,6 +20,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from pyiron_base import PythonTemplateJob
 from pyiron_base.jobs.job.base import JobCore
 from pyiron_base.jobs.job.extension.jobstatus import (
@@ -281,7 +282,7 @@ def settings_from_dict(cls, doc, name: str):
     HDF5 returns booleans as integers and tuples as tuples; fields whose default is a bool
     are converted back.  Unknown keys raise :class:`InputError` naming ``name``.
     """
-    doc = dict(doc or {})
+    doc = input_mapping(doc, name)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(doc) - set(fields))
     if unknown:
@@ -289,8 +290,29 @@ def settings_from_dict(cls, doc, name: str):
                          f"{sorted(fields)}")
     for key, f in fields.items():
         if key in doc and isinstance(f.default, bool):
-            doc[key] = bool(doc[key])
+            doc[key] = stored_bool(doc[key])
     return cls(**doc)
+
+
+def stored_bool(value):
+    """A boolean as HDF5 gives it back (an integer 0 or 1) as a bool; any other value as it
+    is, for the settings' own check to name (``bool("false")`` would be True)."""
+    if isinstance(value, (bool, np.bool_)) or (
+            isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    return value
+
+
+def input_mapping(value, name: str) -> dict:
+    """``job.input[name]`` as a dict (None: empty); InputError naming the setting when it is
+    not a mapping (``dict("omp")`` gave a ValueError that named nothing)."""
+    if value is None:
+        return {}
+    if isinstance(value, str) or not hasattr(value, "keys"):
+        raise InputError(f"job.input.{name}={value!r} is not allowed: it must be a mapping of "
+                         "settings (a dict); set it through the job's property of that name "
+                         "(e.g. job.fit_settings, job.structure_spec), which checks it")
+    return dict(value)
 
 
 def model_to_text(model: Model) -> str:

@@ -19,7 +19,7 @@ from mlip_plugin.pipeline.reference import (
     collect_reference_data,
     describe_failure,
 )
-from mlip_plugin.pipeline.structures import StructureSpec, generate_structures
+from mlip_plugin.pipeline.structures import StructureSpec, generate_structures, structures_key
 
 from .arrays import (
     arrays_to_configurations,
@@ -27,12 +27,15 @@ from .arrays import (
     configurations_to_arrays,
     structures_to_arrays,
 )
-from .base import MLIPJob
+from .base import MLIPJob, input_mapping, stored_bool
 
 __all__ = ["MLIPReferenceData"]
 
 DEFAULT_STRUCTURE_SPEC = {"preset": "tiny", "element": "Cu", "lattice": "fcc"}
 CACHE_FOLDER = "reference_cache"
+#: Folder in the working directory with the structure protocol's calculator stages (the
+#: lattice constant, each NVT run): kept when a later stage fails, for a repaired job.
+STAGES_FOLDER = "structure_stages"
 _FAILURE_KEYS = ("index", "structure_id", "error_type", "message")
 
 
@@ -53,8 +56,9 @@ class MLIPReferenceData(MLIPJob):
         ``{"calculator": "ase.calculators.emt.EMT", "parameters": {}}``: an importable ASE
         calculator class and its keyword arguments; set it with ``job.reference = ...``.
     use_cache : bool
-        Keep each finished structure's result in the working directory, so a repaired or
-        re-run job does not recompute it (default True).
+        Keep each finished structure's result, and each finished calculator stage of the
+        structure protocol (the lattice constant, each NVT run), in the working directory,
+        so a repaired or re-run job does not recompute them (default True).
 
     Output (``job.output``)
     -----------------------
@@ -102,7 +106,9 @@ class MLIPReferenceData(MLIPJob):
     @property
     def reference(self) -> CalculatorSpec:
         """The reference calculator spec."""
-        return CalculatorSpec.coerce(dict(self.input.reference))
+        value = self.input.reference
+        return CalculatorSpec.coerce(value if isinstance(value, str) else
+                                     input_mapping(value, "reference"))
 
     @reference.setter
     def reference(self, spec) -> None:
@@ -110,10 +116,10 @@ class MLIPReferenceData(MLIPJob):
 
     def get_structure_spec(self) -> StructureSpec:
         """``input.structure_spec`` as a validated :class:`StructureSpec`."""
-        doc = dict(self.input.structure_spec or {})
+        doc = input_mapping(self.input.structure_spec, "structure_spec")
         preset = doc.pop("preset", "tiny")
         if "md_with_vacancy" in doc:
-            doc["md_with_vacancy"] = bool(doc["md_with_vacancy"])
+            doc["md_with_vacancy"] = stored_bool(doc["md_with_vacancy"])
         if preset == "custom":  # a full spec stored from a StructureSpec object
             return StructureSpec.from_preset("tiny", preset="custom", **doc)
         return StructureSpec.from_preset(preset, **doc)
@@ -154,9 +160,13 @@ class MLIPReferenceData(MLIPJob):
     def _run_step(self) -> tuple[str, str]:
         reference = self.reference
         structures = self.structures
-        if structures is None:
-            structures = generate_structures(self.get_structure_spec(),
-                                             calculator=reference.build())
+        if structures is None:  # the calculator stages are kept for a repaired job
+            spec = self.get_structure_spec()
+            stages = (Path(self.working_directory) / STAGES_FOLDER
+                      / structures_key(spec, reference.to_dict())[:16]
+                      if self.input.use_cache else None)
+            structures = generate_structures(spec, calculator=reference.build(),
+                                             cache_dir=stages)
             self.output.structures = structures_to_arrays(structures)
         cache = Path(self.working_directory) / CACHE_FOLDER if self.input.use_cache else None
         result = collect_reference_data(structures, reference, cache_dir=cache)

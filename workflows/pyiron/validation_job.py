@@ -15,6 +15,7 @@ from mlip_plugin.pipeline.reference import CalculatorSpec
 
 from .base import (
     MLIPJob,
+    input_mapping,
     link_property,
     model_from_text,
     settings_property,
@@ -104,7 +105,8 @@ class MLIPValidation(MLIPJob):
     def reference(self) -> CalculatorSpec | None:
         """The reference calculator spec given in the input (None: from the chain)."""
         spec = self.input.get("reference")
-        return None if spec is None else CalculatorSpec.coerce(dict(spec))
+        return None if spec is None else CalculatorSpec.coerce(
+            spec if isinstance(spec, str) else input_mapping(spec, "reference"))
 
     @reference.setter
     def reference(self, spec) -> None:
