@@ -399,12 +399,13 @@ def _reference_table(reference, suite: str, sset: suites.SuiteSettings,
 
 
 def compare_rows(model_table, ref_table) -> list:
-    """:func:`suites.compare` with no % error on :data:`DIAGNOSTIC_ROWS` (their absolute
-    error stays): a percentage of a Γ-point frequency or a crystal's diffusivity, both zero
-    up to noise, or of an energy measured from an arbitrary zero, says nothing."""
+    """:func:`suites.compare` with no % error on :data:`DIAGNOSTIC_ROWS` and on pass/fail
+    rows (unit ``bool``: ``mechanically_stable``, ...), whose absolute error stays: a
+    percentage of a Γ-point frequency or a crystal's diffusivity, both zero up to noise, of
+    an energy measured from an arbitrary zero, or of a flag, says nothing."""
     rows = suites.compare(model_table, ref_table)
     for r in rows:
-        if r["name"] in DIAGNOSTIC_ROWS:
+        if r["name"] in DIAGNOSTIC_ROWS or r.get("unit") == "bool":
             r["error_percent"] = None
     return rows
 

@@ -33,6 +33,19 @@ def test_diagnostic_rows_have_no_percent_error():
     assert _mean_abs_percent(rows.values()) == pytest.approx(10.0)
 
 
+def test_pass_fail_rows_have_no_percent_error():
+    """The bulk suite's mechanically_stable (and its clamped-ion twin) had "error % 0.00"."""
+    rows = [{"name": n, "unit": "bool", "value": 1.0, "uncertainty": None}
+            for n in ("mechanically_stable", "mechanically_stable_clamped")]
+    rows.append({"name": "c11", "unit": "GPa", "value": 110.0, "uncertainty": None})
+    reference = {"mechanically_stable": 1.0, "mechanically_stable_clamped": 1.0, "c11": 100.0}
+    out = {r["name"]: r for r in compare_rows(rows, reference)}
+    assert out["mechanically_stable"]["error_percent"] is None
+    assert out["mechanically_stable_clamped"]["error_percent"] is None
+    assert out["mechanically_stable"]["abs_error"] == 0.0
+    assert out["c11"]["error_percent"] == pytest.approx(10.0)
+
+
 def test_energy_per_atom_has_no_percent_error():
     """The bulk suite's energy per atom is measured from the reference's own zero: the same
     1 meV/atom error was 6 % of EMT's -0.0155 eV/atom and 0.02 % of a DFT code's -4 eV."""
