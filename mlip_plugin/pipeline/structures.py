@@ -29,8 +29,9 @@ from ..errors import InputError, MLIPError
 from .reference import read_json_cache, write_json_atomic
 
 __all__ = ["StructureSpec", "PRESETS", "PROTOCOL_VERSION", "structures_version",
-           "spec_identity", "structures_key", "generate_structures",
-           "lattice_constant", "volumetric_strains", "StructureGenerationError"]
+           "spec_identity", "structures_key", "generate_structures", "calculator_stages",
+           "structure_stage", "lattice_constant", "volumetric_strains",
+           "StructureGenerationError"]
 
 log = logging.getLogger(__name__)
 
@@ -327,14 +328,33 @@ class _Stages:
     stage, written atomically) and read back on the next call; an unreadable file is
     recomputed.  A calculator error becomes a :class:`StructureGenerationError`."""
 
-    def __init__(self, spec: StructureSpec, calculator, cache_dir):
+    def __init__(self, spec: StructureSpec, calculator, cache_dir, documents=None,
+                 until: str | None = None):
         self.spec, self.calculator = spec, calculator
         self.cache = None if cache_dir is None else Path(cache_dir)
         if self.cache is not None:
             self.cache.mkdir(parents=True, exist_ok=True)
+        self.documents = dict(documents or {})
+        self.until = until
 
     def run(self, stage: str, compute, check=None):
-        """``compute()`` (JSON-serialisable) or the cached result of ``stage``."""
+        """``compute()`` (JSON-serialisable) or the given or cached result of ``stage``;
+        :class:`_StageReached` with the result once ``stage`` is ``until``."""
+        doc = self._run(stage, compute, check)
+        if stage == self.until:
+            raise _StageReached(doc)
+        return doc
+
+    def _run(self, stage: str, compute, check):
+        given = self.documents.get(stage)
+        if given is not None:
+            try:
+                if check is not None:
+                    check(given)
+                return given
+            except (KeyError, TypeError, ValueError, IndexError) as err:
+                log.warning("structure stage %r: the result given is not usable (%s: %s); "
+                            "computing it again", stage, type(err).__name__, err)
         path = None if self.cache is None else self.cache / f"{stage}.json"
         if path is not None:
             doc = read_json_cache(path, check)
@@ -360,6 +380,49 @@ class _Stages:
         if path is not None:
             write_json_atomic(path, doc)
         return doc
+
+
+class _StageReached(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by :meth:`_Stages.run` when the stage asked for is done, with its result."""
+
+    def __init__(self, doc: dict):
+        super().__init__("stage reached")
+        self.doc = doc
+
+
+def calculator_stages(spec: StructureSpec) -> list[str]:
+    """Names of the stages of ``spec``'s protocol that run the reference calculator, in
+    order: ``lattice_constant`` (when ``spec.a`` is None), then one NVT run per start
+    (``md``, and ``md_vacancy`` with ``md_with_vacancy``) and temperature (``md-300K``)."""
+    names = ["lattice_constant"] if spec.a is None else []
+    if spec.md_snapshots and spec.md_temperatures:
+        labels = ["md", "md_vacancy"] if spec.md_with_vacancy else ["md"]
+        names += [f"{label}-{temp:g}K" for label in labels for temp in spec.md_temperatures]
+    return names
+
+
+def structure_stage(spec: StructureSpec, calculator, stage: str,
+                    documents: Mapping | None = None) -> dict:
+    """The result (a JSON-ready document) of one calculator stage of ``spec``'s protocol
+    (:func:`calculator_stages`), the earlier stages taken from ``documents`` (stage name →
+    result) where given, so that an engine can store each stage as it finishes and hand
+    them all to :func:`generate_structures` (``stage_documents``).
+
+    Raises
+    ------
+    InputError
+        ``stage`` is not a calculator stage of ``spec``.
+    StructureGenerationError
+        When the calculator fails in this stage or an earlier one not given.
+    """
+    if stage not in calculator_stages(spec):
+        raise InputError(f"stage={stage!r} is not a calculator stage of this protocol "
+                         f"({calculator_stages(spec)})")
+    try:
+        _generate(spec, calculator, None, documents, until=stage)
+    except _StageReached as reached:
+        return reached.doc
+    raise InputError(f"stage {stage!r} was not reached")  # calculator_stages and _generate
 
 
 def _atoms_doc(atoms: Atoms) -> dict:
@@ -424,7 +487,8 @@ def _md_snapshots(base: Atoms, spec: StructureSpec, stages: _Stages, rng) -> lis
 
 
 def generate_structures(spec: StructureSpec, calculator=None, *,
-                        cache_dir: str | os.PathLike | None = None) -> list[Atoms]:
+                        cache_dir: str | os.PathLike | None = None,
+                        stage_documents: Mapping | None = None) -> list[Atoms]:
     """Build the training structures of ``spec``.
 
     Parameters
@@ -438,6 +502,9 @@ def generate_structures(spec: StructureSpec, calculator=None, *,
         Folder that keeps the output of every finished stage that runs the calculator
         (the lattice constant, each NVT run), so that a call after a failure resumes.  It
         must belong to this ``spec`` and calculator (the caller keys it).
+    stage_documents : mapping, optional
+        Results of calculator stages computed before (:func:`structure_stage`), by stage
+        name; used instead of computing them (a result that does not fit is recomputed).
 
     Returns
     -------
@@ -451,8 +518,13 @@ def generate_structures(spec: StructureSpec, calculator=None, *,
     StructureGenerationError
         When the calculator fails; the finished stages are kept in ``cache_dir``.
     """
+    return _generate(spec, calculator, cache_dir, stage_documents)
+
+
+def _generate(spec: StructureSpec, calculator, cache_dir, documents,
+              until: str | None = None) -> list[Atoms]:
     rng = np.random.default_rng(spec.seed)
-    stages = _Stages(spec, calculator, cache_dir)
+    stages = _Stages(spec, calculator, cache_dir, documents, until)
     magmom = spec.starting_magmom()
     a = spec.a
     if a is None:

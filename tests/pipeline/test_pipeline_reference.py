@@ -259,6 +259,36 @@ def test_calculator_failure_in_structure_generation_is_named_and_resumable(tmp_p
     assert FailAtCallEMT.calls == 0  # every stage from the cache
 
 
+def test_stages_one_by_one_give_the_structures_of_one_run():
+    """What an engine does to keep each finished stage (AiiDA: one calcfunction each): the
+    calculator stages computed one at a time, each from the earlier ones' results passed
+    through JSON, then the structures from all results, with no calculation; the same
+    structures as one uninterrupted run.  A result that does not fit is computed again."""
+    from mlip_plugin.pipeline.structures import calculator_stages, structure_stage
+
+    spec = StructureSpec.from_preset("tiny")
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 0
+    clean = generate_structures(spec, FailAtCallEMT())
+    n_clean = FailAtCallEMT.calls
+    names = calculator_stages(spec)
+    assert names == ["lattice_constant", "md-600K", "md_vacancy-600K"]
+    FailAtCallEMT.calls, docs = 0, {}
+    for name in names:
+        docs[name] = json.loads(json.dumps(structure_stage(spec, FailAtCallEMT(), name, docs)))
+    assert FailAtCallEMT.calls == n_clean
+    FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 1  # any calculation now fails
+    given = generate_structures(spec, FailAtCallEMT(), stage_documents=docs)
+    assert FailAtCallEMT.calls == 0
+    assert [a.info for a in given] == [a.info for a in clean]
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(given, clean))
+    with pytest.raises(StructureGenerationError, match="stage 'md_vacancy-600K'"):
+        generate_structures(spec, FailAtCallEMT(), stage_documents={
+            **docs, "md_vacancy-600K": {"snapshots": []}})  # not the stage's result
+    with pytest.raises(InputError, match="stage='md-900K' is not a calculator stage"):
+        structure_stage(spec, FailAtCallEMT(), "md-900K")
+    assert calculator_stages(replace(spec, a=3.6, md_snapshots=0)) == []
+
+
 def test_lattice_constant_failure_and_unusable_stage_file(tmp_path):
     spec = StructureSpec.from_preset("tiny", md_snapshots=0)
     FailAtCallEMT.calls, FailAtCallEMT.fail_at = 0, 1

@@ -73,8 +73,8 @@ def test_pipeline_produces_model_and_property_table(first_run):
         errors.append(abs(atoms.get_potential_energy() - c.energy) / c.n_atoms)
     assert np.mean(errors) < 0.01
     sub = {n.process_label for n in node.called}
-    assert sub == {"generate_structures", "ReferenceWorkChain", "FitWorkChain",
-                   "ValidateWorkChain"}
+    assert sub == {"structure_stage", "generate_structures", "ReferenceWorkChain",
+                   "FitWorkChain", "ValidateWorkChain"}  # the stage: the lattice constant
 
 
 def test_model_traces_back_to_every_structure_and_the_calculator(first_run):
@@ -307,7 +307,7 @@ def test_generate_structures_turns_type_and_value_errors_into_its_exit_code(
     """An error the structure code raises for a value of the wrong type, late."""
     import mlip_plugin.pipeline.structures
 
-    def generate(spec, calculator=None):
+    def generate(spec, calculator=None, **kwargs):
         raise error("unsupported value")
 
     monkeypatch.setattr(mlip_plugin.pipeline.structures, "generate_structures", generate)
@@ -587,3 +587,40 @@ def test_an_unlabelled_test_set_is_an_evaluation_failure(first_run):
     _, node = run_get_node(builder)
     assert node.exit_status == FitWorkChain.exit_codes.ERROR_EVALUATION_FAILED.status
     assert "the test set (3 structures) has no energy or force labels" in node.exit_message
+
+
+def test_a_rerun_reuses_the_structure_stages_finished_before_a_failure(aiida_profile,
+                                                                       monkeypatch):
+    """The reference fails in the vacancy cell's NVT run (31 atoms): the lattice constant
+    and the first NVT run are stored, one structure_stage each, and with caching enabled
+    the rerun takes them from the cache and computes only the failed stage (it recomputed
+    every stage before, in one generate_structures)."""
+    from workflows_aiida_helpers import TransientEMT
+
+    spec = {"calculator": "workflows_aiida_helpers.TransientEMT", "parameters": {}}
+    settings = {**STRUCTURES, "md_snapshots": 1, "md_steps_between": 2, "n_rattled": 1}
+    builder = PipelineWorkChain.get_builder_from_protocol(
+        "Cu", "fcc", "fast", overrides={"structure_settings": settings,
+                                        "run_validation": False})
+    builder.reference.calculator = spec
+    monkeypatch.setattr(TransientEMT, "failing", True)
+    with enable_caching():
+        _, failed = run_get_node(builder)
+        code = PipelineWorkChain.exit_codes.ERROR_STRUCTURE_GENERATION_FAILED
+        assert failed.exit_status == code.status
+        assert "stage 'md_vacancy-600K'" in failed.exit_message
+        assert "the stages finished before are stored (lattice_constant <" in \
+            failed.exit_message
+        stages = [n for n in failed.called if n.process_label == "structure_stage"]
+        assert [n.inputs.stage.value for n in stages] == ["lattice_constant", "md-600K",
+                                                          "md_vacancy-600K"]
+        assert [n.is_finished_ok for n in stages] == [True, True, False]
+        monkeypatch.setattr(TransientEMT, "failing", False)  # the failure has gone away
+        results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    again = [n for n in node.called if n.process_label == "structure_stage"]
+    assert [n.base.caching.get_cache_source() for n in again[:2]] == [
+        n.uuid for n in stages[:2]]
+    assert not again[2].base.caching.is_created_from_cache
+    types = {c.config_type for c in results["structures"].get_configurations()}
+    assert {"md", "md_vacancy"} <= types

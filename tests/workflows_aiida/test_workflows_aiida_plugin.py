@@ -16,8 +16,8 @@ from mlip_plugin.workflows.aiida.validate import ValidateWorkChain
 
 WORKFLOWS = ("mlip.reference", "mlip.reference_chunk", "mlip.fit", "mlip.validate",
              "mlip.pipeline")
-CALCULATIONS = ("mlip.generate_structures", "mlip.collect_reference", "mlip.split_structures",
-                "mlip.split_chunks", "mlip.merge_reference",
+CALCULATIONS = ("mlip.generate_structures", "mlip.structure_stage", "mlip.collect_reference",
+                "mlip.split_structures", "mlip.split_chunks", "mlip.merge_reference",
                 "mlip.gather_reference", "mlip.fit_model", "mlip.evaluate_model",
                 "mlip.reference_property", "mlip.validate_model")
 

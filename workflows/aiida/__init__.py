@@ -10,6 +10,8 @@ Entry points (``verdi plugin list aiida.workflows``):
   as attributes) and ``mlip.training_set`` (:class:`~.data.TrainingSetData`, ONE
   TrajectoryData node for all structures with energies, forces and stresses);
 * calcfunctions (``aiida.calculations``): ``mlip.generate_structures``,
+  ``mlip.structure_stage`` (one stage of the structure protocol that runs the reference
+  calculator: the lattice constant, each NVT run),
   ``mlip.collect_reference``, ``mlip.split_structures``, ``mlip.split_chunks``,
   ``mlip.merge_reference``, ``mlip.gather_reference``, ``mlip.fit_model``,
   ``mlip.evaluate_model``, ``mlip.reference_property`` (one property of the reference

@@ -8,6 +8,7 @@ chains run them through :func:`run_calculation`, which keeps failures out of Aii
 
 from __future__ import annotations
 
+import json
 import logging
 import numbers
 
@@ -20,8 +21,8 @@ from mlip_plugin.errors import InputError, MLIPError
 from .data import ModelData, TrainingSetData, json_safe
 from .exit_codes import exit_code
 
-__all__ = ["generate_structures", "collect_reference", "split_structures", "split_chunks",
-           "merge_reference", "gather_reference", "fit_model", "evaluate_model",
+__all__ = ["generate_structures", "structure_stage", "collect_reference", "split_structures",
+           "split_chunks", "merge_reference", "gather_reference", "fit_model", "evaluate_model",
            "reference_property", "validate_model", "run_calculation", "structure_spec",
            "check_reference_output"]
 
@@ -120,13 +121,45 @@ def check_reference_output(energy, forces, n_atoms: int) -> str | None:
     return None
 
 
+def _stage_documents(stages: dict) -> dict:
+    """Stage name -> result of :func:`structure_stage` outputs (any labels)."""
+    docs = {}
+    for node in stages.values():
+        doc = node.get_dict()
+        docs[doc["stage"]] = json.loads(doc["result_json"])
+    return docs
+
+
 @calcfunction
-def generate_structures(settings: orm.Dict, calculator: orm.Dict | None = None):
+def structure_stage(settings: orm.Dict, calculator: orm.Dict, stage: orm.Str, **earlier):
+    """One stage of the structure protocol that runs the reference calculator (the lattice
+    constant, or one NVT run; :func:`mlip_plugin.pipeline.structures.calculator_stages`),
+    the stages before it taken from ``earlier`` (outputs of this calcfunction).  Output:
+    ``{"stage", "result_json"}``, the stage's result as JSON text (the random generator's
+    state in it holds integers of 128 bits), which :func:`generate_structures` takes."""
+    from mlip_plugin.pipeline.reference import CalculatorSpec
+    from mlip_plugin.pipeline.structures import structure_stage as compute
+
+    try:
+        spec = structure_spec(settings.get_dict())
+        calc = CalculatorSpec.coerce(calculator.get_dict()).build()
+        doc = compute(spec, calc, stage.value, _stage_documents(earlier))
+    except MLIPError as err:
+        return exit_code("ERROR_STRUCTURE_GENERATION_FAILED", message=str(err))
+    except (TypeError, ValueError) as err:  # a value of the wrong type met late
+        return exit_code("ERROR_STRUCTURE_GENERATION_FAILED",
+                         message=f"{type(err).__name__}: {err}")
+    return orm.Dict({"stage": stage.value, "result_json": json.dumps(doc)})
+
+
+@calcfunction
+def generate_structures(settings: orm.Dict, calculator: orm.Dict | None = None, **stages):
     """Training structures of a protocol (:func:`mlip_plugin.pipeline.structures.
     generate_structures`).
 
     ``settings``: ``preset`` plus any :class:`StructureSpec` field; ``calculator``: the
-    reference calculator spec, which relaxes the lattice constant and drives NVT snapshots.
+    reference calculator spec, which relaxes the lattice constant and drives NVT snapshots;
+    ``stages`` (any labels): outputs of :func:`structure_stage`, not computed again.
     """
     from mlip_plugin.pipeline.reference import CalculatorSpec
     from mlip_plugin.pipeline.structures import PROTOCOL_VERSION
@@ -136,7 +169,7 @@ def generate_structures(settings: orm.Dict, calculator: orm.Dict | None = None):
         spec = structure_spec(settings.get_dict())
         calc = None if calculator is None else CalculatorSpec.coerce(
             calculator.get_dict()).build()
-        structures = generate(spec, calc)
+        structures = generate(spec, calc, stage_documents=_stage_documents(stages))
     except MLIPError as err:
         return exit_code("ERROR_STRUCTURE_GENERATION_FAILED", message=str(err))
     except (TypeError, ValueError) as err:  # a value of the wrong type met late

@@ -9,7 +9,12 @@ from aiida.engine import ToContext, WorkChain, if_
 
 from mlip_plugin.errors import InputError
 
-from .calculations import generate_structures, run_calculation, structure_spec
+from .calculations import (
+    generate_structures,
+    run_calculation,
+    structure_spec,
+    structure_stage,
+)
 from .data import TrainingSetData, to_training_set
 from .exit_codes import declare, reason
 from .fit import FitWorkChain
@@ -180,10 +185,16 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
         return "structures" not in self.inputs
 
     def generate(self):
-        """Generate the structures, with the reference calculator if it is an ASE one."""
+        """Generate the structures, with the reference calculator if it is an ASE one: each
+        stage that runs it (the lattice constant, each NVT run) in a ``structure_stage``
+        calcfunction of its own, so that those finished stay stored when one fails and,
+        with caching enabled, a rerun reuses them."""
         kwargs = {"settings": self.inputs.structure_settings}
         if "calculator" in self.inputs.reference:
             kwargs["calculator"] = self.inputs.reference.calculator
+            failed = self._run_stages(kwargs)
+            if failed is not None:
+                return failed
         else:
             self._warn_without_calculator()
         structures, node = run_calculation(generate_structures, **kwargs)
@@ -191,6 +202,29 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_STRUCTURE_GENERATION_FAILED.format(
                 message=reason("ERROR_STRUCTURE_GENERATION_FAILED", node.exit_message))
         self.ctx.structures = structures
+        return None
+
+    def _run_stages(self, kwargs: dict):
+        """Add the calculator stages' results to ``kwargs``; the exit code if one fails."""
+        from mlip_plugin.pipeline.structures import calculator_stages
+
+        try:
+            names = calculator_stages(structure_spec(self.inputs.structure_settings.get_dict()))
+        except InputError as err:
+            return self.exit_codes.ERROR_STRUCTURE_GENERATION_FAILED.format(message=str(err))
+        done = {}
+        for i, name in enumerate(names):
+            result, node = run_calculation(structure_stage, **kwargs, stage=orm.Str(name),
+                                           **done)
+            if not node.is_finished_ok:
+                kept = ", ".join(f"{r.get('stage')} <{r.creator.pk}>" for r in done.values())
+                kept = (f"; the stages finished before are stored ({kept}), and with caching "
+                        "enabled a rerun reuses them" if kept else "")
+                return self.exit_codes.ERROR_STRUCTURE_GENERATION_FAILED.format(
+                    message=reason("ERROR_STRUCTURE_GENERATION_FAILED", node.exit_message)
+                    + kept)
+            done[f"stage_{i:02d}"] = result
+        kwargs.update(done)
         return None
 
     def _warn_without_calculator(self) -> None:
