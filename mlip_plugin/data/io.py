@@ -366,8 +366,9 @@ def _as_voigt(value, path, i, name) -> np.ndarray:
 
 def _is_plain(value) -> bool:
     """Scalars, strings and short 1-D numeric arrays: metadata worth keeping in ``info``."""
-    if isinstance(value, np.ndarray):
-        return value.ndim == 1 and value.size <= 64 and value.dtype.kind in "if"
+    if isinstance(value, np.ndarray):  # an empty one would be written as "" (ASE then
+        # reads the next field into it): not kept
+        return value.ndim == 1 and 0 < value.size <= 64 and value.dtype.kind in "if"
     return isinstance(value, (str, int, float, bool, np.integer, np.floating))
 
 
@@ -404,7 +405,9 @@ def _read_npz(path: Path, units) -> list[Configuration]:
             "E" in d.files) else None
         F = np.asarray(d["F"], dtype=float).reshape(R.shape) * f["forces"] if (
             "F" in d.files) else None
-        lattice = np.asarray(d["lattice"], dtype=float) * f["length"] if (
+        # sGDML keeps the lattice vectors as the COLUMNS of `lattice` (its pbc_diff, and
+        # its extxyz writer, which writes lattice.T); ASE's cell has them as rows
+        lattice = np.asarray(d["lattice"], dtype=float).T * f["length"] if (
             "lattice" in d.files) else None
         name = str(d["name"]) if "name" in d.files else path.stem
         old = np.asarray(d["old_indices"]) if "old_indices" in d.files else None
@@ -517,7 +520,7 @@ def _extxyz_frame(c: Configuration) -> str:
     a = c.atoms
     props = "species:S:1:pos:R:3" + (":forces:R:3" if c.forces is not None else "")
     fields = []
-    if any(a.pbc) or a.cell.rank == 3:
+    if any(a.pbc) or a.cell.array.any():  # a molecule's partial cell too
         fields.append('Lattice="' + " ".join(_fmt(x) for x in a.cell.array.reshape(-1)) + '"')
     fields.append(f"Properties={props}")
     if c.energy is not None:

@@ -162,3 +162,39 @@ def test_a_json_file_read_as_ase_database_is_named(tmp_path):
     with pytest.raises(InputError, match="cannot read .*data.json' as db: "
                                          "UnknownFileTypeError"):
         read_configs(path, format="db")
+
+
+def test_npz_lattice_vectors_are_its_columns(tmp_path):
+    """sGDML keeps the lattice vectors as the columns of `lattice` (its extxyz writer writes
+    lattice.T); a triclinic cell was read transposed."""
+    rows = np.array([[4.0, 0.0, 0.0], [1.0, 4.2, 0.0], [0.5, 0.7, 4.4]])
+    path = tmp_path / "cell.npz"
+    np.savez(path, R=np.array([[[0, 0, 0], [1.5, 1.0, 1.0]]]), z=np.array([1, 1]),
+             E=np.zeros(1), F=np.zeros((1, 2, 3)), lattice=rows.T, e_unit="eV", r_unit="Ang")
+    [config] = read_configs(path)
+    np.testing.assert_array_equal(config.atoms.cell.array, rows)
+
+
+def test_extxyz_round_trip_of_a_slab_with_an_empty_info_array_and_a_partial_cell(tmp_path):
+    """An empty info array was written as key="" and ASE read the next field (pbc) into it:
+    the slab came back periodic in z.  A molecule's partial cell (pbc False, rank 2) was not
+    written and came back as zeros, changing the content hash."""
+    from ase.build import fcc111
+
+    from mlip_plugin.data import hash_configs
+    from mlip_plugin.data.io import write_extxyz
+
+    slab = fcc111("Cu", (2, 2, 3), vacuum=5.0)
+    slab.pbc = [True, True, False]
+    configs = [Configuration(slab, energy=-1.0, forces=np.zeros((len(slab), 3)),
+                             info={"constraint_idx": np.array([], dtype=int)}),
+               Configuration(Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]],
+                                   cell=[[6, 0, 0], [0, 6, 0], [0, 0, 0]], pbc=False),
+                             energy=-1.0, forces=np.zeros((2, 3)))]
+    path = tmp_path / "out.extxyz"
+    write_extxyz(path, configs)
+    back = read_configs(path)
+    assert back[0].atoms.pbc.tolist() == [True, True, False]
+    assert "constraint_idx" not in back[0].info
+    np.testing.assert_array_equal(back[1].atoms.cell.array, configs[1].atoms.cell.array)
+    assert hash_configs(back[1:]) == hash_configs(configs[1:])
