@@ -7,6 +7,7 @@ the data, and chunks can be computed by any ``concurrent.futures``-style executo
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 import warnings
@@ -116,6 +117,21 @@ def _refuse_unfittable(configs, validation) -> None:
     target ``-volume * stress``, and the core's share of it, is undefined)."""
     for name, part in (("configs", configs), ("validation", validation or [])):
         refuse_unfittable(list(part), name)
+
+
+def _refuse_unknown_config_types(by_config_type: Mapping, configs) -> None:
+    """InputError naming the ``fit.by_config_type`` keys that are the config_type of no
+    training or validation configuration (a typo was ignored without a word)."""
+    present = sorted({str(c.config_type) for c in configs})
+    unknown = sorted(set(by_config_type) - set(present))
+    if unknown:
+        lower = {p.lower(): p for p in present}  # a case slip is the commonest typo
+        hints = [f"{k!r} → {lower[m[0]]!r}?" for k in unknown
+                 if (m := difflib.get_close_matches(k.lower(), list(lower), n=1, cutoff=0.6))]
+        raise InputError(
+            f"fit.by_config_type names {unknown}, the config_type of no training or "
+            f"validation configuration (theirs: {present}){'; did you mean ' if hints else ''}"
+            f"{', '.join(hints)}; correct the names or leave them out")
 
 
 def split_for_fit(configs, validation, s: FitSettings):
@@ -229,6 +245,7 @@ def fit(configs: Sequence[Configuration], settings: FitSettings | Mapping | None
         return fit_kernel(train, val, test, s)
     _refuse_unfittable(configs, validation)
     weights = Weights(**s.weights)
+    _refuse_unknown_config_types(s.by_config_type, [*train, *val])
     # a by_config_type entry overrides only the weights it names
     by_type = {k: Weights(**{**s.weights, **v}) for k, v in s.by_config_type.items()}
     own = {c.weights for c in [*train, *val]} - {Weights(), weights, *by_type.values()}

@@ -252,6 +252,19 @@ def test_partial_config_type_weights_keep_the_configured_ones(cu_data, caplog):
     np.testing.assert_array_equal(res.model.coef, same.model.coef)
 
 
+def test_config_type_weights_of_no_configuration_are_named(cu_data):
+    """A by_config_type key matching no configuration (a typo, 'Strained' for 'strained')
+    was ignored without a word, the model the same as without it."""
+    configs, _ = cu_data
+    kind = configs[0].config_type
+    typo = kind.upper() if kind != kind.upper() else kind + "x"
+    with pytest.raises(InputError, match=rf"fit.by_config_type names \['{typo}'\], the "
+                                         rf"config_type of no training or validation "
+                                         rf"configuration .theirs: .*'{kind}'.*did you mean"):
+        fit(configs, {"solver": "ridge", "basis": SMALL, "validation_fraction": 0.0,
+                      "by_config_type": {typo: {"energy": 1000.0}}})
+
+
 def test_zero_weight_rows_are_not_observations(cu_data):
     """BLR/ARD's noise estimate divides by the number of observations: rows of weight zero
     (a config type weighted 0) must count like rows that are not there."""
