@@ -323,11 +323,12 @@ def _check_int(name, value, lo, hi) -> int:
 MAX_CUTOFF = 20.0
 
 
-def check_cutoff(r_cut) -> float:
-    """``r_cut`` (Å) as a float; InputError unless 0 < r_cut ≤ :data:`MAX_CUTOFF`."""
-    v = _check_positive("r_cut", r_cut)
+def check_cutoff(r_cut, name: str = "r_cut") -> float:
+    """``r_cut`` (Å) as a float; InputError naming ``name`` unless 0 < r_cut ≤
+    :data:`MAX_CUTOFF`."""
+    v = _check_positive(name, r_cut)
     if v > MAX_CUTOFF:
-        raise InputError(f"r_cut={r_cut!r} Å is not allowed: a local potential's cutoff is a "
+        raise InputError(f"{name}={r_cut!r} Å is not allowed: a local potential's cutoff is a "
                          f"few Å (4–12 Å is usual, at most {MAX_CUTOFF:g} Å here); is it in "
                          "another unit (Bohr, nm)? Give it in Å")
     return v

@@ -301,9 +301,9 @@ def _basis(doc, required: bool) -> dict:
             doc[key] = as_float(name, value, 0.0, above=True)
         elif key == "r_cut":
             try:
-                doc[key] = check_cutoff(as_float(name, value, 0.0, above=True))
+                doc[key] = check_cutoff(as_float(name, value, 0.0, above=True), name)
             except InputError as err:
-                raise InputError(f"fit.basis.{err}; correct it in the configuration") from err
+                raise InputError(f"{err}; correct it in the configuration") from err
         elif key in ("w_L", "pair_exponent"):
             doc[key] = as_float(name, value, 0.0)
         elif key == "transform_pq":

@@ -251,15 +251,19 @@ def _check_labels(atoms: Atoms):
         forces = np.asarray(doc["forces"], dtype=float)
         if forces.shape != (len(atoms), 3):
             raise ValueError(f"forces of shape {forces.shape}, expected ({len(atoms)}, 3)")
-        if not (np.isfinite(float(doc["energy"])) and np.all(np.isfinite(forces))):
-            raise ValueError("non-finite energy or forces")
-        if doc.get("stress") is not None:
-            stress = np.asarray(doc["stress"], float)
-            if stress.shape != (6,):
-                raise ValueError("stress is not a Voigt 6-vector")
-            if not np.all(np.isfinite(stress)):
-                raise ValueError("non-finite stress")
+        if doc.get("stress") is not None and np.asarray(doc["stress"], float).shape != (6,):
+            raise ValueError("stress is not a Voigt 6-vector")
+        float(doc["energy"])  # present, a number
+        bad = _non_finite(doc)
+        if bad:
+            raise ValueError(f"non-finite {' and '.join(bad)}")
     return check
+
+
+def _non_finite(labels: Mapping) -> list[str]:
+    """The labels among energy, forces and stress that hold NaN or inf."""
+    return [name for name in ("energy", "forces", "stress") if labels.get(name) is not None
+            and not np.all(np.isfinite(np.asarray(labels[name], dtype=float)))]
 
 
 def _to_config(atoms: Atoms, labels: dict) -> Configuration:
@@ -319,9 +323,7 @@ def collect_reference_data(
         else:
             try:
                 labels = _label(atoms, calc)
-                bad = [name for name in ("energy", "forces", "stress")
-                       if labels.get(name) is not None
-                       and not np.all(np.isfinite(labels[name]))]
+                bad = _non_finite(labels)
                 if bad:
                     raise FloatingPointError(
                         f"the calculator returned NaN or inf in its {' and '.join(bad)}")

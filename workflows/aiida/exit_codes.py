@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiida.engine import ExitCode
 
-__all__ = ["EXIT_CODES", "declare", "exit_code", "reason"]
+__all__ = ["EXIT_CODES", "declare", "exit_code", "reason", "kept_note"]
 
 #: label -> (status, message); ``{...}`` fields are filled by ``.format(**kwargs)``.
 EXIT_CODES: dict[str, tuple[int, str]] = {
@@ -58,3 +58,13 @@ def reason(label: str, message: str | None) -> str:
     prefix = EXIT_CODES[label][1].partition("{message}")[0]
     message = message or ""
     return message[len(prefix):] if prefix and message.startswith(prefix) else message
+
+
+def kept_note(what: str, stored: str) -> str:
+    """What to add to a failure's message when ``what`` finished before it and are stored
+    (``stored``: which, with their pks), so that a rerun with caching reuses them; "" when
+    nothing finished."""
+    if not stored:
+        return ""
+    return (f"; the {what} finished before are stored ({stored}), and with caching enabled a "
+            "rerun reuses them")

@@ -16,7 +16,7 @@ from .calculations import (
     structure_stage,
 )
 from .data import TrainingSetData, to_training_set
-from .exit_codes import declare, reason
+from .exit_codes import declare, kept_note, reason
 from .fit import FitWorkChain
 from .protocols import ProtocolMixin
 from .reference import ReferenceWorkChain, refuse_calculator_beside_workflow
@@ -217,9 +217,8 @@ class PipelineWorkChain(ProtocolMixin, WorkChain):
             result, node = run_calculation(structure_stage, **kwargs, stage=orm.Str(name),
                                            **done)
             if not node.is_finished_ok:
-                kept = ", ".join(f"{r.get('stage')} <{r.creator.pk}>" for r in done.values())
-                kept = (f"; the stages finished before are stored ({kept}), and with caching "
-                        "enabled a rerun reuses them" if kept else "")
+                kept = kept_note("stages", ", ".join(
+                    f"{r.get('stage')} <{r.creator.pk}>" for r in done.values()))
                 return self.exit_codes.ERROR_STRUCTURE_GENERATION_FAILED.format(
                     message=reason("ERROR_STRUCTURE_GENERATION_FAILED", node.exit_message)
                     + kept)

@@ -11,7 +11,7 @@ from mlip_plugin.errors import InputError
 
 from .calculations import reference_property, run_calculation, validate_model
 from .data import ModelData
-from .exit_codes import declare, reason
+from .exit_codes import declare, kept_note, reason
 from .fit import check_settings
 from .protocols import ProtocolMixin
 
@@ -166,10 +166,9 @@ class ValidateWorkChain(ProtocolMixin, WorkChain):
                                              calculator=self.inputs.calculator,
                                              unit=orm.Int(i))
             if not node.is_finished_ok:
-                kept = ", ".join(f"<{n.creator.pk}>" for n in self.ctx.reference.values())
-                kept = (f"; the {len(self.ctx.reference)} reference properties finished "
-                        f"before are stored (reference_property {kept}), and with caching "
-                        "enabled a rerun reuses them" if kept else "")
+                pks = ", ".join(f"<{n.creator.pk}>" for n in self.ctx.reference.values())
+                kept = kept_note(f"{len(self.ctx.reference)} reference properties",
+                                 pks and f"reference_property {pks}")
                 return self.exit_codes.ERROR_VALIDATION_FAILED.format(
                     message=reason("ERROR_VALIDATION_FAILED", node.exit_message) + kept)
             self.ctx.reference[f"reference_{i:03d}"] = document

@@ -32,6 +32,7 @@ from pyiron_base.jobs.job.extension.jobstatus import (
 from mlip_plugin import __version__
 from mlip_plugin.errors import InputError
 from mlip_plugin.models import Model, load_model
+from mlip_plugin.pipeline.reference import CalculatorSpec
 
 __all__ = ["MLIPJob", "settings_to_dict", "settings_from_dict", "settings_property",
            "link_property", "model_to_text", "model_from_text"]
@@ -301,6 +302,12 @@ def stored_bool(value):
             isinstance(value, (int, np.integer)) and value in (0, 1)):
         return bool(value)
     return value
+
+
+def input_reference(value) -> CalculatorSpec:
+    """``job.input.reference`` as a :class:`CalculatorSpec`: a class path or a mapping."""
+    return CalculatorSpec.coerce(value if isinstance(value, str) else
+                                 input_mapping(value, "reference"))
 
 
 def input_mapping(value, name: str) -> dict:

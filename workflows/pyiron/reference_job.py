@@ -27,7 +27,7 @@ from .arrays import (
     configurations_to_arrays,
     structures_to_arrays,
 )
-from .base import MLIPJob, input_mapping, stored_bool
+from .base import MLIPJob, input_mapping, input_reference, stored_bool
 
 __all__ = ["MLIPReferenceData"]
 
@@ -106,9 +106,7 @@ class MLIPReferenceData(MLIPJob):
     @property
     def reference(self) -> CalculatorSpec:
         """The reference calculator spec."""
-        value = self.input.reference
-        return CalculatorSpec.coerce(value if isinstance(value, str) else
-                                     input_mapping(value, "reference"))
+        return input_reference(self.input.reference)
 
     @reference.setter
     def reference(self, spec) -> None:

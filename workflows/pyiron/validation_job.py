@@ -15,7 +15,7 @@ from mlip_plugin.pipeline.reference import CalculatorSpec
 
 from .base import (
     MLIPJob,
-    input_mapping,
+    input_reference,
     link_property,
     model_from_text,
     settings_property,
@@ -105,8 +105,7 @@ class MLIPValidation(MLIPJob):
     def reference(self) -> CalculatorSpec | None:
         """The reference calculator spec given in the input (None: from the chain)."""
         spec = self.input.get("reference")
-        return None if spec is None else CalculatorSpec.coerce(
-            spec if isinstance(spec, str) else input_mapping(spec, "reference"))
+        return None if spec is None else input_reference(spec)
 
     @reference.setter
     def reference(self, spec) -> None:
