@@ -378,7 +378,8 @@ class FitSettings:
     come from the data; ``r0``, unless given, is the median nearest-neighbour distance of
     each species pair in the training data, see :func:`mlip_plugin.ace.basis_from_data`;
     ``r0: covalent`` takes the covalent radii instead), ``prior`` the smoothness prior
-    (``kind`` and its parameters),
+    (``kind`` and its parameters; default algebraic with p = 4, ACEpotentials' prior on an
+    orthonormal radial basis, see :mod:`mlip_plugin.ace.prior`),
     ``weights`` the default weights (``energy``, ``forces``, ``virial``) and
     ``by_config_type`` overrides; ``select_on_prior`` makes OMP/ASP choose among the
     prior-scaled columns A Γ⁻¹ (smooth functions first) instead of unit-norm columns —
@@ -396,7 +397,7 @@ class FitSettings:
 
     basis: dict = field(default_factory=lambda: {"correlation_order": 3, "total_degree": 10,
                                                  "r_cut": 5.5})
-    prior: dict = field(default_factory=lambda: {"kind": "algebraic", "p": 2.0})
+    prior: dict = field(default_factory=lambda: {"kind": "algebraic", "p": 4.0})
     weights: dict = field(default_factory=lambda: {"energy": 30.0, "forces": 1.0,
                                                    "virial": 1.0})
     by_config_type: dict = field(default_factory=dict)

@@ -9,6 +9,8 @@ import pytest
 from ase.build import bulk
 
 from mlip_plugin.ace import ACEBasis, evaluate_basis, smoothness_prior
+from mlip_plugin.ace.prior import radial_norms
+from mlip_plugin.ace.radial import AgnesiTransform, radial_basis
 from mlip_plugin.ace.spec import one_particle_labels
 from mlip_plugin.errors import InputError, ModelFormatError
 
@@ -104,21 +106,45 @@ def test_prune(tial_basis, structures):
 
 
 def test_priors(si_basis):
+    norms = radial_norms(40)
     for kind in ("algebraic", "exponential", "gaussian"):
         g = smoothness_prior(si_basis, kind)
-        assert g.shape == (si_basis.size,) and np.all(g >= 1)
+        assert g.shape == (si_basis.size,) and np.all(g > 0)
     g = smoothness_prior(si_basis, "algebraic", p=4)
     for f, gk in zip(si_basis.spec, g):
-        assert gk == pytest.approx(sum(n**4 + 1.5 * l**4 for n, l in f.nl))
-    # rougher functions get larger γ
+        plain = sum(n**4 + (1.5 * l) ** 4 for n, l in f.nl)
+        scale = 1.0 if f.kind == "pair" else np.prod([norms[n - 1] for n, _ in f.nl])
+        assert gk == pytest.approx(plain * scale, rel=1e-12)
+    # rougher functions get larger γ: pair k, ν = 1 functions in n, ν = 2 ones (n l, n l) in l
     k1 = next(k for k, f in enumerate(si_basis.spec) if f.nl == ((1, 0),) and f.kind == "pair")
     assert g[k1] == 1.0 and g.max() > 100
+    manybody = {f.nl: gk for f, gk in zip(si_basis.spec, g) if f.kind == "manybody"}
+    by_n = [manybody[(n, 0),] for n in range(1, 7)]
+    by_l = [manybody[(1, l), (1, l)] for l in range(0, 3)]
+    assert np.all(np.diff(by_n) > 0) and np.all(np.diff(by_l) > 0)
     with pytest.raises(InputError, match="not a smoothness prior"):
         smoothness_prior(si_basis, "cubic")
     with pytest.raises(InputError, match="overflows"):
         smoothness_prior(si_basis, "gaussian", sigma_n=100.0)
     with pytest.raises(InputError, match="p=0"):
         smoothness_prior(si_basis, "algebraic", p=0)
+
+
+def test_radial_norms_are_those_of_the_radial_functions():
+    """‖R_n‖ over y ∈ [-1, 1], from R_n(r) of radial_basis on a fine grid in r (dy = y'(r) dr),
+    against the exact Gauss–Legendre values; and they fall like n^(-1/2)."""
+    trans = AgnesiTransform(r0=2.3, r_cut=5.5)
+    r = np.linspace(1e-6, 5.5, 200001)
+    R, _ = radial_basis(r, trans, 12)
+    _, dy = trans(r)
+    w = np.abs(dy)
+    numeric = np.sqrt(np.trapezoid(R**2 * w[:, None], r, axis=0))
+    norms = radial_norms(12)
+    assert numeric == pytest.approx(norms, rel=1e-5)
+    # ∫ (1/16)(1 - y²)^4 dy = (1/16)(256/315)
+    assert norms[0] == pytest.approx(np.sqrt(16 / 315), rel=1e-14)
+    big = radial_norms(400)
+    assert big[399] * np.sqrt(400) == pytest.approx(big[199] * np.sqrt(200), rel=0.02)
 
 
 @pytest.mark.parametrize("kwargs,match", [
