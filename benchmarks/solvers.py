@@ -104,15 +104,14 @@ def zuo_design(train_file: str, stress_order: str = "auto", chunk: int = 8,
     Basis ``basis_from_data([elements], configs, correlation_order=3, total_degree=25,
     r_cut=5.5)`` (5317 functions for Si; r0 read from the data, as the pipeline does), E0 by
     ``resolve_e0(configs, "auto")``, the default weights (energy 30, forces 1, virial 1) and
-    the stress order of ``zuo2020.py`` (``auto`` detects, per config type, the exchanged
-    yz/xz of the Si file's Elastic configurations).
+    the stress order of :mod:`mlip_plugin.pipeline.stress_order` (``auto`` detects, per
+    config type, the exchanged yz/xz of the Si file's Elastic configurations).
     Assembled ``chunk`` configurations at a time; rows multiplied by the square-root weights.
     """
-    from zuo2020 import apply_stress_order, detect_stress_order
-
     from mlip_plugin.ace import basis_from_data, design_matrix
     from mlip_plugin.data import Weights, assign_weights, read_configs
     from mlip_plugin.data.e0 import resolve_e0
+    from mlip_plugin.pipeline.stress_order import apply_stress_order, detect_stress_order
 
     configs = read_configs(train_file)
     order, r_cut = stress_order, basis_spec[2]

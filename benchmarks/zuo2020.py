@@ -52,6 +52,10 @@ from mlip_plugin.data import (  # noqa: E402
 from mlip_plugin.data.e0 import resolve_e0  # noqa: E402
 from mlip_plugin.pipeline.config import FitSettings  # noqa: E402
 from mlip_plugin.pipeline.fit import PathFit, _solve_path  # noqa: E402
+from mlip_plugin.pipeline.stress_order import (  # noqa: E402
+    apply_stress_order,
+    detect_stress_order,
+)
 from mlip_plugin.solvers import (  # noqa: E402
     EvidenceSettings,
     ard_gram,
@@ -87,66 +91,6 @@ class Problem:
     test_y: np.ndarray
     test_kind: np.ndarray
     test_natoms: np.ndarray
-
-
-SWAP = [0, 1, 2, 4, 3, 5]
-
-
-def swap_yz_xz(configs, types=None) -> None:
-    """Swap the yz and xz stress components in place (of the config types ``types``, or all)."""
-    for c in configs:
-        if c.stress is not None and (types is None or c.config_type in types):
-            c.stress = c.stress[SWAP]
-
-
-def apply_stress_order(configs, order) -> None:
-    """Apply a stress order in place: "file" (nothing), "swap" (every configuration) or a
-    mapping {config_type: "swap" or "file"} from :func:`detect_stress_order`."""
-    if order == "swap":
-        swap_yz_xz(configs)
-    elif isinstance(order, dict):
-        swap_yz_xz(configs, {t for t, o in order.items() if o == "swap"})
-
-
-def detect_stress_order(configs, r_cut: float, n_sample: int = 60) -> tuple[dict, dict]:
-    """Which config types have their yz and xz stress components exchanged, read from the data.
-
-    The files were converted from mlearn's ``virial_stress``, and in the shared Zuo Si files
-    the ``Elastic`` configurations have yz and xz exchanged while the others do not (the Mo
-    files are consistent).  A small model (basis (2, 10)) fitted to energies and forces only
-    predicts the virials of a sample of up to ``n_sample`` configurations (all config types
-    represented); a config type is swapped when the exchanged labels fit its predicted
-    shear components with less than half the absolute residual of the stored ones.
-
-    Returns
-    -------
-    ({config_type: "swap" or "file"}, {config_type: {"file": residual, "swap": residual}})
-    """
-    with_stress = [c for c in configs if c.stress is not None]
-    types = sorted({c.config_type for c in with_stress})
-    if len(with_stress) < 5:
-        return {t: "file" for t in types}, {}
-    sample = []
-    for t in types:  # every config type in the sample, up to n_sample in all
-        of_t = [c for c in with_stress if c.config_type == t]
-        sample += of_t[::max(1, len(of_t) * len(types) // n_sample)]
-    elements = sorted({x for c in configs for x in c.symbols})
-    e0 = resolve_e0(configs, "auto")
-    dm = design_matrix(ACEBasis(elements, 2, 10, r_cut), sample, e0)
-    ef, v = dm.row_kind != "V", dm.row_kind == "V"
-    coef = sla.lstsq(dm.A[ef] * dm.w[ef, None], dm.y[ef] * dm.w[ef], cond=1e-10)[0]
-    pred, lab = (dm.A[v] @ coef).reshape(-1, 6), dm.y[v].reshape(-1, 6)
-    sample_types = np.array([sample[i].config_type for i in dm.config_index[v][::6]])
-    order, scores = {}, {}
-    for t in types:
-        m = sample_types == t
-        kept = float(np.abs(pred[m][:, 3:5] - lab[m][:, 3:5]).sum())
-        swapped = float(np.abs(pred[m][:, 3:5] - lab[m][:, [4, 3]]).sum())
-        scores[t] = {"file": kept, "swap": swapped}
-        order[t] = "swap" if swapped < 0.5 * kept else "file"
-    log.info("stress yz/xz order per config type: %s (shear residuals of an energy+force "
-             "fit: %s)", order, scores)
-    return order, scores
 
 
 def load_data(train_path, test_path, fraction: float, seed: int, stress_order="auto",

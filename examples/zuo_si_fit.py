@@ -5,7 +5,12 @@ DFT reference properties of Bartók et al. 2018 (si_gap18_reference/properties.j
         [--total-degree D] [--preset fast|default]
 
 ``--data`` defaults to $MLIP_DATA or ../shared/data beside the project.  Writes the model
-file, metrics.json with test errors and the property table, and prints both.
+file, metrics.json with test errors and the property table, and prints both.  The yz / xz
+stress order of each config type is read from the data first
+(:mod:`mlip_plugin.pipeline.stress_order`): the files' ``Elastic`` configurations have the
+two exchanged, which costs C11 a third of its value when fitted as stored.  The defaults
+(total degree 20, 600 functions; about 35 s on 2 cores) give C11 −7 % and the vacancy −7 %
+of DFT; ``benchmarks/zuo2020.py``'s degree 25 and 1000 functions take a few minutes more.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 from mlip_plugin.data import read_configs
 from mlip_plugin.pipeline.fit import fit
 from mlip_plugin.pipeline.report import write_metrics
+from mlip_plugin.pipeline.stress_order import apply_stress_order, detect_stress_order
 from mlip_plugin.pipeline.validate import validate
 from mlip_plugin.properties.suites import format_table
 
@@ -30,8 +36,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=default_data, help="reference data folder")
     parser.add_argument("--output", default="zuo-si", help="output folder")
-    parser.add_argument("--max-active", type=int, default=300)
-    parser.add_argument("--total-degree", type=float, default=16)
+    parser.add_argument("--max-active", type=int, default=600)
+    parser.add_argument("--total-degree", type=float, default=20)
     parser.add_argument("--preset", default="fast", choices=("fast", "default"),
                         help="property settings preset")
     args = parser.parse_args(argv)
@@ -39,6 +45,10 @@ def main(argv=None) -> dict:
     data = Path(args.data)
     train = read_configs(data / "zuo2020" / "Si_train.extxyz")
     test = read_configs(data / "zuo2020" / "Si_test.extxyz")
+    # the files' Elastic configurations have yz and xz exchanged: find it, repair both sets
+    order, _ = detect_stress_order(train, r_cut=5.5)
+    apply_stress_order(train, order)
+    apply_stress_order(test, order)
     result = fit(train, {"solver": "omp", "max_active": args.max_active,
                          "basis": {"correlation_order": 3, "total_degree": args.total_degree,
                                    "r_cut": 5.5}}, test=test)
