@@ -223,7 +223,13 @@ class DataSettings:
     ``train`` and ``test`` are file paths; ``format`` one of
     :data:`~mlip_plugin.data.io.FORMATS` (default: from the suffix); the ``*_key`` settings
     name the labels in the file, and ``units`` the file's units (see
-    :func:`mlip_plugin.data.read_configs`).
+    :func:`mlip_plugin.data.read_configs`).  ``stress_order`` is about exchanged yz / xz
+    stress components: ``None`` (default) keeps the labels as stored and warns when
+    :func:`mlip_plugin.pipeline.stress_order.detect_stress_order` finds config types of the
+    training data with the two exchanged; ``"auto"`` repairs those; ``"file"`` keeps the
+    labels without the check; ``"swap"`` exchanges them in every configuration, a mapping
+    ``{config_type: "swap" | "file"}`` in the named types.  The training data's order
+    applies to the test data too.
     """
 
     train: str = ""
@@ -234,6 +240,7 @@ class DataSettings:
     stress_key: str | None = None
     virial_key: str | None = None
     units: dict = field(default_factory=dict)
+    stress_order: str | dict | None = None
 
     def __post_init__(self):
         if not self.train:
@@ -248,6 +255,12 @@ class DataSettings:
         for name in ("energy_key", "forces_key", "stress_key", "virial_key"):
             if getattr(self, name) is not None:
                 as_str(f"data.{name}", getattr(self, name), "the name of a label (a string)")
+        if isinstance(self.stress_order, Mapping):
+            self.stress_order = dict(self.stress_order)
+            for ctype, order in self.stress_order.items():
+                as_choice(f"data.stress_order.{ctype}", order, ("swap", "file"))
+        elif self.stress_order is not None:
+            as_choice("data.stress_order", self.stress_order, ("file", "swap", "auto"))
         self.units = as_mapping("data.units", self.units, {})
         check_keys("data.units", self.units, UNIT_QUANTITIES)
         for quantity, unit in self.units.items():

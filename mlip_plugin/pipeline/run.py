@@ -66,6 +66,7 @@ from .report import (
     write_metrics,
     write_report,
 )
+from .stress_order import apply_stress_order, detect_stress_order
 from .structure_file import FileStructures, StructureFile, read_structure_file
 from .structures import StructureSpec, generate_structures, structures_key
 
@@ -152,14 +153,41 @@ def _structures(config: RunConfig, out: Path, calc,
 
 
 def read_data(config: RunConfig) -> tuple[list, list]:
-    """The training and test configurations of ``config.data``, read as a run reads them,
-    and ``validate.suite`` chosen (or checked) from the training species
+    """The training and test configurations of ``config.data``, read as a run reads them
+    (with ``data.stress_order`` applied, see :func:`read_data_order`), and
+    ``validate.suite`` chosen (or checked) from the training species
     (:meth:`RunConfig.resolve_validation`): every error a run meets reading its data."""
+    train, test, _ = read_data_order(config)
+    return train, test
+
+
+def read_data_order(config: RunConfig) -> tuple[list, list, str | dict]:
+    """:func:`read_data` and the yz / xz stress order applied to both sets: ``data.stress_order``
+    as given, for ``"auto"`` what :func:`~mlip_plugin.pipeline.stress_order.
+    detect_stress_order` found in the training data (with the fit's cutoff), and for the
+    default (None) ``"file"`` after the same check, which warns of what it found."""
     kwargs = config.data.read_kwargs()
     train = read_configs(config.data.train, **kwargs)
     test = read_configs(config.data.test, **kwargs) if config.data.test else []
     config.resolve_validation({x for c in train for x in c.symbols})
-    return train, test
+    order = config.data.stress_order
+    if order in (None, "auto"):
+        r_cut = float((config.fit.basis or {}).get("r_cut", 5.0))
+        found, _ = detect_stress_order(train, r_cut=r_cut)
+        swapped = sorted(t for t, o in found.items() if o == "swap")
+        if swapped and order == "auto":
+            log.warning("data.stress_order auto: yz and xz stress components exchanged in "
+                        "config types %s of %s (repaired in the training and test data)",
+                        swapped, config.data.train)
+        elif swapped:
+            log.warning("the yz and xz stress components of config types %s of %s look "
+                        "exchanged (an energy+force fit predicts them the other way round); "
+                        "set data.stress_order: auto to repair them, or file to keep them "
+                        "as stored without this check", swapped, config.data.train)
+        order = found if order == "auto" else "file"
+    apply_stress_order(train, order)
+    apply_stress_order(test, order)
+    return train, test, order
 
 
 def read_structures(config: RunConfig) -> FileStructures:
@@ -222,9 +250,9 @@ def prepare_data(config: RunConfig, out: Path, progress: bool = False,
     (read here when not given).  Its summary records the file and the sha256 of its bytes
     (``sha256``, as a data run records that of its configurations)."""
     if config.data is not None:
-        train, test = read_data(config)
+        train, test, order = read_data_order(config)
         return train, test, {"source": "files", "n_train": len(train), "n_test": len(test),
-                             "sha256": hash_configs([*train, *test])}
+                             "sha256": hash_configs([*train, *test]), "stress_order": order}
     if isinstance(config.structures, StructureFile) and source is None:
         source = read_structures(config)
     calc = config.reference.build()

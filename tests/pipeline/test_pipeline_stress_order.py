@@ -7,6 +7,8 @@ the other Si config types and all Mo configurations are stored in the documented
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -85,3 +87,42 @@ def test_swap_only_named_types(shared_data):
     for c, s in zip(configs, before):
         expected = s[[0, 1, 2, 4, 3, 5]] if c.config_type == "Elastic" else s
         np.testing.assert_array_equal(c.stress, expected)
+
+
+def test_a_run_repairs_the_order_it_is_told_or_finds(tmp_path, cu_configs, caplog):
+    """data.stress_order of `mlip run`: by default the labels stay as stored and a warning
+    names the exchanged config type; auto repairs it in the training and the test data; the
+    run's data summary says which order was applied."""
+    from mlip_plugin.data import write_extxyz
+    from mlip_plugin.pipeline.config import RunConfig
+    from mlip_plugin.pipeline.run import prepare_data, read_data
+
+    stored = [Configuration(c.atoms.copy(), energy=c.energy, forces=c.forces,
+                            stress=c.stress, config_type=c.config_type) for c in cu_configs]
+    swap_yz_xz(stored, {"elastic"})
+    write_extxyz(tmp_path / "train.extxyz", stored)
+    write_extxyz(tmp_path / "test.extxyz", stored[-4:])
+
+    def config(order):
+        return RunConfig.from_dict({
+            "data": {"train": "train.extxyz", "test": "test.extxyz", "stress_order": order},
+            "fit": {"basis": {"correlation_order": 2, "total_degree": 6, "r_cut": 4.5}},
+            "validate": None}, base_dir=tmp_path)
+
+    train, test = read_data(config("file"))
+    np.testing.assert_allclose(train[-1].stress, stored[-1].stress)
+    with caplog.at_level(logging.WARNING, logger="mlip_plugin.pipeline.run"):
+        train, test, summary = prepare_data(config(None), tmp_path)  # the default: a warning
+    np.testing.assert_allclose(train[-1].stress, stored[-1].stress)
+    assert summary["stress_order"] == "file"
+    assert "['elastic']" in caplog.text and "data.stress_order: auto" in caplog.text
+    train, test, summary = prepare_data(config("auto"), tmp_path)
+    assert summary["stress_order"] == {"bulk": "file", "elastic": "swap"}
+    for got, ref in zip([*train, *test], [*cu_configs, *cu_configs[-4:]]):
+        np.testing.assert_allclose(got.stress, ref.stress, atol=1e-12)
+    train, _ = read_data(config({"elastic": "swap"}))
+    np.testing.assert_allclose(train[-1].stress, cu_configs[-1].stress, atol=1e-12)
+    with pytest.raises(InputError, match="data.stress_order='sideways' is not one of"):
+        config("sideways")
+    with pytest.raises(InputError, match="data.stress_order.elastic='yes'"):
+        config({"elastic": "yes"})
