@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--output", "-o", help="output folder (default: the config's 'output')")
     fit.add_argument("--dry-run", action="store_true",
                      help="check the configuration and read the data or structures files "
-                          "only")
+                          "only (data with stresses: also the stress-order check)")
     fit.set_defaults(func=_cmd_run, stages="fit")
 
     val = sub.add_parser(

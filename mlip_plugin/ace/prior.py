@@ -8,14 +8,16 @@ factor ``(k, 0)``):
 * exponential: γ = exp(a_n Σ_t n_t + a_l Σ_t l_t)
 * gaussian:    γ = exp(σ_n Σ_t n_t² + σ_l Σ_t l_t²)
 
-and, for a many-body function, times Π_t ‖R_{n_t}‖: the prior is that of an *orthonormal*
-radial basis.  Our R_n = f_env P_{n-1} (``radial.py``) are not normalised (‖R_n‖ falls
-like n^(-1/2)); ACEpotentials' are (Jacobi polynomials orthonormal under the envelope), and
-the prior's ranking of the columns, which decides what OMP and ASP select, depends on
-their scale.  Scaling column k by 1/(γ_k Π_t ‖R_{n_t}‖) is exactly working with the
-normalised R_n and the plain γ_k, so every solver sees ACEpotentials' prior-scaled
-columns (``algebraic`` with p = 4 is its ``algebraic_smoothness_prior``; the l weight w_L
-is the basis's, as its level).
+and, for a many-body function, times Π_t ‖R_{n_t}‖: the prior of a *normalised* radial
+basis.  Our R_n = f_env P_{n-1} (``radial.py``) have ‖R_n‖ ≈ 0.22 at n = 1, falling like
+n^(-1/2); ACEpotentials' have unit norm (Jacobi polynomials orthonormal under the
+envelope).  The prior's ranking of the columns, which decides what OMP and ASP select,
+depends on their scale, and scaling column k by 1/(γ_k Π_t ‖R_{n_t}‖) is exactly working
+with the normalised R_n and the plain γ_k: every radial factor then has the scale of
+ACEpotentials' (``algebraic`` with p = 4 is its ``algebraic_smoothness_prior``; the l
+weight w_L is the basis's, as its level).  The functions themselves still differ: ours
+are Legendre-based, normalised but not orthogonal to each other, theirs orthonormal (the
+same span and the same polynomial degree for each n).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from .fit import FitResult
 from .fit import fit as fit
 from .reference import CalculatorSpec, CollectionResult, collect_reference_data
 from .run import RunResult, run_pipeline
+from .stress_order import apply_stress_order, detect_stress_order
 from .structure_file import StructureFile, read_structure_file
 from .structures import PRESETS, StructureSpec, generate_structures
 from .validate import ValidationResult
@@ -24,4 +25,5 @@ __all__ = ["StructureSpec", "PRESETS", "generate_structures", "StructureFile",
            "read_structure_file", "CalculatorSpec",
            "CollectionResult", "collect_reference_data", "FitSettings", "FitResult", "fit",
            "ValidateSettings", "ValidationResult", "validate", "DataSettings", "RunConfig",
-           "load_config", "RunResult", "run_pipeline"]
+           "load_config", "RunResult", "run_pipeline", "detect_stress_order",
+           "apply_stress_order"]

@@ -258,6 +258,8 @@ class DataSettings:
         if isinstance(self.stress_order, Mapping):
             self.stress_order = dict(self.stress_order)
             for ctype, order in self.stress_order.items():
+                as_str("a config type of data.stress_order", ctype,
+                       "a config type (a string; quote numbers)")
                 as_choice(f"data.stress_order.{ctype}", order, ("swap", "file"))
         elif self.stress_order is not None:
             as_choice("data.stress_order", self.stress_order, ("file", "swap", "auto"))
@@ -391,8 +393,8 @@ class FitSettings:
     come from the data; ``r0``, unless given, is the median nearest-neighbour distance of
     each species pair in the training data, see :func:`mlip_plugin.ace.basis_from_data`;
     ``r0: covalent`` takes the covalent radii instead), ``prior`` the smoothness prior
-    (``kind`` and its parameters; default algebraic with p = 4, ACEpotentials' prior on an
-    orthonormal radial basis, see :mod:`mlip_plugin.ace.prior`),
+    (``kind`` and its parameters; default algebraic with p = 4, ACEpotentials' prior on a
+    normalised radial basis, see :mod:`mlip_plugin.ace.prior`),
     ``weights`` the default weights (``energy``, ``forces``, ``virial``) and
     ``by_config_type`` overrides; ``select_on_prior`` makes OMP/ASP choose among the
     prior-scaled columns A Γ⁻¹ (smooth functions first) instead of unit-norm columns —

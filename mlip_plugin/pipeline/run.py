@@ -32,6 +32,7 @@ labels (the cache is keyed by structure and calculator).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -185,6 +186,15 @@ def read_data_order(config: RunConfig) -> tuple[list, list, str | dict]:
                         "set data.stress_order: auto to repair them, or file to keep them "
                         "as stored without this check", swapped, config.data.train)
         order = found if order == "auto" else "file"
+    elif isinstance(order, dict):
+        present = {c.config_type for c in train}
+        unknown = sorted(set(order) - present)
+        if unknown:
+            hint = difflib.get_close_matches(unknown[0], sorted(present, key=str), n=1)
+            raise InputError(
+                f"data.stress_order names config types {unknown} that no training "
+                f"configuration of {config.data.train} has (present: "
+                f"{sorted(present, key=str)})" + (f"; did you mean {hint[0]!r}?" if hint else ""))
     apply_stress_order(train, order)
     apply_stress_order(test, order)
     return train, test, order

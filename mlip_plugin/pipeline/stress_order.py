@@ -22,7 +22,6 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-import scipy.linalg as sla
 
 from ..ace import ACEBasis, design_matrix
 from ..data import Configuration, resolve_e0
@@ -34,6 +33,9 @@ log = logging.getLogger(__name__)
 
 #: Voigt indices that exchange yz (3) and xz (4).
 SWAP = [0, 1, 2, 4, 3, 5]
+
+_CHUNK = 8  # configurations per design-matrix block of the probe
+_RCOND = 1e-14  # eigenvalues of the probe's normal matrix kept, relative to the largest
 
 
 def swap_yz_xz(configs: Iterable[Configuration], types: Iterable | None = None) -> None:
@@ -72,7 +74,8 @@ def detect_stress_order(configs: Sequence[Configuration], r_cut: float = 5.0,
     r_cut : float
         Cutoff (Å) of the probe model, basis (correlation order 2, total degree 10).
     n_sample : int
-        Configurations with a stress used, spread over the config types (all represented).
+        About this many configurations with a stress are used, spread evenly over the
+        config types, at least one of each.
 
     Returns
     -------
@@ -82,25 +85,45 @@ def detect_stress_order(configs: Sequence[Configuration], r_cut: float = 5.0,
     scores : dict
         ``{config_type: {"file": residual, "swap": residual}}``, the summed absolute shear
         residuals (eV, virial units) of the stored and the exchanged labels.
+
+    Notes
+    -----
+    The probe's normal equations are accumulated a few configurations at a time, so its
+    memory is that of one (p, p) matrix (p: the probe basis size, 39 functions for one
+    element, a few thousand for five), not of the sample's design matrix.
     """
     with_stress = [c for c in configs if c.stress is not None]
     types = sorted({c.config_type for c in with_stress}, key=str)
     if len(with_stress) < 5:
         return {t: "file" for t in types}, {}
+    per_type = max(1, n_sample // len(types))
     sample = []
-    for t in types:  # every config type in the sample, up to n_sample in all
+    for t in types:  # evenly spread over each config type
         of_t = [c for c in with_stress if c.config_type == t]
-        sample += of_t[::max(1, len(of_t) * len(types) // n_sample)]
+        sample += of_t[::-(-len(of_t) // per_type)][:per_type]
     elements = sorted({x for c in configs for x in c.symbols})
     e0 = resolve_e0(list(configs), "auto")
-    dm = design_matrix(ACEBasis(elements, 2, 10, r_cut), sample, e0)
-    ef, v = dm.row_kind != "V", dm.row_kind == "V"
-    coef = sla.lstsq(dm.A[ef] * dm.w[ef, None], dm.y[ef] * dm.w[ef], cond=1e-10)[0]
-    pred, lab = (dm.A[v] @ coef).reshape(-1, 6), dm.y[v].reshape(-1, 6)
-    sample_types = [sample[i].config_type for i in dm.config_index[v][::6]]
+    basis = ACEBasis(elements, 2, 10, r_cut)
+    G, b = np.zeros((basis.size, basis.size)), np.zeros(basis.size)
+    A_v, y_v, v_types = [], [], []
+    for start in range(0, len(sample), _CHUNK):
+        chunk = sample[start:start + _CHUNK]
+        dm = design_matrix(basis, chunk, e0)
+        ef, v = dm.row_kind != "V", dm.row_kind == "V"
+        a, y = dm.A[ef] * dm.w[ef, None], dm.y[ef] * dm.w[ef]
+        G += a.T @ a
+        b += a.T @ y
+        A_v.append(dm.A[v])
+        y_v.append(dm.y[v])
+        v_types += [chunk[i].config_type for i in dm.config_index[v][::6]]
+    lam, V = np.linalg.eigh(G)
+    keep = lam > _RCOND * lam[-1]
+    coef = V[:, keep] @ ((V[:, keep].T @ b) / lam[keep])
+    pred = (np.vstack(A_v) @ coef).reshape(-1, 6)
+    lab = np.concatenate(y_v).reshape(-1, 6)
     order, scores = {}, {}
     for t in types:
-        m = np.array([s == t for s in sample_types])
+        m = np.array([s == t for s in v_types])
         kept = float(np.abs(pred[m][:, 3:5] - lab[m][:, 3:5]).sum())
         swapped = float(np.abs(pred[m][:, 3:5] - lab[m][:, [4, 3]]).sum())
         scores[t] = {"file": kept, "swap": swapped}

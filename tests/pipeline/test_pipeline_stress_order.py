@@ -126,3 +126,30 @@ def test_a_run_repairs_the_order_it_is_told_or_finds(tmp_path, cu_configs, caplo
         config("sideways")
     with pytest.raises(InputError, match="data.stress_order.elastic='yes'"):
         config({"elastic": "yes"})
+    with pytest.raises(InputError, match="a config type of data.stress_order.*quote numbers"):
+        config({1: "swap"})
+    with pytest.raises(InputError, match="names config types \\['elastc'\\].*did you mean "
+                                         "'elastic'"):
+        read_data(config({"elastc": "swap"}))
+
+
+def test_the_probe_samples_about_n_sample_configurations(cu_configs, monkeypatch):
+    """n_sample caps the probe's sample (at least one per config type), which is assembled
+    a few configurations at a time."""
+    import mlip_plugin.pipeline.stress_order as so
+
+    seen = []
+    real = so.design_matrix
+
+    def spy(basis, configs, e0):
+        seen.append(len(configs))
+        return real(basis, configs, e0)
+
+    monkeypatch.setattr(so, "design_matrix", spy)
+    many_types = [Configuration(c.atoms, energy=c.energy, forces=c.forces, stress=c.stress,
+                                config_type=f"t{i}") for i, c in enumerate(cu_configs)]
+    detect_stress_order(cu_configs, r_cut=4.5, n_sample=6)
+    assert sum(seen) == 6 and max(seen) <= so._CHUNK
+    seen.clear()
+    order, _ = detect_stress_order(many_types, r_cut=4.5, n_sample=6)
+    assert sum(seen) == len(many_types) and set(order) == {f"t{i}" for i in range(20)}
