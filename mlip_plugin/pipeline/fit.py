@@ -119,19 +119,29 @@ def _refuse_unfittable(configs, validation) -> None:
         refuse_unfittable(list(part), name)
 
 
+def unknown_config_types(keys, configs) -> tuple[list, list, dict]:
+    """The ``keys`` (a setting's config types) that are the config_type of none of
+    ``configs``: ``(unknown, present, hints)``, both lists sorted, ``hints`` mapping an
+    unknown key to its closest present type (case-insensitive, a case slip being the
+    commonest typo) where there is one."""
+    present = sorted({str(c.config_type) for c in configs})
+    unknown = sorted(set(keys) - set(present))
+    lower = {p.lower(): p for p in present}
+    hints = {k: lower[m[0]] for k in unknown
+             if (m := difflib.get_close_matches(k.lower(), list(lower), n=1, cutoff=0.6))}
+    return unknown, present, hints
+
+
 def _refuse_unknown_config_types(by_config_type: Mapping, configs) -> None:
     """InputError naming the ``fit.by_config_type`` keys that are the config_type of no
     training or validation configuration (a typo was ignored without a word)."""
-    present = sorted({str(c.config_type) for c in configs})
-    unknown = sorted(set(by_config_type) - set(present))
+    unknown, present, hints = unknown_config_types(by_config_type, configs)
     if unknown:
-        lower = {p.lower(): p for p in present}  # a case slip is the commonest typo
-        hints = [f"{k!r} → {lower[m[0]]!r}?" for k in unknown
-                 if (m := difflib.get_close_matches(k.lower(), list(lower), n=1, cutoff=0.6))]
+        said = [f"{k!r} → {v!r}?" for k, v in hints.items()]
         raise InputError(
             f"fit.by_config_type names {unknown}, the config_type of no training or "
-            f"validation configuration (theirs: {present}){'; did you mean ' if hints else ''}"
-            f"{', '.join(hints)}; correct the names or leave them out")
+            f"validation configuration (theirs: {present}){'; did you mean ' if said else ''}"
+            f"{', '.join(said)}; correct the names or leave them out")
 
 
 def split_for_fit(configs, validation, s: FitSettings):

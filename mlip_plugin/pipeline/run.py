@@ -32,7 +32,6 @@ labels (the cache is keyed by structure and calculator).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import logging
@@ -50,7 +49,7 @@ from .._files import write_text_atomic
 from ..data import Configuration, hash_configs, read_configs
 from ..errors import InputError, ReferenceCalculationError
 from .config import RunConfig
-from .fit import FitResult, fit
+from .fit import FitResult, fit, unknown_config_types
 from .metrics import predict_configs
 from .reference import (
     STARTING_ARRAYS,
@@ -187,14 +186,13 @@ def read_data_order(config: RunConfig) -> tuple[list, list, str | dict]:
                         "as stored without this check", swapped, config.data.train)
         order = found if order == "auto" else "file"
     elif isinstance(order, dict):
-        present = {c.config_type for c in train}
-        unknown = sorted(set(order) - present)
+        unknown, present, hints = unknown_config_types(order, train)
         if unknown:
-            hint = difflib.get_close_matches(unknown[0], sorted(present, key=str), n=1)
+            said = ", ".join(repr(v) for v in hints.values())
             raise InputError(
                 f"data.stress_order names config types {unknown} that no training "
-                f"configuration of {config.data.train} has (present: "
-                f"{sorted(present, key=str)})" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+                f"configuration of {config.data.train} has (present: {present})"
+                + (f"; did you mean {said}?" if said else ""))
     apply_stress_order(train, order)
     apply_stress_order(test, order)
     return train, test, order
