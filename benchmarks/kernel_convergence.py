@@ -11,8 +11,9 @@ frames, (c) on ``--n-train-solvers`` frames tested on ``--n-test`` test frames; 
     ridge-leverage and incomplete-Cholesky Nyström preconditioners (Fig. 5); the sampled ones
     with ``--seeds`` seeds (mean ± std);
 (b) ``(m, k_min)`` of the rule of thumb fitted by ``calibrate_rule_of_thumb`` (short runs on
-    ``--calib-frames`` frames), the same fit on the full-size incomplete-Cholesky counts of
-    (a), and the paper's Table I values;
+    ``--calib-frames`` frames and on twice as many, which measure how the iterations grow with
+    n; k_min is that of the law at the full n), the same fit on the full-size
+    incomplete-Cholesky counts of (a), and the paper's Table I values;
 (c) analytic (dense Cholesky) against PCG (incomplete Cholesky, calibrated rule-of-thumb k):
     training time and test force/energy MAE (Table II style).  The analytic solve is skipped,
     with the reason printed, when ``8 n²`` bytes exceed ``--max-analytic-gb`` or the free memory;
@@ -147,8 +148,10 @@ def rule_table(name, R, F, op, ic_runs, args, result: Result):
     k_cal = fit.k(op.n)
     print(f"\n  (b) rule of thumb k = (k_min^m m n² / 2)^(1/(2+m)) at n = {op.n}\n"
           f"  {'source':<40} {'m':>6} {'k_min':>8} {'k':>6}")
-    print(f"  {'calibrate_rule_of_thumb (' + str(fit.n_sub) + ' rows)':<40} {fit.m:>6.2f} "
-          f"{fit.k_min:>8.1f} {k_cal:>6}   ({t.seconds:.1f} s; ks {fit.ks.tolist()}, "
+    sizes = sorted(set(fit.sizes.tolist())) if fit.sizes is not None else [fit.n_sub]
+    label = f"calibrate_rule_of_thumb ({' + '.join(map(str, sizes))} rows)"
+    print(f"  {label:<40} {fit.m:>6.2f} {fit.k_min_at(op.n):>8.1f} {k_cal:>6}   "
+          f"({t.seconds:.1f} s; iterations ∝ n^{fit.n_exponent:.2f}; ks {fit.ks.tolist()}, "
           f"iterations {fit.iterations.tolist()})")
     if full:
         print(f"  {'fit to the (a) incomplete-Cholesky counts':<40} {full[0]:>6.2f} "
@@ -157,14 +160,17 @@ def rule_table(name, R, F, op, ic_runs, args, result: Result):
         print(f"  {'paper, Table I':<40} {m_p:>6.2f} {kmin_p:>8.1f} "
               f"{rule_of_thumb_k(op.n, m_p, kmin_p):>6}")
     c = fit.cost
-    print(f"  {'cost-aware (calibrated m, k_min; timings)':<40} {fit.m:>6.2f} {fit.k_min:>8.1f} "
+    print(f"  {'cost-aware (calibrated m, k_min; timings)':<40} {fit.m:>6.2f} "
+          f"{fit.k_min_at(op.n):>8.1f} "
           f"{fit.k_cost(op.n):>6}\n  cost model (same runs): build {c.t_build:.3g} s/(k²n) + "
           f"{c.t_rows:.3g} s/(kn); application {c.t_pc:.3g} s/(kn) + {c.t_vec:.3g} s/n; "
           f"product {c.t_mv1:.3g} s/n + {c.t_mv2:.3g} s/n² = {c.t_mv(op.n) * 1e3:.2f} ms at "
           f"n = {op.n}")
     result.figures[name]["rule"] = {
-        "calibrated": {"m": fit.m, "k_min": fit.k_min, "k": k_cal, "n_sub": fit.n_sub,
+        "calibrated": {"m": fit.m, "k_min": fit.k_min, "k_min_at_n": fit.k_min_at(op.n),
+                       "n_exponent": fit.n_exponent, "k": k_cal, "n_sub": fit.n_sub,
                        "ks": fit.ks.tolist(), "iterations": fit.iterations.tolist(),
+                       "sizes": sizes if fit.sizes is None else fit.sizes.tolist(),
                        "seconds": t.seconds},
         "cost_aware_k": fit.k_cost(op.n), "cost_model": dataclasses.asdict(fit.cost),
         "full_fit": None if full is None else {"m": full[0], "k_min": full[1]},
@@ -274,8 +280,8 @@ def time_scan(name, op, y, fit, full, args, result: Result) -> None:
 
     def run(k: int) -> None:
         scan[k] = r = solve_once(op, y, "cholesky", k, args)
-        r["model_seconds"] = float(cost.seconds(k, n, fit.m, fit.k_min))
-        r["model_iterations"] = n * (fit.k_min / k) ** fit.m
+        r["model_seconds"] = float(cost.seconds(k, n, fit.m, fit.k_min_at(n)))
+        r["model_iterations"] = float(fit.iterations_at(k, n))
         r["model_build"] = n * (cost.t_build * k**2 + cost.t_rows * k)
         r["model_ms_per_iteration"] = 1e3 * (cost.t_mv(n) + n * (cost.t_pc * k + cost.t_vec))
         ms = 1e3 * r["t_cg"] / r["iterations"] if r["iterations"] else float("nan")

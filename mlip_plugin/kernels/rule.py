@@ -11,6 +11,13 @@ k_min)`` to iteration counts of short PCG runs on a subset of the training data,
 same runs the coefficients of the measured cost model of :mod:`.cost` (build, application and
 kernel-vector product times): :meth:`RuleFit.k` is the paper's formula with the fitted
 ``(m, k_min)``, :meth:`RuleFit.k_cost` the rank minimising the measured cost model.
+
+The paper's law has the iterations grow like ``n`` at a fixed rank.  The calibration also
+runs on a second subset of twice the frames and fits the growth ``n^a`` with the slope
+``m`` (``log t = a log n + c - m log k``): on rMD17 ethanol and uracil ``a ≈ 0.6``, and the
+law of 50 + 100 frames predicts the iterations of 300 frames within 25 % where ``a = 1``
+predicted 2.4-3.6× too many.  Both ranks use the law at the size of the full problem
+(:meth:`RuleFit.k_min_at`); with one subset size only, ``a = 1``.
 """
 
 from __future__ import annotations
@@ -59,13 +66,18 @@ class RuleFit:
     Attributes
     ----------
     m, k_min : float
-        Fitted parameters of ``t(k) = n_sub (k_min / k)^m``.
+        Fitted iteration law at the subset's order: ``t(k) = n_sub (k_min / k)^m``.
     ks, iterations : ndarray of int
-        Ranks tried and the PCG iterations each needed.
+        Ranks tried and the PCG iterations each needed (converged runs, both subsets).
     n_sub : int
-        Order of the subset system.
+        Order of the (first) subset system.
     cost : CostModel, optional
         Timing coefficients fitted to the same runs (``None`` when not measured).
+    n_exponent : float
+        Growth ``a`` of the iterations with the order at a fixed rank, ``t ∝ n^a`` (1: the
+        paper's law, also when only one subset size was run).
+    sizes : ndarray of int, optional
+        Order of the system of each run (``None``: all ``n_sub``).
     """
 
     m: float
@@ -74,19 +86,31 @@ class RuleFit:
     iterations: np.ndarray
     n_sub: int
     cost: CostModel | None = None
+    n_exponent: float = 1.0
+    sizes: np.ndarray | None = None
+
+    def k_min_at(self, n: int) -> float:
+        """``k_min`` of the law at order ``n``: ``t(k) = n (k_min_at(n) / k)^m`` equals
+        ``n_sub (k_min / k)^m (n / n_sub)^a``."""
+        n = check_power_law(n, self.m, self.k_min)
+        return self.k_min * (n / self.n_sub) ** ((self.n_exponent - 1.0) / self.m)
+
+    def iterations_at(self, k, n: int) -> np.ndarray:
+        """Iterations the fitted law predicts at rank(s) ``k`` for a system of order ``n``."""
+        return n * (self.k_min_at(n) / np.asarray(k, dtype=float)) ** self.m
 
     def k(self, n: int) -> int:
         """The paper's rule-of-thumb rank for a system of order ``n`` with the fitted
-        ``(m, k_min)``: :func:`rule_of_thumb_k`."""
-        return rule_of_thumb_k(n, self.m, self.k_min)
+        law: :func:`rule_of_thumb_k` with ``m`` and :meth:`k_min_at` ``(n)``."""
+        return rule_of_thumb_k(n, self.m, self.k_min_at(n))
 
     def k_cost(self, n: int) -> int:
         """The rank in ``[1, n]`` minimising the measured time to solution
-        (:meth:`CostModel.k`) with the fitted ``(m, k_min)``, for a system of order ``n``."""
+        (:meth:`CostModel.k`) with the fitted law at order ``n``."""
         if self.cost is None:
             raise InputError("this RuleFit has no timings (cost=None), so k_cost is not "
                              "defined; make it with calibrate_rule_of_thumb, or use k(n)")
-        return self.cost.k(n, self.m, self.k_min)
+        return self.cost.k(n, self.m, self.k_min_at(n))
 
 
 @dataclass(frozen=True)
@@ -157,32 +181,36 @@ def _product_times(R: np.ndarray, sigma: float, frames: list[int], reps: int = 5
     return out
 
 
-def _fit_costs(op: GDMLOperator, runs: _Runs, R: np.ndarray, sigma: float,
+def _fit_costs(subsets: list[tuple[GDMLOperator, _Runs]], R: np.ndarray, sigma: float,
                perms: np.ndarray | None = None) -> CostModel:
     """Least-squares fits (relative errors, non-negative coefficients) of the timings:
     build ``= n (t_build k² + t_rows k)`` and the rest of an iteration besides the product
-    (preconditioner application and CG updates) ``= n (t_pc k + t_vec)`` over the runs,
-    and product ``= t_mv1 n + t_mv2 n²`` over the subset's runs and products timed at larger
-    frame counts (up to all of ``R`` or :data:`MAX_TIMING_FRAMES`).  With one frame count
-    only, the product is scaled as ``n²``."""
-    n, k = op.n, np.asarray(runs.ks, dtype=float)
+    (preconditioner application and CG updates) ``= n (t_pc k + t_vec)`` over the runs of
+    every subset, and product ``= t_mv1 n + t_mv2 n²`` over the subsets' runs and products
+    timed at larger frame counts (up to all of ``R`` or :data:`MAX_TIMING_FRAMES`).  With one
+    frame count only, the product is scaled as ``n²``."""
+    n = np.concatenate([np.full(len(r.ks), op.n, dtype=float) for op, r in subsets])
+    k = np.concatenate([np.asarray(r.ks, dtype=float) for _, r in subsets])
+    build = np.concatenate([r.build for _, r in subsets])
+    apply = np.concatenate([r.apply for _, r in subsets])
     floor = 1e-9  # s: keeps the relative weights finite for a timer reading of 0
-    t_build, t_rows = fit_nonnegative(np.c_[k**2 * n, k * n], np.maximum(runs.build, floor))
-    t_pc, t_vec = fit_nonnegative(np.c_[k * n, np.full_like(k, n)],
-                                  np.maximum(runs.apply, floor))
+    t_build, t_rows = fit_nonnegative(np.c_[k**2 * n, k * n], np.maximum(build, floor))
+    t_pc, t_vec = fit_nonnegative(np.c_[k * n, n], np.maximum(apply, floor))
+    largest = max((op for op, _ in subsets), key=lambda op: op.n)
     top = min(len(R), MAX_TIMING_FRAMES)
-    frames = [M for M in np.unique(np.geomspace(op.n_frames, top, 3).astype(int))
-              if M > op.n_frames]
-    sizes = np.array([n] + [M * op.dim for M in frames], dtype=float)
-    t_mv = np.maximum([runs.product] + _product_times(R, sigma, frames, perms=perms), floor)
-    if len(sizes) > 1:
+    frames = [M for M in np.unique(np.geomspace(largest.n_frames, top, 3).astype(int))
+              if M > largest.n_frames]
+    sizes = np.array([op.n for op, _ in subsets] + [M * largest.dim for M in frames],
+                     dtype=float)
+    t_mv = np.maximum([r.product for _, r in subsets]
+                      + _product_times(R, sigma, frames, perms=perms), floor)
+    if len(np.unique(sizes)) > 1:
         t_mv1, t_mv2 = fit_nonnegative(np.c_[sizes, sizes**2], t_mv)
     else:
-        t_mv1, t_mv2 = 0.0, runs.product / n**2
-    log.info("cost-model timings: build %s s at ks=%s (n=%d); iteration besides the product "
-             "%s s; products %s "
-             "s at n=%s", np.round(runs.build, 4).tolist(), runs.ks, n,
-             np.round(runs.apply, 6).tolist(), np.round(t_mv, 6).tolist(),
+        t_mv1, t_mv2 = 0.0, float(np.median(t_mv)) / sizes[0]**2
+    log.info("cost-model timings: build %s s at ks=%s (n=%s); iteration besides the product "
+             "%s s; products %s s at n=%s", np.round(build, 4).tolist(), k.astype(int).tolist(),
+             n.astype(int).tolist(), np.round(apply, 6).tolist(), np.round(t_mv, 6).tolist(),
              sizes.astype(int).tolist())
     cost = CostModel(t_build=float(t_build), t_rows=float(t_rows), t_pc=float(t_pc),
                      t_vec=float(t_vec), t_mv1=float(t_mv1), t_mv2=float(t_mv2))
@@ -192,10 +220,18 @@ def _fit_costs(op: GDMLOperator, runs: _Runs, R: np.ndarray, sigma: float,
     return cost
 
 
+def _growth_fit(n: np.ndarray, ks: np.ndarray, iters: np.ndarray) -> tuple[float, float, float]:
+    """Least squares of ``log t = a log n + c - m log k``: ``(a, m, c)``."""
+    A = np.c_[np.log(n), np.ones(len(n)), -np.log(ks)]
+    a, c, m = np.linalg.lstsq(A, np.log(iters), rcond=None)[0]
+    return float(a), float(m), float(c)
+
+
 def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: float, *,
                             n_frames: int = 50, ks=None, tol: float = 1e-6,
-                            seed: int = 0, perms: np.ndarray | None = None) -> RuleFit:
-    """Fit ``(m, k_min)`` from short incomplete-Cholesky PCG runs on a subset.
+                            seed: int = 0, perms: np.ndarray | None = None,
+                            second_frames: int | None = None) -> RuleFit:
+    """Fit the iteration law from short incomplete-Cholesky PCG runs on two subsets.
 
     Parameters
     ----------
@@ -204,32 +240,50 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
     sigma, lam : float
         Kernel length scale and ridge parameter of the full problem.
     n_frames : int
-        Frames drawn (without replacement) for the subset.
+        Frames drawn (without replacement) for the first subset.
     ks : sequence of int, optional
-        Ranks to try (default: 4 values from ``n_sub/40`` to ``n_sub/5``, geometric).
+        Ranks to try on the first subset (default: 4 values from ``n_sub/40`` to
+        ``n_sub/5``, geometric); the second subset tries them scaled by its size.
     tol : float
         PCG tolerance of the short runs.
     perms : ndarray of int, shape (n_perms, n_atoms), optional
         Permutation group of the symmetrised kernel (checked), as in training.
+    second_frames : int, optional
+        Frames of the second subset, which holds the first (default ``2 n_frames``, at most
+        all of ``R``; no more than the first: no second subset and the paper's ``a = 1``).
 
     Returns
     -------
     RuleFit
-        Least-squares fit of ``log t = log n_sub + m log k_min - m log k``, and in ``cost``
-        the timing coefficients (logged): build and application of the preconditioner from
-        the same runs, kernel-vector products from the runs and from products timed on
-        larger frame counts of ``R`` (see :class:`CostModel`).  The timings are wall-clock
-        times: calibrate with the BLAS threads and on the machine of the training; on a
-        busy machine they, and ``RuleFit.k_cost``, vary from call to call.
+        ``(m, k_min)`` and the growth ``a`` (``n_exponent``) from the least-squares fit of
+        ``log t = a log n + c - m log k`` over the converged runs of both subsets; the
+        paper's law (``a = 1``, ``log t = log n_sub + m log k_min - m log k`` on the first
+        subset) when the second has no converged run or the fit gives ``a`` outside
+        ``(0, 2]`` or ``m <= 0`` (logged).  In ``cost`` the timing coefficients (logged):
+        build and application of the preconditioner from the same runs, kernel-vector
+        products from the runs and from products timed on larger frame counts of ``R`` (see
+        :class:`CostModel`).  The timings are wall-clock times: calibrate with the BLAS
+        threads and on the machine of the training; on a busy machine they, and
+        ``RuleFit.k_cost``, vary from call to call.
     """
     rng = np.random.default_rng(seed)
     sub = np.sort(rng.choice(len(R), size=min(n_frames, len(R)), replace=False))
-    op = GDMLOperator(R[sub], sigma, perms)
-    y = F[sub].reshape(-1)
-    if ks is None:
-        ks = np.unique(np.geomspace(max(2, op.n // 40), max(3, op.n // 5), 4).astype(int))
-    runs = _subset_runs(op, y, lam, [int(k) for k in ks], tol)
-    iters, ks = runs.iterations, runs.ks
+    n2 = min(len(R), 2 * len(sub) if second_frames is None else int(second_frames))
+    parts = [sub]
+    if n2 > len(sub):
+        rest = np.setdiff1d(np.arange(len(R)), sub)
+        parts.append(np.sort(np.r_[sub, rng.choice(rest, size=n2 - len(sub), replace=False)]))
+    subsets: list[tuple[GDMLOperator, _Runs]] = []
+    for idx in parts:
+        op = GDMLOperator(R[idx], sigma, perms)
+        if ks is None:
+            ks_here = np.geomspace(max(2, op.n // 40), max(3, op.n // 5), 4)
+        else:
+            ks_here = np.asarray(ks, dtype=float) * (op.n / subsets[0][0].n if subsets else 1)
+        ks_here = [int(k) for k in np.unique(np.clip(np.round(ks_here), 1, op.n).astype(int))]
+        subsets.append((op, _subset_runs(op, F[idx].reshape(-1), lam, ks_here, tol)))
+    op, first = subsets[0]
+    iters, ks = first.iterations, first.ks
     if len(ks) < 2:
         raise InputError(f"calibration: fewer than two of the ranks converged within "
                          f"{op.n} PCG iterations (converged: ks={ks}, iterations={iters}); "
@@ -242,7 +296,26 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
                          f"iterations={iters}); use the default m=1, k_min=100 or a larger "
                          "subset (n_frames)")
     k_min = float(np.exp((intercept - np.log(op.n)) / m))
-    log.info("rule-of-thumb calibration on %d frames: m=%.3g, k_min=%.3g (ks=%s, "
-             "iterations=%s)", len(sub), m, k_min, ks, iters)
-    return RuleFit(m=float(m), k_min=k_min, ks=np.asarray(ks), iterations=np.asarray(iters),
-                   n_sub=op.n, cost=_fit_costs(op, runs, R, sigma, perms))
+    a = 1.0
+    all_n = np.concatenate([np.full(len(r.ks), o.n) for o, r in subsets])
+    all_ks = np.concatenate([r.ks for _, r in subsets]).astype(int)
+    all_iters = np.concatenate([r.iterations for _, r in subsets]).astype(int)
+    if len(subsets) > 1 and subsets[1][1].ks:
+        a_fit, m_fit, c = _growth_fit(all_n, all_ks, all_iters)
+        if 0 < a_fit <= 2 and m_fit > 0:
+            a, m = a_fit, m_fit
+            k_min = float(np.exp((c + (a - 1.0) * np.log(op.n)) / m))
+        else:
+            log.warning("rule-of-thumb calibration: the growth of the iterations with n "
+                        "fitted to a=%.3g, m=%.3g (ks=%s, n=%s, iterations=%s), outside a in "
+                        "(0, 2], m > 0; the paper's law (a = 1) of the first subset is used",
+                        a_fit, m_fit, all_ks.tolist(), all_n.tolist(), all_iters.tolist())
+    elif len(subsets) > 1:
+        log.warning("rule-of-thumb calibration: no rank converged on the second subset "
+                    "(%d frames); the paper's law (a = 1) of the first subset is used", n2)
+    log.info("rule-of-thumb calibration on %s frames: m=%.3g, k_min=%.3g at n=%d, a=%.3g "
+             "(ks=%s, n=%s, iterations=%s)", [len(p) for p in parts], m, k_min, op.n, a,
+             all_ks.tolist(), all_n.tolist(), all_iters.tolist())
+    return RuleFit(m=float(m), k_min=k_min, ks=all_ks, iterations=all_iters, n_sub=op.n,
+                   cost=_fit_costs(subsets, R, sigma, perms), n_exponent=float(a),
+                   sizes=all_n.astype(int))

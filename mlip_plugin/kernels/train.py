@@ -59,9 +59,10 @@ class TrainSettings:
     m, k_min : float
         Rule-of-thumb parameters of ``k="rule"``.
     calib_frames : int
-        Frames of the calibration subset (``k="calibrated"`` or ``"cost"``); the calibration
-        runs (incomplete-Cholesky PCG, whatever ``preconditioner`` is) use ``lam`` and
-        ``seed`` of these settings.
+        Frames of the calibration subset (``k="calibrated"`` or ``"cost"``); a second subset
+        of twice as many (at most all the training frames) measures how the iterations grow
+        with the system size.  The calibration runs (incomplete-Cholesky PCG, whatever
+        ``preconditioner`` is) use ``lam`` and ``seed`` of these settings.
     calib_tol : float
         PCG tolerance of the calibration runs (default 1e-4).  Looser than ``tol`` by
         default because at ``tol=1e-8``, ``lam=1e-10`` the runs with the small ranks do not

@@ -150,3 +150,72 @@ def test_calibration_needs_two_converged_runs(ethanol, monkeypatch):
     with pytest.raises(InputError, match="fewer than two of the ranks converged"):
         calibrate_rule_of_thumb(R[:10], F[:10], 20.0, 1e-6, n_frames=10, ks=[20, 40, 80],
                                 tol=1e-4)
+
+
+def test_rule_fit_law_at_other_sizes():
+    """The law t(k; n) = n_sub (k_min / k)^m (n / n_sub)^a written out; a = 1 is the paper's
+    (the same k_min at every n)."""
+    fit = rule_mod.RuleFit(m=1.3, k_min=20.0, ks=np.array([10, 20]), iterations=np.array([9, 4]),
+                           n_sub=400, n_exponent=0.6)
+    for n in (400, 1000, 8100):
+        for k in (10, 50, 300):
+            assert fit.iterations_at(k, n) == pytest.approx(
+                400 * (20.0 / k) ** 1.3 * (n / 400) ** 0.6, rel=1e-12)
+        assert fit.k(n) == rule_mod.rule_of_thumb_k(n, 1.3, fit.k_min_at(n))
+    assert fit.k_min_at(400) == pytest.approx(20.0)
+    assert fit.k_min_at(8100) < 20.0  # slower growth than n: a smaller k_min at larger n
+    paper = replace(fit, n_exponent=1.0)
+    assert paper.k_min_at(8100) == 20.0 and paper.k(8100) == rule_mod.rule_of_thumb_k(
+        8100, 1.3, 20.0)
+    with pytest.raises(InputError, match="system size n=0"):
+        fit.k_min_at(0)
+
+
+def test_calibration_on_two_sizes_predicts_a_larger_system(ethanol):
+    """The growth with n fitted on 15 + 30 frames predicts the PCG iterations at 60 frames
+    better than the paper's t ∝ n from the 15 frames alone (rMD17 ethanol grows like n^0.5)."""
+    from mlip_plugin.kernels.preconditioners import WoodburyPreconditioner
+    from mlip_plugin.kernels.solve import pcg
+
+    R, _, _, F = ethanol
+    R, F, lam = R[:60], F[:60], 1e-6
+    fit = calibrate_rule_of_thumb(R, F, 20.0, lam, n_frames=15, tol=1e-4)
+    one = calibrate_rule_of_thumb(R, F, 20.0, lam, n_frames=15, tol=1e-4, second_frames=15)
+    assert 0 < fit.n_exponent < 1 and one.n_exponent == 1.0
+    assert set(fit.sizes.tolist()) == {405, 810} and set(one.sizes.tolist()) == {405}
+    op = GDMLOperator(R, 20.0)
+    err_two = err_one = 0.0
+    for k in (op.n // 40, op.n // 20, op.n // 10):
+        P = WoodburyPreconditioner(incomplete_cholesky(op, k), lam)
+        res = pcg(lambda v: op.matvec(v) + lam * v, F.reshape(-1), P, tol=1e-4, maxiter=op.n)
+        assert res.converged
+        err_two += abs(np.log(fit.iterations_at(k, op.n) / res.n_iter))
+        err_one += abs(np.log(one.iterations_at(k, op.n) / res.n_iter))
+    assert err_two < 0.6 * err_one
+
+
+def test_calibration_keeps_the_paper_law_without_a_second_size(ethanol, monkeypatch, caplog):
+    """No converged run on the second subset: a = 1 and the first subset's fit, logged."""
+    R, _, _, F = ethanol
+    ks = [40, 80, 160]
+    ref = calibrate_rule_of_thumb(R[:30], F[:30], 20.0, 1e-6, n_frames=15, ks=ks, tol=1e-4,
+                                  second_frames=15)
+    monkeypatch.setattr(rule_mod, "pcg", stalling_pcg_after(len(ks)))
+    with caplog.at_level(logging.WARNING, logger="mlip_plugin.kernels.rule"):
+        fit = calibrate_rule_of_thumb(R[:30], F[:30], 20.0, 1e-6, n_frames=15, ks=ks,
+                                      tol=1e-4)
+    assert "no rank converged on the second subset (30 frames)" in caplog.text
+    assert fit.n_exponent == 1.0 and fit.ks.tolist() == ks
+    assert fit.m == pytest.approx(ref.m) and fit.k_min == pytest.approx(ref.k_min)
+
+
+def stalling_pcg_after(n_ok: int, real=rule_mod.pcg):
+    """``pcg`` that reports non-convergence at maxiter after its first ``n_ok`` calls."""
+    calls = []
+
+    def fake(matvec, y, precond=None, *, tol, maxiter):
+        res = real(matvec, y, precond, tol=tol, maxiter=maxiter)
+        calls.append(1)
+        return res if len(calls) <= n_ok else replace(res, converged=False, n_iter=maxiter)
+
+    return fake

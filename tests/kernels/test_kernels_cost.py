@@ -100,10 +100,11 @@ def test_calibration_measures_the_cost_model(ethanol, caplog):
     assert all(np.isfinite(c) and c >= 0 for c in coefs)
     assert cost.t_build + cost.t_rows > 0 and cost.t_mv(fit.n_sub) > 0
     n = 60 * 27
-    assert fit.k(n) == rule_of_thumb_k(n, fit.m, fit.k_min)  # the paper's formula, unchanged
-    assert fit.k_cost(n) == cost.k(n, fit.m, fit.k_min) and 1 <= fit.k_cost(n) <= n
+    k_min = fit.k_min_at(n)  # the law at the full size
+    assert fit.k(n) == rule_of_thumb_k(n, fit.m, k_min)  # the paper's formula, unchanged
+    assert fit.k_cost(n) == cost.k(n, fit.m, k_min) and 1 <= fit.k_cost(n) <= n
     assert fit.k_cost(n) == brute_force_k(
-        n, fit.m, fit.k_min, cost.t_build, cost.t_mv(n), cost.t_pc, cost.t_rows, cost.t_vec)
+        n, fit.m, k_min, cost.t_build, cost.t_mv(n), cost.t_pc, cost.t_rows, cost.t_vec)
 
 
 def fixed_fit(n_sub: int = 405) -> RuleFit:

@@ -254,8 +254,10 @@ def test_rule_of_thumb_minimises_the_cost_model():
 def test_calibration_fits_a_decreasing_power_law(ethanol):
     R, _, _, F = ethanol
     fit = calibrate_rule_of_thumb(R, F, 20.0, 1e-6, n_frames=15, tol=1e-4)
-    assert fit.m > 0 and fit.k_min > 0
-    assert np.all(np.diff(fit.iterations) <= 0)
+    assert fit.m > 0 and fit.k_min > 0 and 0 < fit.n_exponent <= 2
+    assert sorted(set(fit.sizes.tolist())) == [15 * 27, 30 * 27]  # two subsets
+    for n in (15 * 27, 30 * 27):  # fewer iterations at a larger rank, at each size
+        assert np.all(np.diff(fit.iterations[fit.sizes == n]) <= 0)
     assert 1 <= fit.k(5400) <= 5400
 
 
