@@ -220,6 +220,30 @@ def _fit_costs(subsets: list[tuple[GDMLOperator, _Runs]], R: np.ndarray, sigma: 
     return cost
 
 
+#: The second calibration subset is skipped when it would hold fewer than this many times the
+#: frames of the first: the growth with n would be fitted over too short a range.
+MIN_SIZE_RATIO = 1.5
+
+
+def _second_size(n_data: int, n_first: int, second_frames) -> int:
+    """Frames of the second calibration subset, or 0 for none (see
+    :func:`calibrate_rule_of_thumb`)."""
+    if second_frames is None:
+        n2 = min(2 * n_first, n_data // 2)
+    elif isinstance(second_frames, bool) or not isinstance(second_frames, (int, np.integer)):
+        raise InputError(f"second_frames={second_frames!r} is not allowed; give an integer "
+                         "number of frames (or None for the default)")
+    else:
+        n2 = min(int(second_frames), n_data)
+    if n2 < MIN_SIZE_RATIO * n_first:
+        if n2 > n_first:
+            log.info("rule-of-thumb calibration: a second subset of %d frames would be less "
+                     "than %.1f x the first (%d); one subset, the paper's law (a = 1)", n2,
+                     MIN_SIZE_RATIO, n_first)
+        return 0
+    return n2
+
+
 def _growth_fit(n: np.ndarray, ks: np.ndarray, iters: np.ndarray) -> tuple[float, float, float]:
     """Least squares of ``log t = a log n + c - m log k``: ``(a, m, c)``."""
     A = np.c_[np.log(n), np.ones(len(n)), -np.log(ks)]
@@ -250,7 +274,9 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
         Permutation group of the symmetrised kernel (checked), as in training.
     second_frames : int, optional
         Frames of the second subset, which holds the first (default ``2 n_frames``, at most
-        all of ``R``; no more than the first: no second subset and the paper's ``a = 1``).
+        half of ``R``, so that the runs stay well below the size of the full problem; given,
+        at most all of ``R``).  Below :data:`MIN_SIZE_RATIO` times the first subset: no
+        second subset and the paper's ``a = 1``.
 
     Returns
     -------
@@ -258,49 +284,52 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
         ``(m, k_min)`` and the growth ``a`` (``n_exponent``) from the least-squares fit of
         ``log t = a log n + c - m log k`` over the converged runs of both subsets; the
         paper's law (``a = 1``, ``log t = log n_sub + m log k_min - m log k`` on the first
-        subset) when the second has no converged run or the fit gives ``a`` outside
-        ``(0, 2]`` or ``m <= 0`` (logged).  In ``cost`` the timing coefficients (logged):
-        build and application of the preconditioner from the same runs, kernel-vector
-        products from the runs and from products timed on larger frame counts of ``R`` (see
-        :class:`CostModel`).  The timings are wall-clock times: calibrate with the BLAS
-        threads and on the machine of the training; on a busy machine they, and
-        ``RuleFit.k_cost``, vary from call to call.
+        subset) when there is no second subset, fewer than two of its runs converged or the
+        fit gives ``a`` outside ``(0, 2]`` or ``m <= 0`` (logged).  In ``cost`` the timing
+        coefficients (logged): build and application of the preconditioner from the same
+        runs, kernel-vector products from the runs and from products timed on larger frame
+        counts of ``R`` (see :class:`CostModel`).  The timings are wall-clock times:
+        calibrate with the BLAS threads and on the machine of the training; on a busy
+        machine they, and ``RuleFit.k_cost``, vary from call to call.
     """
     rng = np.random.default_rng(seed)
     sub = np.sort(rng.choice(len(R), size=min(n_frames, len(R)), replace=False))
-    n2 = min(len(R), 2 * len(sub) if second_frames is None else int(second_frames))
-    parts = [sub]
-    if n2 > len(sub):
-        rest = np.setdiff1d(np.arange(len(R)), sub)
-        parts.append(np.sort(np.r_[sub, rng.choice(rest, size=n2 - len(sub), replace=False)]))
-    subsets: list[tuple[GDMLOperator, _Runs]] = []
-    for idx in parts:
-        op = GDMLOperator(R[idx], sigma, perms)
-        if ks is None:
-            ks_here = np.geomspace(max(2, op.n // 40), max(3, op.n // 5), 4)
-        else:
-            ks_here = np.asarray(ks, dtype=float) * (op.n / subsets[0][0].n if subsets else 1)
-        ks_here = [int(k) for k in np.unique(np.clip(np.round(ks_here), 1, op.n).astype(int))]
-        subsets.append((op, _subset_runs(op, F[idx].reshape(-1), lam, ks_here, tol)))
-    op, first = subsets[0]
-    iters, ks = first.iterations, first.ks
-    if len(ks) < 2:
+    op = GDMLOperator(R[sub], sigma, perms)
+    if ks is None:
+        ks = np.unique(np.geomspace(max(2, op.n // 40), max(3, op.n // 5), 4).astype(int))
+    first = _subset_runs(op, F[sub].reshape(-1), lam, [int(k) for k in ks], tol)
+    iters, ks_ok = first.iterations, first.ks
+    if len(ks_ok) < 2:
         raise InputError(f"calibration: fewer than two of the ranks converged within "
-                         f"{op.n} PCG iterations (converged: ks={ks}, iterations={iters}); "
+                         f"{op.n} PCG iterations (converged: ks={ks_ok}, iterations={iters}); "
                          "pass larger ks, raise tol (TrainSettings.calib_tol) or lam, or use the "
                          "default m=1, k_min=100")
-    slope, intercept = np.polyfit(np.log(ks), np.log(iters), 1)
+    slope, intercept = np.polyfit(np.log(ks_ok), np.log(iters), 1)
     m = -slope
     if not m > 0:
-        raise InputError(f"calibration found iterations not decreasing with k (ks={ks}, "
+        raise InputError(f"calibration found iterations not decreasing with k (ks={ks_ok}, "
                          f"iterations={iters}); use the default m=1, k_min=100 or a larger "
                          "subset (n_frames)")
     k_min = float(np.exp((intercept - np.log(op.n)) / m))
+    subsets: list[tuple[GDMLOperator, _Runs]] = [(op, first)]
+    n2 = _second_size(len(R), len(sub), second_frames)
     a = 1.0
+    if n2:
+        rest = np.setdiff1d(np.arange(len(R)), sub)
+        idx = np.sort(np.r_[sub, rng.choice(rest, size=n2 - len(sub), replace=False)])
+        op2 = GDMLOperator(R[idx], sigma, perms)
+        scaled = np.clip(np.round(np.asarray(ks, dtype=float) * op2.n / op.n), 1, op2.n)
+        second = _subset_runs(op2, F[idx].reshape(-1), lam,
+                              [int(k) for k in np.unique(scaled.astype(int))], tol)
+        subsets.append((op2, second))
+        if len(second.ks) < 2:
+            log.warning("rule-of-thumb calibration: %d of the ranks converged on the second "
+                        "subset (%d frames), fewer than two; the paper's law (a = 1) of the "
+                        "first subset is used", len(second.ks), n2)
     all_n = np.concatenate([np.full(len(r.ks), o.n) for o, r in subsets])
     all_ks = np.concatenate([r.ks for _, r in subsets]).astype(int)
     all_iters = np.concatenate([r.iterations for _, r in subsets]).astype(int)
-    if len(subsets) > 1 and subsets[1][1].ks:
+    if len(subsets) > 1 and len(subsets[1][1].ks) >= 2:
         a_fit, m_fit, c = _growth_fit(all_n, all_ks, all_iters)
         if 0 < a_fit <= 2 and m_fit > 0:
             a, m = a_fit, m_fit
@@ -310,11 +339,8 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
                         "fitted to a=%.3g, m=%.3g (ks=%s, n=%s, iterations=%s), outside a in "
                         "(0, 2], m > 0; the paper's law (a = 1) of the first subset is used",
                         a_fit, m_fit, all_ks.tolist(), all_n.tolist(), all_iters.tolist())
-    elif len(subsets) > 1:
-        log.warning("rule-of-thumb calibration: no rank converged on the second subset "
-                    "(%d frames); the paper's law (a = 1) of the first subset is used", n2)
     log.info("rule-of-thumb calibration on %s frames: m=%.3g, k_min=%.3g at n=%d, a=%.3g "
-             "(ks=%s, n=%s, iterations=%s)", [len(p) for p in parts], m, k_min, op.n, a,
+             "(ks=%s, n=%s, iterations=%s)", [len(sub)] + ([n2] if n2 else []), m, k_min, op.n, a,
              all_ks.tolist(), all_n.tolist(), all_iters.tolist())
     return RuleFit(m=float(m), k_min=k_min, ks=all_ks, iterations=all_iters, n_sub=op.n,
                    cost=_fit_costs(subsets, R, sigma, perms), n_exponent=float(a),

@@ -51,8 +51,9 @@ class TrainSettings:
     k : int or {"rule", "calibrated", "cost"}, optional
         Preconditioner rank, or how to choose it: ``"rule"`` (the default, also for
         ``None``): the paper's rule of thumb :func:`rule_of_thumb_k` with ``m``, ``k_min``;
-        ``"calibrated"``: the same formula with ``(m, k_min)`` fitted by
-        :func:`calibrate_rule_of_thumb` on ``calib_frames`` training frames;
+        ``"calibrated"``: the same formula with the iteration law fitted by
+        :func:`calibrate_rule_of_thumb` on ``calib_frames`` training frames and on twice as
+        many (``(m, k_min)`` and the growth with the system size);
         ``"cost"``: the rank minimising the cost model measured by that calibration
         (:meth:`RuleFit.k_cost`).  The choice is logged and kept in
         ``TrainingRecord.k_choice``.
@@ -60,9 +61,10 @@ class TrainSettings:
         Rule-of-thumb parameters of ``k="rule"``.
     calib_frames : int
         Frames of the calibration subset (``k="calibrated"`` or ``"cost"``); a second subset
-        of twice as many (at most all the training frames) measures how the iterations grow
-        with the system size.  The calibration runs (incomplete-Cholesky PCG, whatever
-        ``preconditioner`` is) use ``lam`` and ``seed`` of these settings.
+        of twice as many (at most half the training frames; none when that is below 1.5 times
+        ``calib_frames``) measures how the iterations grow with the system size.  The
+        calibration runs (incomplete-Cholesky PCG, whatever ``preconditioner`` is) use
+        ``lam`` and ``seed`` of these settings.
     calib_tol : float
         PCG tolerance of the calibration runs (default 1e-4).  Looser than ``tol`` by
         default because at ``tol=1e-8``, ``lam=1e-10`` the runs with the small ranks do not

@@ -195,16 +195,17 @@ def test_calibration_on_two_sizes_predicts_a_larger_system(ethanol):
 
 
 def test_calibration_keeps_the_paper_law_without_a_second_size(ethanol, monkeypatch, caplog):
-    """No converged run on the second subset: a = 1 and the first subset's fit, logged."""
+    """No converged run on the second subset: a = 1 and the first subset's fit, logged.
+    (The first subset's runs come first: a failing first subset stops before the second.)"""
     R, _, _, F = ethanol
     ks = [40, 80, 160]
-    ref = calibrate_rule_of_thumb(R[:30], F[:30], 20.0, 1e-6, n_frames=15, ks=ks, tol=1e-4,
+    ref = calibrate_rule_of_thumb(R[:60], F[:60], 20.0, 1e-6, n_frames=15, ks=ks, tol=1e-4,
                                   second_frames=15)
     monkeypatch.setattr(rule_mod, "pcg", stalling_pcg_after(len(ks)))
     with caplog.at_level(logging.WARNING, logger="mlip_plugin.kernels.rule"):
-        fit = calibrate_rule_of_thumb(R[:30], F[:30], 20.0, 1e-6, n_frames=15, ks=ks,
+        fit = calibrate_rule_of_thumb(R[:60], F[:60], 20.0, 1e-6, n_frames=15, ks=ks,
                                       tol=1e-4)
-    assert "no rank converged on the second subset (30 frames)" in caplog.text
+    assert "0 of the ranks converged on the second subset (30 frames)" in caplog.text
     assert fit.n_exponent == 1.0 and fit.ks.tolist() == ks
     assert fit.m == pytest.approx(ref.m) and fit.k_min == pytest.approx(ref.k_min)
 
@@ -219,3 +220,72 @@ def stalling_pcg_after(n_ok: int, real=rule_mod.pcg):
         return res if len(calls) <= n_ok else replace(res, converged=False, n_iter=maxiter)
 
     return fake
+
+
+def exact_law_runs(a: float, m: float, c: float, seen: list, converged=lambda n, k: True):
+    """``_subset_runs`` whose iterations follow ``exp(c) n^a k^-m`` exactly (rounded); the
+    ranks asked for at each size are kept in ``seen``."""
+
+    def fake(op, y, lam, ks, tol):
+        seen.append((op.n, list(ks)))
+        ok = [k for k in ks if converged(op.n, k)]
+        iters = [int(round(np.exp(c) * op.n**a * k ** -m)) for k in ok]
+        return rule_mod._Runs(ks=ok, iterations=iters, build=[1e-7 * k * op.n for k in ok],
+                              apply=[1e-9 * k * op.n + 1e-8 * op.n for k in ok],
+                              product=1e-7 * op.n)
+
+    return fake
+
+
+def test_calibration_recovers_an_exact_growth_law(ethanol, monkeypatch):
+    """Iterations exp(c) n^a k^-m on the two subsets give back (a, m) and the k_min of the law
+    at n_sub, and the second subset tries the first's ranks scaled by its size."""
+    R, _, _, F = ethanol
+    seen: list = []
+    monkeypatch.setattr(rule_mod, "_subset_runs", exact_law_runs(0.6, 1.2, 9.0, seen))
+    fit = calibrate_rule_of_thumb(R[:200], F[:200], 20.0, 1e-6, n_frames=20, ks=[10, 20, 40],
+                                  tol=1e-4)
+    assert seen == [(540, [10, 20, 40]), (1080, [20, 40, 80])]
+    assert fit.n_exponent == pytest.approx(0.6, abs=2e-3)
+    assert fit.m == pytest.approx(1.2, abs=2e-3)
+    n_sub = 540  # n_sub (k_min / k)^m = exp(c) n_sub^a k^-m
+    assert fit.k_min == pytest.approx((np.exp(9.0) * n_sub ** (0.6 - 1)) ** (1 / 1.2), rel=5e-3)
+    assert fit.iterations_at(100, 5400) == pytest.approx(np.exp(9.0) * 5400**0.6 * 100**-1.2,
+                                                         rel=5e-3)
+    assert fit.sizes.tolist() == [540] * 3 + [1080] * 3
+
+
+@pytest.mark.parametrize("law, converged, message", [
+    ((3.0, 1.0, 2.0), lambda n, k: True, "fitted to a=3"),  # implausible growth
+    ((0.6, 1.2, 9.0), lambda n, k: n == 540 or k == 20, "1 of the ranks converged on the "
+     "second subset"),
+])
+def test_calibration_falls_back_to_the_paper_law(ethanol, monkeypatch, caplog, law, converged,
+                                                  message):
+    R, _, _, F = ethanol
+    seen: list = []
+    monkeypatch.setattr(rule_mod, "_subset_runs", exact_law_runs(*law, seen, converged))
+    with caplog.at_level(logging.WARNING, logger="mlip_plugin.kernels.rule"):
+        fit = calibrate_rule_of_thumb(R[:200], F[:200], 20.0, 1e-6, n_frames=20,
+                                      ks=[10, 20, 40], tol=1e-4)
+    assert message in caplog.text and "the paper's law (a = 1)" in caplog.text
+    a, m, c = law
+    assert fit.n_exponent == 1.0 and fit.m == pytest.approx(m, abs=2e-3)
+    assert fit.k_min == pytest.approx((np.exp(c) * 540 ** (a - 1)) ** (1 / m), rel=5e-3)
+
+
+def test_size_of_the_second_calibration_subset():
+    assert rule_mod._second_size(1000, 50, None) == 100  # twice the first
+    assert rule_mod._second_size(150, 50, None) == 75  # at most half of the data
+    assert rule_mod._second_size(100, 50, None) == 0  # 50 is not 1.5 x 50: none
+    assert rule_mod._second_size(1000, 50, 60) == 0  # too close to the first
+    assert rule_mod._second_size(1000, 50, 5000) == 1000  # given: at most all the data
+    for bad in ("x", True, 2.5):
+        with pytest.raises(InputError, match="second_frames=.* is not allowed"):
+            rule_mod._second_size(1000, 50, bad)
+
+
+def test_calibration_checks_the_ranks_it_is_given(ethanol):
+    R, _, _, F = ethanol
+    with pytest.raises(InputError, match="preconditioner rank k=0 is not allowed"):
+        calibrate_rule_of_thumb(R[:30], F[:30], 20.0, 1e-6, n_frames=15, ks=[0, 20], tol=1e-4)
