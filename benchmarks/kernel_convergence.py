@@ -148,8 +148,7 @@ def rule_table(name, R, F, op, ic_runs, args, result: Result):
     k_cal = fit.k(op.n)
     print(f"\n  (b) rule of thumb k = (k_min^m m n² / 2)^(1/(2+m)) at n = {op.n}\n"
           f"  {'source':<40} {'m':>6} {'k_min':>8} {'k':>6}")
-    sizes = sorted(set(fit.sizes.tolist())) if fit.sizes is not None else [fit.n_sub]
-    label = f"calibrate_rule_of_thumb ({' + '.join(map(str, sizes))} rows)"
+    label = f"calibrate_rule_of_thumb ({' + '.join(map(str, sorted(set(fit.sizes))))} rows)"
     print(f"  {label:<40} {fit.m:>6.2f} {fit.k_min_at(op.n):>8.1f} {k_cal:>6}   "
           f"({t.seconds:.1f} s; iterations ∝ n^{fit.n_exponent:.2f}; ks {fit.ks.tolist()}, "
           f"iterations {fit.iterations.tolist()})")
@@ -170,7 +169,7 @@ def rule_table(name, R, F, op, ic_runs, args, result: Result):
         "calibrated": {"m": fit.m, "k_min": fit.k_min, "k_min_at_n": fit.k_min_at(op.n),
                        "n_exponent": fit.n_exponent, "k": k_cal, "n_sub": fit.n_sub,
                        "ks": fit.ks.tolist(), "iterations": fit.iterations.tolist(),
-                       "sizes": sizes if fit.sizes is None else fit.sizes.tolist(),
+                       "sizes": fit.sizes.tolist(),
                        "seconds": t.seconds},
         "cost_aware_k": fit.k_cost(op.n), "cost_model": dataclasses.asdict(fit.cost),
         "full_fit": None if full is None else {"m": full[0], "k_min": full[1]},

@@ -244,11 +244,18 @@ def _second_size(n_data: int, n_first: int, second_frames) -> int:
     return n2
 
 
-def _growth_fit(n: np.ndarray, ks: np.ndarray, iters: np.ndarray) -> tuple[float, float, float]:
-    """Least squares of ``log t = a log n + c - m log k``: ``(a, m, c)``."""
-    A = np.c_[np.log(n), np.ones(len(n)), -np.log(ks)]
-    a, c, m = np.linalg.lstsq(A, np.log(iters), rcond=None)[0]
-    return float(a), float(m), float(c)
+def _law_fit(n, ks, iters, n_ref: int, growth: bool) -> tuple[float, float, float]:
+    """Least squares of ``log t = a log n + c - m log k`` over runs of orders ``n``, with ``a``
+    fitted (``growth``) or ``a = 1`` (the paper's law): ``(a, m, k_min)``, ``k_min`` that of
+    the law at order ``n_ref`` (``n_ref (k_min / k)^m = e^c n_ref^a k^-m``; nan for m <= 0)."""
+    log_n, y = np.log(np.asarray(n, dtype=float)), np.log(np.asarray(iters, dtype=float))
+    cols = [np.ones(len(y)), -np.log(np.asarray(ks, dtype=float))]
+    if growth:
+        a, c, m = np.linalg.lstsq(np.column_stack([log_n, *cols]), y, rcond=None)[0]
+    else:
+        a, (c, m) = 1.0, np.linalg.lstsq(np.column_stack(cols), y - log_n, rcond=None)[0]
+    k_min = np.exp((c + (a - 1.0) * np.log(n_ref)) / m) if m > 0 else np.nan
+    return float(a), float(m), float(k_min)
 
 
 def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: float, *,
@@ -304,16 +311,13 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
                          f"{op.n} PCG iterations (converged: ks={ks_ok}, iterations={iters}); "
                          "pass larger ks, raise tol (TrainSettings.calib_tol) or lam, or use the "
                          "default m=1, k_min=100")
-    slope, intercept = np.polyfit(np.log(ks_ok), np.log(iters), 1)
-    m = -slope
+    a, m, k_min = _law_fit([op.n] * len(ks_ok), ks_ok, iters, op.n, growth=False)
     if not m > 0:
         raise InputError(f"calibration found iterations not decreasing with k (ks={ks_ok}, "
                          f"iterations={iters}); use the default m=1, k_min=100 or a larger "
                          "subset (n_frames)")
-    k_min = float(np.exp((intercept - np.log(op.n)) / m))
     subsets: list[tuple[GDMLOperator, _Runs]] = [(op, first)]
     n2 = _second_size(len(R), len(sub), second_frames)
-    a = 1.0
     if n2:
         rest = np.setdiff1d(np.arange(len(R)), sub)
         idx = np.sort(np.r_[sub, rng.choice(rest, size=n2 - len(sub), replace=False)])
@@ -330,10 +334,9 @@ def calibrate_rule_of_thumb(R: np.ndarray, F: np.ndarray, sigma: float, lam: flo
     all_ks = np.concatenate([r.ks for _, r in subsets]).astype(int)
     all_iters = np.concatenate([r.iterations for _, r in subsets]).astype(int)
     if len(subsets) > 1 and len(subsets[1][1].ks) >= 2:
-        a_fit, m_fit, c = _growth_fit(all_n, all_ks, all_iters)
+        a_fit, m_fit, k_fit = _law_fit(all_n, all_ks, all_iters, op.n, growth=True)
         if 0 < a_fit <= 2 and m_fit > 0:
-            a, m = a_fit, m_fit
-            k_min = float(np.exp((c + (a - 1.0) * np.log(op.n)) / m))
+            a, m, k_min = a_fit, m_fit, k_fit
         else:
             log.warning("rule-of-thumb calibration: the growth of the iterations with n "
                         "fitted to a=%.3g, m=%.3g (ks=%s, n=%s, iterations=%s), outside a in "
